@@ -1,0 +1,322 @@
+#include "agent/bpf_page_tracker.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/errors.h"
+#include "page_tracker.skel.h"
+
+namespace apq {
+namespace {
+
+constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
+constexpr uint32_t kMaxProcessNames = 1 << 16;
+
+double MonotonicSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+bool HasEffectiveCapability(int cap) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// libbpf prints through this; keep warnings and errors, drop debug chatter.
+int PrintLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  return vfprintf(stderr, format, args);
+}
+
+// Sums a per-CPU u64 array entry.
+absl::StatusOr<uint64_t> SumPerCpu(int map_fd, uint32_t key, int nr_cpus) {
+  std::vector<uint64_t> values(static_cast<size_t>(nr_cpus));
+  if (bpf_map_lookup_elem(map_fd, &key, values.data()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("read counter ", key));
+  }
+  uint64_t sum = 0;
+  for (uint64_t v : values) sum += v;
+  return sum;
+}
+
+template <typename Key, typename Fn>
+absl::Status ForEachKey(int map_fd, const char* map_name, Fn&& fn) {
+  Key key{}, next{};
+  const Key* previous = nullptr;
+  while (true) {
+    if (bpf_map_get_next_key(map_fd, previous, &next) != 0) {
+      if (errno == ENOENT) return absl::OkStatus();
+      return ErrnoStatus(errno, absl::StrCat("iterate map ", map_name));
+    }
+    if (absl::Status status = fn(next); !status.ok()) return status;
+    key = next;
+    previous = &key;
+  }
+}
+
+KernelCoverage ProbeCoverage() {
+  KernelCoverage coverage;
+  coverage.program_type = "tracepoint (kmem:mm_page_alloc, kmem:mm_page_free)";
+  coverage.fentry_allowed = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) == 1;
+  std::string why = coverage.fentry_allowed
+                        ? "no tracepoint, and this apq version has no fexit hook for it yet"
+                        : "no tracepoint, and this kernel refuses fentry/fexit programs";
+  coverage.blind_paths = {
+      "bulk allocator (alloc_pages_bulk*, used by vmalloc, page_pool, sunrpc): " + why,
+      "contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages): " + why,
+      "compaction free-page capture (compaction_alloc): " + why,
+      "page migration: the new page is owned by the migrating path, not the old owner: " + why,
+  };
+  return coverage;
+}
+
+}  // namespace
+
+struct BpfPageTracker::State {
+  page_tracker_bpf* skel = nullptr;
+  void* owner_counters = MAP_FAILED;
+  size_t owner_counters_bytes = 0;
+  uint32_t max_owners = 0;
+  int nr_cpus = 0;
+  uint64_t stacks_seen = 0;
+  uint64_t owners_seen = 0;
+  absl::flat_hash_map<uint32_t, apq_owner_key> owner_keys;
+  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> stacks;
+  absl::flat_hash_map<uint32_t, std::string> process_names;
+
+  ~State() {
+    if (owner_counters != MAP_FAILED) munmap(owner_counters, owner_counters_bytes);
+    page_tracker_bpf__destroy(skel);
+  }
+};
+
+absl::Status CheckKernelPrerequisites() {
+  if (access(kBtfPath, R_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this kernel has no BTF (", kBtfPath, " is missing): apq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
+  }
+  constexpr int kCapPerfmon = 38, kCapBpf = 39;
+  bool privileged = HasEffectiveCapability(CAP_SYS_ADMIN) ||
+                    (HasEffectiveCapability(kCapBpf) && HasEffectiveCapability(kCapPerfmon));
+  if (!privileged) {
+    return absl::PermissionDeniedError(
+        "apq-agent needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load its BPF programs");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo) {
+  uint64_t end = 0, spanned = 0;
+  bool have_spanned = false;
+  for (absl::string_view line : absl::StrSplit(zoneinfo, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(line, "Node ")) {
+      have_spanned = false;
+    } else if (absl::ConsumePrefix(&line, "spanned")) {
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &spanned)) {
+        return absl::InvalidArgumentError(absl::StrCat("zoneinfo: bad 'spanned' value '", line, "'"));
+      }
+      have_spanned = true;
+    } else if (absl::ConsumePrefix(&line, "start_pfn:")) {
+      uint64_t start = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &start) || !have_spanned) {
+        return absl::InvalidArgumentError(absl::StrCat("zoneinfo: bad 'start_pfn' line '", line, "'"));
+      }
+      end = std::max(end, start + spanned);
+    }
+  }
+  if (end == 0) return absl::InvalidArgumentError("zoneinfo: no zone with start_pfn and spanned");
+  return end;
+}
+
+absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfTrackerOptions& options) {
+  if (absl::Status status = CheckKernelPrerequisites(); !status.ok()) return status;
+  libbpf_set_print(PrintLibbpf);
+
+  absl::StatusOr<std::string> zoneinfo = ReadFile("/proc/zoneinfo");
+  if (!zoneinfo.ok()) return zoneinfo.status();
+  absl::StatusOr<uint64_t> table_size = PageTableSizeFromZoneinfo(*zoneinfo);
+  if (!table_size.ok()) return table_size.status();
+  if (*table_size > 0xffffffffull) {
+    return absl::OutOfRangeError(absl::StrCat("highest pfn ", *table_size, " is beyond a BPF array's 2^32 entries"));
+  }
+  if (options.max_owners <= APQ_FIRST_OWNER_ID || options.max_stacks == 0) {
+    return absl::InvalidArgumentError("owner and stack tables need room for at least one entry");
+  }
+
+  auto state = std::make_unique<State>();
+  state->nr_cpus = libbpf_num_possible_cpus();
+  if (state->nr_cpus <= 0) return ErrnoStatus(state->nr_cpus, "count possible CPUs");
+  state->max_owners = options.max_owners;
+  state->skel = page_tracker_bpf__open();
+  if (!state->skel) return ErrnoStatus(errno, "open BPF object page_tracker");
+  page_tracker_bpf* skel = state->skel;
+
+  skel->rodata->nr_cpus = static_cast<uint32_t>(state->nr_cpus);
+  skel->rodata->max_owners = options.max_owners;
+  skel->rodata->page_table_size = *table_size;
+  skel->rodata->walk_every_stack = options.sampling.exact();
+  for (int order = 0; order < kNumOrders; ++order) {
+    skel->rodata->sample_threshold[order] = options.sampling.threshold(order);
+  }
+  struct {
+    bpf_map* map;
+    uint32_t entries;
+  } sizes[] = {
+      {skel->maps.page_owner, static_cast<uint32_t>(*table_size)},
+      {skel->maps.owner_counters, options.max_owners},
+      {skel->maps.owner_ids, options.max_owners},
+      {skel->maps.stack_ids, options.max_stacks},
+      {skel->maps.process_names, kMaxProcessNames},
+  };
+  for (const auto& [map, entries] : sizes) {
+    if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
+      return ErrnoStatus(err, absl::StrCat("size BPF map ", bpf_map__name(map)));
+    }
+  }
+
+  if (int err = page_tracker_bpf__load(skel); err != 0) {
+    if (err == -EPERM || err == -EACCES) {
+      return ErrnoStatus(err, "load BPF programs (is this user root, and is BPF allowed by lockdown/LSM?)");
+    }
+    return ErrnoStatus(err, "load BPF programs of page_tracker");
+  }
+  state->owner_counters_bytes =
+      (static_cast<size_t>(options.max_owners) * sizeof(apq_owner_counters) + getpagesize() - 1) /
+      getpagesize() * getpagesize();
+  state->owner_counters = mmap(nullptr, state->owner_counters_bytes, PROT_READ, MAP_SHARED,
+                               bpf_map__fd(skel->maps.owner_counters), 0);
+  if (state->owner_counters == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map owner_counters");
+
+  if (int err = page_tracker_bpf__attach(skel); err != 0) {
+    return ErrnoStatus(err, "attach to tracepoints kmem:mm_page_alloc and kmem:mm_page_free (is tracefs available?)");
+  }
+  std::unique_ptr<BpfPageTracker> tracker(new BpfPageTracker(std::move(state)));
+  tracker->coverage_ = ProbeCoverage();
+  tracker->page_table_entries_ = *table_size;
+  return tracker;
+}
+
+BpfPageTracker::BpfPageTracker(std::unique_ptr<State> state) : state_(std::move(state)) {}
+BpfPageTracker::~BpfPageTracker() = default;
+
+absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t owners_created) {
+  page_tracker_bpf* skel = state_->skel;
+  if (stacks_created != state_->stacks_seen) {
+    absl::Status status = ForEachKey<apq_stack_key>(
+        bpf_map__fd(skel->maps.stack_ids), "stack_ids", [&](const apq_stack_key& key) -> absl::Status {
+          uint32_t id = 0;
+          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stack_ids), &key, &id) != 0) return absl::OkStatus();
+          if (state_->stacks.contains(id)) return absl::OkStatus();
+          std::vector<uint64_t> frames;
+          for (uint64_t ip : key.ips) {
+            if (ip == 0) break;
+            frames.push_back(ip);
+          }
+          state_->stacks.emplace(id, std::move(frames));
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    state_->stacks_seen = stacks_created;
+  }
+  if (owners_created != state_->owners_seen) {
+    absl::Status status = ForEachKey<apq_owner_key>(
+        bpf_map__fd(skel->maps.owner_ids), "owner_ids", [&](const apq_owner_key& key) -> absl::Status {
+          uint32_t id = 0;
+          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.owner_ids), &key, &id) != 0) return absl::OkStatus();
+          state_->owner_keys.emplace(id, key);
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    status = ForEachKey<uint32_t>(
+        bpf_map__fd(skel->maps.process_names), "process_names", [&](uint32_t tgid) -> absl::Status {
+          apq_process_name name{};
+          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.process_names), &tgid, &name) != 0) {
+            return absl::OkStatus();
+          }
+          state_->process_names[tgid] = std::string(name.comm, strnlen(name.comm, sizeof(name.comm)));
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    state_->owners_seen = owners_created;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
+  TrackerSnapshot snapshot;
+  snapshot.monotonic_seconds = MonotonicSeconds();
+  int counters_fd = bpf_map__fd(state_->skel->maps.counters);
+  for (uint32_t i = 0; i < APQ_NR_COUNTERS; ++i) {
+    absl::StatusOr<uint64_t> value = SumPerCpu(counters_fd, i, state_->nr_cpus);
+    if (!value.ok()) return value.status();
+    snapshot.counters[i] = *value;
+  }
+  if (absl::Status status =
+          RefreshTables(snapshot.counters[APQ_CTR_STACKS_CREATED], snapshot.counters[APQ_CTR_OWNERS_CREATED]);
+      !status.ok()) {
+    return status;
+  }
+
+  const auto* counters = static_cast<const apq_owner_counters*>(state_->owner_counters);
+  auto read_counters = [&](uint32_t id) {
+    apq_owner_counters c{};
+    c.pages_outstanding = __atomic_load_n(&counters[id].pages_outstanding, __ATOMIC_RELAXED);
+    c.pages_allocated = __atomic_load_n(&counters[id].pages_allocated, __ATOMIC_RELAXED);
+    c.pages_freed = __atomic_load_n(&counters[id].pages_freed, __ATOMIC_RELAXED);
+    c.allocations = __atomic_load_n(&counters[id].allocations, __ATOMIC_RELAXED);
+    return c;
+  };
+  snapshot.owners.reserve(state_->owner_keys.size() + 1);
+  for (const auto& [id, key] : state_->owner_keys) {
+    if (id >= state_->max_owners) continue;
+    snapshot.owners.push_back({id, key, read_counters(id)});
+  }
+  apq_owner_counters overflow = read_counters(APQ_OWNER_OVERFLOW);
+  if (overflow.pages_allocated != 0) {
+    apq_owner_key key{};
+    key.stack_id = APQ_STACK_LOST;
+    snapshot.owners.push_back({APQ_OWNER_OVERFLOW, key, overflow});
+  }
+  snapshot.stacks = state_->stacks;
+  snapshot.process_names = state_->process_names;
+
+  int64_t misses = 0;
+  for (bpf_program* prog : {state_->skel->progs.apq_page_alloc, state_->skel->progs.apq_page_free}) {
+    bpf_prog_info info{};
+    uint32_t length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &length) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("read info of BPF program ", bpf_program__name(prog)));
+    }
+    misses += static_cast<int64_t>(info.recursion_misses);
+  }
+  snapshot.recursion_misses = misses;
+  return snapshot;
+}
+
+}  // namespace apq

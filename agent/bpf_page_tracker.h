@@ -1,0 +1,59 @@
+#ifndef APQ_AGENT_BPF_PAGE_TRACKER_H_
+#define APQ_AGENT_BPF_PAGE_TRACKER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/tracker_snapshot.h"
+#include "common/sampling.h"
+
+namespace apq {
+
+struct BpfTrackerOptions {
+  SamplingPlan sampling;
+  uint32_t max_owners = 1 << 18;  // (stack, process, cgroup, order) combinations
+  uint32_t max_stacks = 1 << 15;  // distinct kernel stacks
+};
+
+// What this kernel lets the tracker see, decided before load.
+struct KernelCoverage {
+  std::string program_type;  // of the allocation and free hooks
+  bool fentry_allowed = false;
+  // Allocation paths whose pages the tracker cannot see on this kernel, each
+  // with the reason.
+  std::vector<std::string> blind_paths;
+};
+
+// Loads and attaches the page tracker; detaches and frees it when destroyed.
+class BpfPageTracker : public PageTrackerSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<BpfPageTracker>> Start(const BpfTrackerOptions& options);
+  ~BpfPageTracker() override;
+
+  absl::StatusOr<TrackerSnapshot> Snapshot() override;
+  const KernelCoverage& coverage() const { return coverage_; }
+  uint64_t page_table_entries() const { return page_table_entries_; }
+
+ private:
+  struct State;
+  explicit BpfPageTracker(std::unique_ptr<State> state);
+  absl::Status RefreshTables(uint64_t stacks_created, uint64_t owners_created);
+
+  std::unique_ptr<State> state_;
+  KernelCoverage coverage_;
+  uint64_t page_table_entries_ = 0;
+};
+
+// Checks that BPF tracking can work here (BTF, privileges), with one line
+// saying what is missing.
+absl::Status CheckKernelPrerequisites();
+
+// Highest pfn + 1 over all zones, from /proc/zoneinfo text.
+absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo);
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_BPF_PAGE_TRACKER_H_

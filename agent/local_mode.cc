@@ -1,0 +1,110 @@
+#include "agent/local_mode.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/report.h"
+#include "common/errors.h"
+#include "common/kernel_symbols.h"
+#include "common/page_census.h"
+
+namespace apq {
+namespace {
+
+// SIGINT and SIGTERM end the run through a signalfd, so the final report is
+// printed from normal control flow.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&mask_);
+    sigaddset(&mask_, SIGINT);
+    sigaddset(&mask_, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask_, &old_mask_);
+    fd_ = signalfd(-1, &mask_, SFD_CLOEXEC | SFD_NONBLOCK);
+  }
+  ~StopSignals() {
+    if (fd_ >= 0) close(fd_);
+    sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  // Waits up to seconds; false when a stop signal arrived.
+  bool Sleep(double seconds) {
+    pollfd p{fd_, POLLIN, 0};
+    int rc = poll(&p, 1, static_cast<int>(std::lround(seconds * 1000)));
+    return !(rc > 0 && (p.revents & POLLIN));
+  }
+
+ private:
+  sigset_t mask_{}, old_mask_{};
+  int fd_ = -1;
+};
+
+void Print(const Report& report, OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kTable:
+      std::cout << FormatTable(report) << std::endl;
+      break;
+    case OutputFormat::kJson:
+      std::cout << FormatJson(report) << std::flush;
+      break;
+    case OutputFormat::kFolded:
+      std::cout << FormatFolded(report) << std::flush;
+      std::cerr << FormatLossSummary(report) << std::flush;
+      break;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
+  if (name == "table") return OutputFormat::kTable;
+  if (name == "json") return OutputFormat::kJson;
+  if (name == "folded") return OutputFormat::kFolded;
+  return absl::InvalidArgumentError(absl::StrCat("--format must be table, json or folded, not '", name, "'"));
+}
+
+absl::Status RunLocal(const LocalOptions& options) {
+  StopSignals signals;
+  absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
+  if (!tracker.ok()) return tracker.status();
+  absl::StatusOr<TrackerSnapshot> first = (*tracker)->Snapshot();
+  if (!first.ok()) return first.status();
+  absl::StatusOr<PageCensus> census = TakePageCensus();
+  if (!census.ok()) std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << "\n";
+  absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
+  if (!symbols.ok()) return symbols.status();
+
+  std::cerr << "apq-agent: tracing started, mode "
+            << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
+            << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
+
+  ReportBuilder builder(&*symbols, options.tracker.sampling, first->monotonic_seconds);
+  TrackerSnapshot previous = std::move(*first);
+  const bool final_only = options.duration_seconds > 0 && options.format != OutputFormat::kTable;
+  double elapsed = 0;
+  bool stop = false;
+  while (!stop) {
+    double wait = options.interval_seconds;
+    if (options.duration_seconds > 0) wait = std::min(wait, options.duration_seconds - elapsed);
+    stop = !signals.Sleep(std::max(wait, 0.0));
+    absl::StatusOr<TrackerSnapshot> now = (*tracker)->Snapshot();
+    if (!now.ok()) return now.status();
+    Report report = builder.Build(*now, &previous, options.top);
+    elapsed = report.seconds_tracing;
+    report.blind_paths = (*tracker)->coverage().blind_paths;
+    if (census.ok()) report.census_at_start = *census;
+    if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
+    if (stop || !final_only) Print(report, options.format);
+    previous = std::move(*now);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace apq

@@ -1,0 +1,31 @@
+#ifndef APQ_AGENT_LOCAL_MODE_H_
+#define APQ_AGENT_LOCAL_MODE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/bpf_page_tracker.h"
+
+namespace apq {
+
+enum class OutputFormat { kTable, kJson, kFolded };
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
+
+struct LocalOptions {
+  double interval_seconds = 5;
+  double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
+  size_t top = 20;
+  OutputFormat format = OutputFormat::kTable;
+  BpfTrackerOptions tracker;
+};
+
+// Tracks this host's page allocations and prints the top call paths every
+// interval, and a final report at the end. With a duration, the json and
+// folded formats print only the final report.
+absl::Status RunLocal(const LocalOptions& options);
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_LOCAL_MODE_H_

@@ -1,0 +1,79 @@
+// apq-agent: attributes every page-allocator page to the kernel call path,
+// process and cgroup that took it. --local prints the top paths of this host.
+#include <cmath>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "agent/local_mode.h"
+
+ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
+ABSL_FLAG(double, interval, 5, "Seconds between reports.");
+ABSL_FLAG(double, duration, 0, "Stop after this many seconds and print the final report (0: run until SIGINT/SIGTERM).");
+ABSL_FLAG(int64_t, top, 20, "Call paths shown (0: all).");
+ABSL_FLAG(std::string, format, "table", "table, json or folded (flame-graph input: 'root;...;leaf BYTES').");
+ABSL_FLAG(int64_t, sample_bytes, 0,
+          "Walk the stack of one allocation per N bytes on average and weight it (unbiased estimates); "
+          "0 walks every allocation (exact per path).");
+ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
+ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
+
+namespace {
+
+absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
+  apq::LocalOptions options;
+  options.interval_seconds = absl::GetFlag(FLAGS_interval);
+  options.duration_seconds = absl::GetFlag(FLAGS_duration);
+  if (!std::isfinite(options.interval_seconds) || options.interval_seconds < 0.1 || options.interval_seconds > 86400) {
+    return absl::InvalidArgumentError("--interval must be between 0.1 and 86400 seconds");
+  }
+  if (!std::isfinite(options.duration_seconds) || options.duration_seconds < 0) {
+    return absl::InvalidArgumentError("--duration must be 0 or a positive number of seconds");
+  }
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0) return absl::InvalidArgumentError("--top must be 0 or more");
+  options.top = static_cast<size_t>(top);
+  absl::StatusOr<apq::OutputFormat> format = apq::ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (!format.ok()) return format.status();
+  options.format = *format;
+  int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
+  if (sample_bytes < 0) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
+  absl::StatusOr<apq::SamplingPlan> sampling = apq::SamplingPlan::ForSampleBytes(static_cast<uint64_t>(sample_bytes));
+  if (!sampling.ok()) return sampling.status();
+  options.tracker.sampling = *sampling;
+  int64_t max_owners = absl::GetFlag(FLAGS_max_owners), max_stacks = absl::GetFlag(FLAGS_max_stacks);
+  if (max_owners < 16 || max_owners > (int64_t{1} << 26)) return absl::InvalidArgumentError("--max-owners must be in [16, 2^26]");
+  if (max_stacks < 16 || max_stacks > (int64_t{1} << 22)) return absl::InvalidArgumentError("--max-stacks must be in [16, 2^22]");
+  options.tracker.max_owners = static_cast<uint32_t>(max_owners);
+  options.tracker.max_stacks = static_cast<uint32_t>(max_stacks);
+  return options;
+}
+
+absl::Status Run() {
+  if (!absl::GetFlag(FLAGS_local)) {
+    return absl::InvalidArgumentError("say --local to run on this host alone");
+  }
+  absl::StatusOr<apq::LocalOptions> options = LocalOptionsFromFlags();
+  if (!options.ok()) return options.status();
+  return apq::RunLocal(*options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--sample-bytes N]");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::cerr << "apq-agent: unexpected argument '" << positional[1] << "'\n";
+    return 2;
+  }
+  absl::Status status = Run();
+  if (!status.ok()) {
+    std::cerr << "apq-agent: " << status.message() << "\n";
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,249 @@
+#include "agent/report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/stack_paths.h"
+#include "nlohmann/json.hpp"
+
+namespace apq {
+namespace {
+
+constexpr size_t kProcessesPerPath = 5;
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = bytes;
+  int unit = 0;
+  while (std::fabs(value) >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrFormat("%.0f %s", value, units[unit]) : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+struct PathAccumulator {
+  PathStats stats;
+  absl::flat_hash_map<uint32_t, double> bytes_by_tgid;
+};
+
+}  // namespace
+
+double PathStats::standard_error() const { return std::sqrt(std::max(variance, 0.0)); }
+
+std::string Report::mode() const {
+  return sample_bytes == 0 ? "exact" : absl::StrCat("sampled (one stack per ", sample_bytes, " bytes on average)");
+}
+
+ReportBuilder::ReportBuilder(const KernelSymbols* symbols, SamplingPlan sampling, double start_seconds)
+    : symbols_(symbols), sampling_(sampling), start_seconds_(start_seconds) {}
+
+const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id, const TrackerSnapshot& snapshot) {
+  auto cached = paths_by_stack_.find(stack_id);
+  if (cached != paths_by_stack_.end()) return cached->second;
+  std::vector<std::string> path;
+  auto stack = snapshot.stacks.find(stack_id);
+  if (stack_id == APQ_STACK_LOST) {
+    path = {"[stack unknown]"};
+  } else if (stack == snapshot.stacks.end()) {
+    // Created after the stack table was read; named on the next report.
+    return paths_by_stack_.emplace(stack_id, std::vector<std::string>{"[stack not yet read]"}).first->second;
+  } else {
+    std::vector<std::string> names;
+    names.reserve(stack->second.size());
+    for (uint64_t ip : stack->second) names.push_back(symbols_->NameOf(ip));
+    path = CallPathRootFirst(names);
+    if (path.empty()) path = {"[page allocator]"};
+  }
+  return paths_by_stack_.emplace(stack_id, std::move(path)).first->second;
+}
+
+Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* previous, size_t top_n) {
+  Report report;
+  report.sample_bytes = sampling_.sample_bytes();
+  report.seconds_tracing = now.monotonic_seconds - start_seconds_;
+  const auto& c = now.counters;
+  report.alloc_events = c[APQ_CTR_ALLOC_EVENTS];
+  report.alloc_pages = c[APQ_CTR_ALLOC_PAGES];
+  report.free_events = c[APQ_CTR_FREE_EVENTS];
+  report.free_pages = c[APQ_CTR_FREE_PAGES];
+  report.failed_allocs = c[APQ_CTR_FAILED_ALLOCS];
+  report.sampled_allocs = c[APQ_CTR_SAMPLED_ALLOCS];
+  report.losses = {c[APQ_CTR_FREE_UNKNOWN_PAGES], c[APQ_CTR_ALLOC_OVER_LIVE_PAGES], c[APQ_CTR_STACK_WALK_FAILED],
+                   c[APQ_CTR_STACK_TRUNCATED],    c[APQ_CTR_STACK_TABLE_FULL],      c[APQ_CTR_OWNER_TABLE_FULL],
+                   c[APQ_CTR_PFN_OUT_OF_RANGE],   c[APQ_CTR_ORDER_TOO_LARGE],       now.recursion_misses};
+
+  absl::flat_hash_map<uint32_t, const apq_owner_counters*> previous_counters;
+  if (previous) {
+    report.interval_seconds = now.monotonic_seconds - previous->monotonic_seconds;
+    for (const auto& owner : previous->owners) previous_counters[owner.id] = &owner.counters;
+  }
+
+  absl::flat_hash_map<std::string, PathAccumulator> paths;
+  for (const TrackerSnapshot::Owner& owner : now.owners) {
+    const apq_owner_counters& counters = owner.counters;
+    int64_t outstanding = std::max<int64_t>(counters.pages_outstanding, 0);
+    report.tracked_bytes_outstanding += static_cast<uint64_t>(outstanding) * kPageSize;
+    if (owner.key.stack_id == APQ_STACK_UNSAMPLED) {
+      report.unsampled_bytes_outstanding += static_cast<uint64_t>(outstanding) * kPageSize;
+      continue;
+    }
+    // Pages of a sampled allocation stand for 1/p pages each. The overflow
+    // owner holds pages of every kind and order: counted as they are.
+    bool weighted = !sampling_.exact() && owner.id != APQ_OWNER_OVERFLOW;
+    int order = static_cast<int>(std::min<uint32_t>(owner.key.order, kNumOrders - 1));
+    auto weigh = [&](uint64_t pages) {
+      return weighted ? sampling_.EstimateBytes(order, pages) : static_cast<double>(pages * kPageSize);
+    };
+
+    std::vector<std::string> frames =
+        owner.id == APQ_OWNER_OVERFLOW ? std::vector<std::string>{"[owner table full]"} : PathOf(owner.key.stack_id, now);
+    std::string folded = FoldPath(frames);
+    PathAccumulator& path = paths[folded];
+    if (path.stats.frames.empty()) {
+      path.stats.frames = std::move(frames);
+      path.stats.folded = folded;
+    }
+    double bytes = weigh(static_cast<uint64_t>(outstanding));
+    path.stats.bytes_outstanding += bytes;
+    if (weighted) path.stats.variance += sampling_.EstimateVariance(order, static_cast<uint64_t>(outstanding));
+    path.stats.bytes_allocated += weigh(counters.pages_allocated);
+    path.stats.bytes_freed += weigh(counters.pages_freed);
+    if (report.interval_seconds > 0) {
+      auto before = previous_counters.find(owner.id);
+      uint64_t allocated_before = before == previous_counters.end() ? 0 : before->second->pages_allocated;
+      uint64_t freed_before = before == previous_counters.end() ? 0 : before->second->pages_freed;
+      path.stats.alloc_bytes_per_second += weigh(counters.pages_allocated - allocated_before) / report.interval_seconds;
+      path.stats.free_bytes_per_second += weigh(counters.pages_freed - freed_before) / report.interval_seconds;
+    }
+    if (bytes > 0) path.bytes_by_tgid[owner.key.tgid] += bytes;
+  }
+
+  report.total_paths = paths.size();
+  report.paths.reserve(paths.size());
+  for (auto& [folded, path] : paths) {
+    for (const auto& [tgid, bytes] : path.bytes_by_tgid) {
+      auto name = now.process_names.find(tgid);
+      std::string comm = tgid == 0 ? "[interrupt or idle]" : name == now.process_names.end() ? "?" : name->second;
+      path.stats.processes.push_back({tgid, std::move(comm), bytes});
+    }
+    std::sort(path.stats.processes.begin(), path.stats.processes.end(),
+              [](const ProcessShare& a, const ProcessShare& b) { return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid); });
+    if (path.stats.processes.size() > kProcessesPerPath) path.stats.processes.resize(kProcessesPerPath);
+    report.paths.push_back(std::move(path.stats));
+  }
+  std::sort(report.paths.begin(), report.paths.end(), [](const PathStats& a, const PathStats& b) {
+    if (a.bytes_outstanding != b.bytes_outstanding) return a.bytes_outstanding > b.bytes_outstanding;
+    return a.folded < b.folded;
+  });
+  if (top_n != 0 && report.paths.size() > top_n) report.paths.resize(top_n);
+  return report;
+}
+
+std::string FormatLossSummary(const Report& r) {
+  const LossCounters& l = r.losses;
+  std::string out = absl::StrFormat(
+      "losses: freed-unknown-pages=%d alloc-over-live-pages=%d stack-walk-failed=%d stack-truncated=%d "
+      "stack-table-full=%d owner-table-full=%d pfn-out-of-range=%d order-too-large=%d recursion-misses=%s\n",
+      l.free_unknown_pages, l.alloc_over_live_pages, l.stack_walk_failed, l.stack_truncated, l.stack_table_full,
+      l.owner_table_full, l.pfn_out_of_range, l.order_too_large,
+      l.recursion_misses < 0 ? "not-counted" : absl::StrCat(l.recursion_misses));
+  for (const std::string& blind : r.blind_paths) absl::StrAppend(&out, "not visible: ", blind, "\n");
+  return out;
+}
+
+std::string FormatTable(const Report& r) {
+  std::string out = absl::StrFormat(
+      "apq local  mode=%s  tracing %.1f s  outstanding (exact, allocated since start): %s in %d paths\n", r.mode(),
+      r.seconds_tracing, HumanBytes(static_cast<double>(r.tracked_bytes_outstanding)), r.total_paths);
+  if (r.sample_bytes != 0) {
+    absl::StrAppendFormat(&out, "  of which %s in allocations whose stack was not sampled (spread over the estimates below)\n",
+                          HumanBytes(static_cast<double>(r.unsampled_bytes_outstanding)));
+  }
+  absl::StrAppendFormat(&out, "%12s %11s %11s %11s  %s\n", "OUTSTANDING", r.sample_bytes ? "STD.ERR" : "", "ALLOC/s",
+                        "FREE/s", "CALL PATH (leaf <- root)");
+  for (const PathStats& p : r.paths) {
+    std::vector<std::string> leaf_first(p.frames.rbegin(), p.frames.rend());
+    if (leaf_first.size() > 6) {
+      leaf_first.resize(6);
+      leaf_first.push_back("...");
+    }
+    absl::StrAppendFormat(&out, "%12s %11s %11s %11s  %s\n", HumanBytes(p.bytes_outstanding),
+                          r.sample_bytes ? absl::StrCat("±", HumanBytes(p.standard_error())) : "",
+                          HumanBytes(p.alloc_bytes_per_second), HumanBytes(p.free_bytes_per_second),
+                          absl::StrJoin(leaf_first, " <- "));
+    for (const ProcessShare& s : p.processes) {
+      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    pid %d %s\n", HumanBytes(s.bytes), "", "", "", s.tgid, s.comm);
+    }
+  }
+  absl::StrAppendFormat(&out, "events: alloc=%d (%d pages) free=%d (%d pages) failed-alloc=%d stacks-walked=%d\n",
+                        r.alloc_events, r.alloc_pages, r.free_events, r.free_pages, r.failed_allocs, r.sampled_allocs);
+  out += FormatLossSummary(r);
+  if (r.census_at_start) {
+    const PageCensus& census = *r.census_at_start;
+    absl::StrAppendFormat(&out, "in use before tracing started (not attributable): %s",
+                          HumanBytes(static_cast<double>(census.in_use_pages * kPageSize)));
+    for (const auto& c : census.classes) {
+      if (c.pages) absl::StrAppendFormat(&out, ", %s %s", c.name, HumanBytes(static_cast<double>(c.pages * kPageSize)));
+    }
+    absl::StrAppendFormat(&out, ", other kernel %s\n", HumanBytes(static_cast<double>(census.Unclassified() * kPageSize)));
+  }
+  return out;
+}
+
+std::string FormatJson(const Report& r) {
+  nlohmann::json j;
+  j["mode"] = r.sample_bytes == 0 ? "exact" : "sampled";
+  j["sample_bytes"] = r.sample_bytes;
+  j["seconds_tracing"] = r.seconds_tracing;
+  j["interval_seconds"] = r.interval_seconds;
+  j["events"] = {{"alloc", r.alloc_events}, {"alloc_pages", r.alloc_pages},  {"free", r.free_events},
+                 {"free_pages", r.free_pages}, {"failed_alloc", r.failed_allocs}, {"stacks_walked", r.sampled_allocs}};
+  j["tracked_bytes_outstanding"] = r.tracked_bytes_outstanding;
+  j["unsampled_bytes_outstanding"] = r.unsampled_bytes_outstanding;
+  j["total_paths"] = r.total_paths;
+  nlohmann::json paths = nlohmann::json::array();
+  for (const PathStats& p : r.paths) {
+    nlohmann::json processes = nlohmann::json::array();
+    for (const ProcessShare& s : p.processes) processes.push_back({{"tgid", s.tgid}, {"comm", s.comm}, {"bytes", s.bytes}});
+    paths.push_back({{"frames", p.frames},
+                     {"bytes_outstanding", p.bytes_outstanding},
+                     {"standard_error", p.standard_error()},
+                     {"bytes_allocated", p.bytes_allocated},
+                     {"bytes_freed", p.bytes_freed},
+                     {"alloc_bytes_per_second", p.alloc_bytes_per_second},
+                     {"free_bytes_per_second", p.free_bytes_per_second},
+                     {"processes", processes}});
+  }
+  j["paths"] = paths;
+  const LossCounters& l = r.losses;
+  j["losses"] = {{"free_unknown_pages", l.free_unknown_pages}, {"alloc_over_live_pages", l.alloc_over_live_pages},
+                 {"stack_walk_failed", l.stack_walk_failed},   {"stack_truncated", l.stack_truncated},
+                 {"stack_table_full", l.stack_table_full},     {"owner_table_full", l.owner_table_full},
+                 {"pfn_out_of_range", l.pfn_out_of_range},     {"order_too_large", l.order_too_large},
+                 {"recursion_misses", l.recursion_misses}};
+  j["not_visible"] = r.blind_paths;
+  if (r.census_at_start) {
+    nlohmann::json classes = nlohmann::json::object();
+    for (const auto& c : r.census_at_start->classes) classes[c.name] = c.pages * kPageSize;
+    j["in_use_at_start"] = {{"bytes", r.census_at_start->in_use_pages * kPageSize},
+                            {"by_class", classes},
+                            {"unclassified_bytes", r.census_at_start->Unclassified() * kPageSize}};
+  }
+  return j.dump() + "\n";
+}
+
+std::string FormatFolded(const Report& r) {
+  std::string out;
+  for (const PathStats& p : r.paths) {
+    auto bytes = static_cast<uint64_t>(std::llround(p.bytes_outstanding));
+    if (bytes == 0) continue;
+    absl::StrAppend(&out, p.folded, " ", bytes, "\n");
+  }
+  return out;
+}
+
+}  // namespace apq

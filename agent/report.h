@@ -1,0 +1,93 @@
+#ifndef APQ_AGENT_REPORT_H_
+#define APQ_AGENT_REPORT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "agent/tracker_snapshot.h"
+#include "common/kernel_symbols.h"
+#include "common/page_census.h"
+#include "common/sampling.h"
+
+namespace apq {
+
+struct ProcessShare {
+  uint32_t tgid = 0;  // 0: interrupt context or unknown
+  std::string comm;
+  double bytes = 0;
+};
+
+// One kernel call path (allocator frames removed), summed over processes.
+struct PathStats {
+  std::vector<std::string> frames;  // root first
+  std::string folded;               // frames joined by ';'
+  double bytes_outstanding = 0;     // exact, or the unbiased estimate when sampled
+  double variance = 0;              // of the estimate; 0 in exact mode
+  double bytes_allocated = 0;       // since tracing started
+  double bytes_freed = 0;
+  double alloc_bytes_per_second = 0;  // over the last interval
+  double free_bytes_per_second = 0;
+  std::vector<ProcessShare> processes;  // largest first
+  double standard_error() const;
+};
+
+struct LossCounters {
+  uint64_t free_unknown_pages = 0;
+  uint64_t alloc_over_live_pages = 0;
+  uint64_t stack_walk_failed = 0;
+  uint64_t stack_truncated = 0;
+  uint64_t stack_table_full = 0;
+  uint64_t owner_table_full = 0;
+  uint64_t pfn_out_of_range = 0;
+  uint64_t order_too_large = 0;
+  int64_t recursion_misses = -1;  // -1: not counted by this kernel
+};
+
+struct Report {
+  uint64_t sample_bytes = 0;  // 0: exact mode
+  double seconds_tracing = 0;
+  double interval_seconds = 0;  // of the rates; 0 before a second snapshot
+  uint64_t alloc_events = 0, alloc_pages = 0, free_events = 0, free_pages = 0, failed_allocs = 0;
+  uint64_t sampled_allocs = 0;
+  // Exact, whatever the mode: pages allocated since start and not yet freed.
+  uint64_t tracked_bytes_outstanding = 0;
+  uint64_t unsampled_bytes_outstanding = 0;  // part of the above whose stack was not walked
+  size_t total_paths = 0;
+  std::vector<PathStats> paths;  // the top ones, largest first
+  LossCounters losses;
+  std::vector<std::string> blind_paths;
+  std::optional<PageCensus> census_at_start;
+
+  std::string mode() const;
+};
+
+// Turns snapshots into reports; keeps the symbolized path of each stack id.
+class ReportBuilder {
+ public:
+  ReportBuilder(const KernelSymbols* symbols, SamplingPlan sampling, double start_seconds);
+
+  // previous may be null (no rates then). top_n 0 means all paths.
+  Report Build(const TrackerSnapshot& now, const TrackerSnapshot* previous, size_t top_n);
+
+ private:
+  const std::vector<std::string>& PathOf(uint32_t stack_id, const TrackerSnapshot& snapshot);
+
+  const KernelSymbols* symbols_;
+  SamplingPlan sampling_;
+  double start_seconds_;
+  absl::flat_hash_map<uint32_t, std::vector<std::string>> paths_by_stack_;
+};
+
+std::string FormatTable(const Report& report);
+std::string FormatJson(const Report& report);
+// One line per path: "root;...;leaf BYTES"; paths with no bytes are left out.
+std::string FormatFolded(const Report& report);
+// Loss and coverage lines, for stderr beside the folded output.
+std::string FormatLossSummary(const Report& report);
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_REPORT_H_

@@ -1,0 +1,115 @@
+#include "agent/report.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace apq {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kKallsyms[] =
+    "ffffffff81000000 T entry_SYSCALL_64\n"
+    "ffffffff81001000 T ksys_write\n"
+    "ffffffff81002000 T anon_pipe_write\n"
+    "ffffffff81003000 T alloc_pages_noprof\n"
+    "ffffffff81004000 T trace_call_bpf\n"
+    "ffffffff81005000 T tcp_sendmsg\n";
+
+TrackerSnapshot::Owner MakeOwner(uint32_t id, uint32_t stack, uint32_t tgid, uint32_t order, int64_t outstanding,
+                                 uint64_t allocated) {
+  TrackerSnapshot::Owner owner;
+  owner.id = id;
+  owner.key.stack_id = stack;
+  owner.key.tgid = tgid;
+  owner.key.order = order;
+  owner.counters.pages_outstanding = outstanding;
+  owner.counters.pages_allocated = allocated;
+  owner.counters.pages_freed = allocated - static_cast<uint64_t>(outstanding);
+  owner.counters.allocations = allocated;
+  return owner;
+}
+
+class ReportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    symbols_ = *KernelSymbols::Parse(kKallsyms);
+    snapshot_.monotonic_seconds = 20;
+    // Two stacks through the pipe that differ only inside the allocator.
+    snapshot_.stacks[1] = {0xffffffff81004010, 0xffffffff81003010, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.stacks[2] = {0xffffffff81003020, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.stacks[3] = {0xffffffff81005010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.owners = {MakeOwner(2, 1, 100, 0, 200, 300), MakeOwner(3, 2, 101, 0, 56, 56),
+                        MakeOwner(4, 3, 100, 1, 10, 10), MakeOwner(5, APQ_STACK_LOST, 7, 0, 1, 1)};
+    snapshot_.process_names = {{100, "filler"}, {101, "other"}};
+    snapshot_.counters[APQ_CTR_FREE_UNKNOWN_PAGES] = 9;
+  }
+
+  KernelSymbols symbols_;
+  TrackerSnapshot snapshot_;
+};
+
+TEST_F(ReportTest, ExactModeMergesStacksByPathAndSplitsByProcess) {
+  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  TrackerSnapshot before = snapshot_;
+  before.monotonic_seconds = 18;
+  before.owners = {MakeOwner(2, 1, 100, 0, 100, 100)};
+  Report report = builder.Build(snapshot_, &before, 0);
+  ASSERT_EQ(report.paths.size(), 3u);
+  const PathStats& pipe = report.paths[0];
+  EXPECT_THAT(pipe.frames, ElementsAre("entry_SYSCALL_64", "ksys_write", "anon_pipe_write"));
+  EXPECT_EQ(pipe.bytes_outstanding, 256.0 * 4096);
+  EXPECT_EQ(pipe.standard_error(), 0);
+  ASSERT_EQ(pipe.processes.size(), 2u);
+  EXPECT_EQ(pipe.processes[0].tgid, 100u);
+  EXPECT_EQ(pipe.processes[0].comm, "filler");
+  EXPECT_EQ(pipe.processes[0].bytes, 200.0 * 4096);
+  // (300-100) + 56 pages allocated in 2 s.
+  EXPECT_DOUBLE_EQ(pipe.alloc_bytes_per_second, 256.0 * 4096 / 2);
+  EXPECT_EQ(report.paths[1].bytes_outstanding, 10.0 * 4096);
+  EXPECT_THAT(report.paths[2].frames, ElementsAre("[stack unknown]"));
+  EXPECT_EQ(report.tracked_bytes_outstanding, (200u + 56 + 10 + 1) * 4096);
+  EXPECT_EQ(report.seconds_tracing, 10);
+  EXPECT_EQ(report.losses.free_unknown_pages, 9u);
+}
+
+TEST_F(ReportTest, FoldedIsRootFirstWithBytes) {
+  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  Report report = builder.Build(snapshot_, nullptr, 2);
+  EXPECT_EQ(FormatFolded(report),
+            "entry_SYSCALL_64;ksys_write;anon_pipe_write 1048576\n"
+            "entry_SYSCALL_64;ksys_write;tcp_sendmsg 40960\n");
+  EXPECT_EQ(report.total_paths, 3u);
+}
+
+TEST_F(ReportTest, SampledModeWeightsPagesAndReportsError) {
+  SamplingPlan plan = *SamplingPlan::ForSampleBytes(512 * 1024);
+  snapshot_.owners.push_back(MakeOwner(6, APQ_STACK_UNSAMPLED, 100, 0, 1000, 1000));
+  ReportBuilder builder(&symbols_, plan, 10);
+  Report report = builder.Build(snapshot_, nullptr, 0);
+  EXPECT_EQ(report.paths[0].bytes_outstanding, plan.EstimateBytes(0, 256));
+  EXPECT_DOUBLE_EQ(report.paths[0].variance, plan.EstimateVariance(0, 256));
+  EXPECT_GT(report.paths[0].standard_error(), 0);
+  EXPECT_EQ(report.unsampled_bytes_outstanding, 1000u * 4096);
+  EXPECT_EQ(report.tracked_bytes_outstanding, (200u + 56 + 10 + 1 + 1000) * 4096);
+  EXPECT_THAT(report.mode(), HasSubstr("sampled"));
+  EXPECT_THAT(FormatTable(report), HasSubstr("±"));
+}
+
+TEST_F(ReportTest, JsonCarriesLossesAndPaths) {
+  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  Report report = builder.Build(snapshot_, nullptr, 0);
+  report.blind_paths = {"bulk allocator: no hook"};
+  nlohmann::json j = nlohmann::json::parse(FormatJson(report));
+  EXPECT_EQ(j["mode"], "exact");
+  EXPECT_EQ(j["losses"]["free_unknown_pages"], 9);
+  EXPECT_EQ(j["paths"][0]["frames"].back(), "anon_pipe_write");
+  EXPECT_EQ(j["paths"][0]["processes"][0]["comm"], "filler");
+  EXPECT_EQ(j["not_visible"][0], "bulk allocator: no hook");
+  EXPECT_THAT(FormatLossSummary(report), HasSubstr("freed-unknown-pages=9"));
+}
+
+}  // namespace
+}  // namespace apq

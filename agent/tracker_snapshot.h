@@ -1,0 +1,44 @@
+#ifndef APQ_AGENT_TRACKER_SNAPSHOT_H_
+#define APQ_AGENT_TRACKER_SNAPSHOT_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "page_tracker.h"
+
+namespace apq {
+
+// Everything the kernel side knows at one moment, copied out of the BPF
+// maps. Counters are cumulative since the tracker was loaded.
+struct TrackerSnapshot {
+  struct Owner {
+    uint32_t id = 0;
+    apq_owner_key key{};
+    apq_owner_counters counters{};
+  };
+  double monotonic_seconds = 0;
+  std::vector<Owner> owners;  // includes the overflow owner when it holds pages
+  // Stack id -> return addresses, innermost first.
+  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> stacks;
+  absl::flat_hash_map<uint32_t, std::string> process_names;  // by tgid
+  std::array<uint64_t, APQ_NR_COUNTERS> counters{};
+  // Program runs the kernel skipped because a BPF program was already
+  // running on that CPU; -1 where the kernel does not count them.
+  int64_t recursion_misses = -1;
+};
+
+// The narrow interface to the kernel: the real one loads BPF programs, tests
+// use a fake.
+class PageTrackerSource {
+ public:
+  virtual ~PageTrackerSource() = default;
+  virtual absl::StatusOr<TrackerSnapshot> Snapshot() = 0;
+};
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_TRACKER_SNAPSHOT_H_

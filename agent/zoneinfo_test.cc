@@ -1,0 +1,34 @@
+#include "agent/bpf_page_tracker.h"
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+TEST(ZoneinfoTest, HighestZoneEndWins) {
+  constexpr char kZoneinfo[] = R"(Node 0, zone      DMA
+  pages free     3840
+        spanned  4095
+        present  3998
+  start_pfn:           1
+Node 0, zone   Normal
+        spanned  5505024
+  start_pfn:           1048576
+Node 0, zone    DMA32
+        spanned  1044480
+  start_pfn:           4096
+Node 0, zone  Movable
+        spanned  0
+)";
+  absl::StatusOr<uint64_t> size = PageTableSizeFromZoneinfo(kZoneinfo);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(*size, 1048576u + 5505024u);
+}
+
+TEST(ZoneinfoTest, GarbageIsAnError) {
+  EXPECT_FALSE(PageTableSizeFromZoneinfo("").ok());
+  EXPECT_FALSE(PageTableSizeFromZoneinfo("Node 0, zone DMA\n spanned  x\n start_pfn: 1\n").ok());
+  EXPECT_FALSE(PageTableSizeFromZoneinfo("Node 0, zone DMA\n start_pfn: 1\n").ok());
+}
+
+}  // namespace
+}  // namespace apq

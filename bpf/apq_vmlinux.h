@@ -1,0 +1,35 @@
+/* The few kernel types the tracker reads, declared for CO-RE: field offsets
+ * are relocated against the running kernel's BTF at load time, so this stays
+ * valid from 5.10 to current kernels without a generated vmlinux.h. */
+#ifndef APQ_BPF_APQ_VMLINUX_H_
+#define APQ_BPF_APQ_VMLINUX_H_
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct trace_entry {
+  unsigned short type;
+  unsigned char flags;
+  unsigned char preempt_count;
+  int pid;
+};
+
+struct trace_event_raw_mm_page_alloc {
+  struct trace_entry ent;
+  unsigned long pfn;
+  unsigned int order;
+};
+
+struct trace_event_raw_mm_page_free {
+  struct trace_entry ent;
+  unsigned long pfn;
+  unsigned int order;
+};
+
+struct task_struct {
+  struct task_struct *group_leader;
+  char comm[16];
+};
+
+#pragma clang attribute pop
+
+#endif /* APQ_BPF_APQ_VMLINUX_H_ */

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Tracks every page the page allocator hands out until it is freed, and
+ * attributes it to (kernel stack, process, cgroup, order). See
+ * page_state_machine.h for the per-page bookkeeping. */
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "apq_vmlinux.h"
+#include "page_tracker.h"
+
+/* Load-time settings, written by userspace before load. */
+const volatile __u32 nr_cpus = 1;
+const volatile __u32 max_owners = APQ_FIRST_OWNER_ID;
+/* Entries of page_owner: one per pfn below the highest. */
+const volatile __u64 page_table_size = 0;
+/* Exact mode: every allocation's stack is walked. */
+const volatile bool walk_every_stack = true;
+/* Sampled mode: the stack of an allocation of order o is walked when a
+ * uniform 32-bit random number is below sample_threshold[o]. */
+const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
+
+/* Owner id of every page, indexed by pfn; sized to the highest pfn. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} page_owner SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct apq_owner_counters);
+} owner_counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1);
+  __type(key, struct apq_owner_key);
+  __type(value, __u32);
+} owner_ids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1);
+  __type(key, struct apq_stack_key);
+  __type(value, __u32);
+} stack_ids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct apq_process_name);
+} process_names SEC(".maps");
+
+/* One frame more than a stack key holds, to notice truncation. */
+struct stack_scratch {
+  __u64 ips[APQ_MAX_STACK_DEPTH + 1];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct stack_scratch);
+} stack_scratch SEC(".maps");
+
+enum id_sequence { SEQ_STACK, SEQ_OWNER, NR_SEQ };
+
+/* Per-CPU id sequences: id = seq * nr_cpus + cpu is unique without the
+ * fetch-and-add instruction that 5.10 lacks. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, NR_SEQ);
+  __type(key, __u32);
+  __type(value, __u32);
+} id_sequences SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, APQ_NR_COUNTERS);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(enum apq_counter which, __u64 n) {
+  __u32 key = which;
+  __u64 *value = bpf_map_lookup_elem(&counters, &key);
+
+  if (value) *value += n;
+}
+
+static __always_inline __u32 *page_slot(__u64 pfn) {
+  __u32 key = (__u32)pfn;
+
+  if (pfn >= page_table_size) return 0;
+  return bpf_map_lookup_elem(&page_owner, &key);
+}
+
+static __always_inline struct apq_owner_counters *counters_of(__u32 owner) {
+  return bpf_map_lookup_elem(&owner_counters, &owner);
+}
+
+#define APQ_PAGE_SLOT(pfn) page_slot(pfn)
+#define APQ_PAGE_TABLE_SIZE page_table_size
+#define APQ_OWNER_COUNTERS(id) counters_of(id)
+#define APQ_ATOMIC_ADD(ptr, val) __sync_fetch_and_add((ptr), (val))
+#define APQ_COUNT(which, n) count((which), (n))
+#define APQ_PAGE_STEP __attribute__((noinline))
+#include "page_state_machine.h"
+
+/* Returns a sequence number unique to this CPU, or -1 if unavailable. */
+static __always_inline __s64 next_sequence(enum id_sequence which) {
+  __u32 key = which;
+  __u32 *seq = bpf_map_lookup_elem(&id_sequences, &key);
+
+  if (!seq) return -1;
+  return (*seq)++;
+}
+
+static __always_inline __u64 unique_id(__s64 seq) {
+  return (__u64)seq * nr_cpus + bpf_get_smp_processor_id();
+}
+
+static __always_inline __u32 stack_of(void *ctx) {
+  __u32 zero = 0, id;
+  __u32 *existing;
+  struct stack_scratch *scratch = bpf_map_lookup_elem(&stack_scratch, &zero);
+  long copied;
+  __s64 seq;
+
+  if (!scratch) return APQ_STACK_LOST;
+  /* bpf_get_stack zero-fills what it does not write, so the key is exact. */
+  copied = bpf_get_stack(ctx, scratch->ips, sizeof(scratch->ips), 0);
+  if (copied <= 0) {
+    count(APQ_CTR_STACK_WALK_FAILED, 1);
+    return APQ_STACK_LOST;
+  }
+  if (copied >= (long)sizeof(scratch->ips)) count(APQ_CTR_STACK_TRUNCATED, 1);
+
+  existing = bpf_map_lookup_elem(&stack_ids, scratch);
+  if (existing) return *existing;
+  seq = next_sequence(SEQ_STACK);
+  if (seq < 0 || unique_id(seq) >= APQ_STACK_LOST) {
+    count(APQ_CTR_STACK_TABLE_FULL, 1);
+    return APQ_STACK_LOST;
+  }
+  id = (__u32)unique_id(seq);
+  if (bpf_map_update_elem(&stack_ids, scratch, &id, BPF_NOEXIST) == 0) {
+    count(APQ_CTR_STACKS_CREATED, 1);
+    return id;
+  }
+  existing = bpf_map_lookup_elem(&stack_ids, scratch);
+  if (existing) return *existing; /* another CPU inserted it first */
+  count(APQ_CTR_STACK_TABLE_FULL, 1);
+  return APQ_STACK_LOST;
+}
+
+static __always_inline void remember_process_name(__u32 tgid) {
+  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+  struct apq_process_name name = {};
+
+  bpf_core_read_str(name.comm, sizeof(name.comm), &leader->comm);
+  bpf_map_update_elem(&process_names, &tgid, &name, BPF_ANY);
+}
+
+static __always_inline __u32 owner_of(struct apq_owner_key *key) {
+  __u32 *existing = bpf_map_lookup_elem(&owner_ids, key);
+  __s64 seq;
+  __u64 id;
+  __u32 id32;
+
+  if (existing) return *existing;
+  seq = next_sequence(SEQ_OWNER);
+  id = seq < 0 ? max_owners : APQ_FIRST_OWNER_ID + unique_id(seq);
+  if (id >= max_owners) goto full;
+  id32 = (__u32)id;
+  if (bpf_map_update_elem(&owner_ids, key, &id32, BPF_NOEXIST) == 0) {
+    count(APQ_CTR_OWNERS_CREATED, 1);
+    remember_process_name(key->tgid);
+    return id32;
+  }
+  existing = bpf_map_lookup_elem(&owner_ids, key);
+  if (existing) return *existing;
+full:
+  count(APQ_CTR_OWNER_TABLE_FULL, 1);
+  return APQ_OWNER_OVERFLOW;
+}
+
+SEC("tracepoint/kmem/mm_page_alloc")
+int apq_page_alloc(struct trace_event_raw_mm_page_alloc *ctx) {
+  struct apq_owner_key key = {};
+  __u64 pfn = ctx->pfn;
+  __u32 order = ctx->order;
+
+  if (pfn == ~0ull) {
+    count(APQ_CTR_FAILED_ALLOCS, 1);
+    return 0;
+  }
+  if (order >= APQ_NUM_ORDERS) {
+    count(APQ_CTR_ORDER_TOO_LARGE, 1);
+    return 0;
+  }
+  count(APQ_CTR_ALLOC_EVENTS, 1);
+  count(APQ_CTR_ALLOC_PAGES, 1ull << order);
+
+  if (walk_every_stack || (__u64)bpf_get_prandom_u32() < sample_threshold[order]) {
+    key.stack_id = stack_of(ctx);
+    count(APQ_CTR_SAMPLED_ALLOCS, 1);
+  } else {
+    key.stack_id = APQ_STACK_UNSAMPLED;
+  }
+  key.tgid = bpf_get_current_pid_tgid() >> 32;
+  key.cgroup_id = bpf_get_current_cgroup_id();
+  key.order = order;
+  apq_claim_pages(pfn, order, owner_of(&key));
+  return 0;
+}
+
+SEC("tracepoint/kmem/mm_page_free")
+int apq_page_free(struct trace_event_raw_mm_page_free *ctx) {
+  __u64 pfn = ctx->pfn;
+  __u32 order = ctx->order;
+
+  if (order >= APQ_NUM_ORDERS) {
+    count(APQ_CTR_ORDER_TOO_LARGE, 1);
+    return 0;
+  }
+  count(APQ_CTR_FREE_EVENTS, 1);
+  count(APQ_CTR_FREE_PAGES, 1ull << order);
+  apq_release_pages(pfn, order);
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,78 @@
+/* Plain fixed-width types shared by page_tracker.bpf.c and userspace. */
+#ifndef APQ_BPF_PAGE_TRACKER_H_
+#define APQ_BPF_PAGE_TRACKER_H_
+
+#ifdef __BPF__
+/* vmlinux types come from apq_vmlinux.h */
+#else
+#include <linux/types.h>
+#endif
+
+/* Frames kept per stack. Deeper stacks lose their root-most frames and are
+ * counted in APQ_CTR_STACK_TRUNCATED. */
+#define APQ_MAX_STACK_DEPTH 64
+/* Orders 0..10 (MAX_PAGE_ORDER / MAX_ORDER-1 on 5.10..6.18). A larger order
+ * is counted in APQ_CTR_ORDER_TOO_LARGE and not tracked. */
+#define APQ_NUM_ORDERS 11
+#define APQ_MAX_PAGES_PER_EVENT (1u << (APQ_NUM_ORDERS - 1))
+#define APQ_PAGE_SIZE 4096u
+
+/* Stack ids with a meaning of their own; real ids are below these. */
+#define APQ_STACK_UNSAMPLED 0xffffffffu /* sampled mode: stack not walked */
+#define APQ_STACK_LOST 0xfffffffeu      /* walk failed or stack table full */
+
+/* Owner id 0: page not tracked. Id 1: the overflow owner that takes pages
+ * when the owner table is full, so totals stay exact. */
+#define APQ_OWNER_NONE 0u
+#define APQ_OWNER_OVERFLOW 1u
+#define APQ_FIRST_OWNER_ID 2u
+
+/* Who took a page: the call path, the process and cgroup, and the order of
+ * the allocation (sampled mode weights a page by its allocation's order). */
+struct apq_owner_key {
+  __u32 stack_id;
+  __u32 tgid; /* 0 for interrupt context */
+  __u64 cgroup_id;
+  __u32 order;
+  __u32 flags; /* APQ_OWNER_F_* */
+};
+#define APQ_OWNER_F_INTERRUPT 1u
+
+struct apq_owner_counters {
+  __s64 pages_outstanding;
+  __u64 pages_allocated;
+  __u64 pages_freed;
+  __u64 allocations;
+};
+
+/* Key of the stack table: return addresses innermost first, zero padded. */
+struct apq_stack_key {
+  __u64 ips[APQ_MAX_STACK_DEPTH];
+};
+
+struct apq_process_name {
+  char comm[16];
+};
+
+/* Global event and loss counters (a per-CPU array, summed in userspace). */
+enum apq_counter {
+  APQ_CTR_ALLOC_EVENTS,
+  APQ_CTR_ALLOC_PAGES,
+  APQ_CTR_FREE_EVENTS,
+  APQ_CTR_FREE_PAGES,
+  APQ_CTR_FAILED_ALLOCS,          /* pfn -1: the allocation failed, nothing to track */
+  APQ_CTR_SAMPLED_ALLOCS,         /* allocations whose stack was walked */
+  APQ_CTR_FREE_UNKNOWN_PAGES,     /* freed pages never seen allocated */
+  APQ_CTR_ALLOC_OVER_LIVE_PAGES,  /* allocated pages still owned: a free was missed */
+  APQ_CTR_STACK_WALK_FAILED,
+  APQ_CTR_STACK_TRUNCATED,
+  APQ_CTR_STACK_TABLE_FULL,
+  APQ_CTR_OWNER_TABLE_FULL,       /* pages given to the overflow owner */
+  APQ_CTR_PFN_OUT_OF_RANGE,       /* pages above the page table's size */
+  APQ_CTR_ORDER_TOO_LARGE,
+  APQ_CTR_STACKS_CREATED,
+  APQ_CTR_OWNERS_CREATED,
+  APQ_NR_COUNTERS,
+};
+
+#endif /* APQ_BPF_PAGE_TRACKER_H_ */

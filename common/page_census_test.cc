@@ -1,0 +1,49 @@
+#include "common/page_census.h"
+
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+uint64_t Bit(int b) { return uint64_t{1} << b; }
+
+TEST(PageCensusTest, ClassifiesByFlags) {
+  const uint64_t flags[] = {
+      Bit(7),            // slab
+      Bit(7) | Bit(5),   // slab wins
+      Bit(26),           // page table
+      Bit(12) | Bit(5),  // anon on LRU
+      Bit(5),            // page cache
+      Bit(10),           // free buddy head: not counted
+      0,                 // buddy tail or hidden kernel page: not counted
+      Bit(20),           // no page
+      Bit(32),           // reserved
+      Bit(17),           // hugetlb
+  };
+  PageCensus census = ClassifyKpageflags(flags, std::size(flags), 100);
+  auto pages = [&](absl::string_view name) {
+    for (const auto& c : census.classes)
+      if (c.name == name) return c.pages;
+    ADD_FAILURE() << "no class " << name;
+    return uint64_t{0};
+  };
+  EXPECT_EQ(pages("slab"), 2u);
+  EXPECT_EQ(pages("page tables"), 1u);
+  EXPECT_EQ(pages("anonymous and shmem (LRU)"), 1u);
+  EXPECT_EQ(pages("page cache (LRU)"), 1u);
+  EXPECT_EQ(pages("reserved"), 1u);
+  EXPECT_EQ(pages("hugetlb"), 1u);
+  EXPECT_EQ(census.Classified(), 7u);
+  EXPECT_EQ(census.Unclassified(), 93u);
+}
+
+TEST(PageCensusTest, MeminfoInUse) {
+  absl::StatusOr<uint64_t> pages = InUsePagesFromMeminfo("MemTotal:       1000 kB\nMemFree:         200 kB\nCached: 5 kB\n");
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  EXPECT_EQ(*pages, 200u);
+  EXPECT_FALSE(InUsePagesFromMeminfo("MemTotal: 1000 kB\n").ok());
+  EXPECT_FALSE(InUsePagesFromMeminfo("MemTotal: x kB\nMemFree: 1 kB\n").ok());
+}
+
+}  // namespace
+}  // namespace apq

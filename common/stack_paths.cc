@@ -1,0 +1,66 @@
+#include "common/stack_paths.h"
+
+#include <algorithm>
+#include <array>
+
+#include "absl/strings/match.h"
+
+namespace apq {
+namespace {
+
+// Exact names of allocator entry points and internals, 5.10 to 6.18. The
+// _noprof suffix (memory allocation profiling, 6.10+) is removed first.
+constexpr std::array<absl::string_view, 22> kAllocatorFunctions = {
+    "__alloc_pages",          "__alloc_pages_nodemask", "__alloc_pages_slowpath",
+    "__alloc_pages_direct_compact", "__alloc_pages_direct_reclaim", "__alloc_pages_may_oom",
+    "__alloc_frozen_pages",   "alloc_frozen_pages",     "alloc_frozen_pages_nolock",
+    "alloc_pages",            "alloc_pages_current",    "alloc_pages_mpol",
+    "alloc_pages_node",       "__alloc_pages_node",     "alloc_pages_vma",
+    "__folio_alloc",          "folio_alloc",            "folio_alloc_mpol",
+    "get_page_from_freelist", "rmqueue",                "alloc_pages_nolock",
+    "__get_free_pages",
+};
+
+// Prefixes of the tracing path between the tracepoint and the BPF program.
+constexpr std::array<absl::string_view, 7> kTracingPrefixes = {
+    "bpf_", "__bpf_", "perf_trace_", "perf_", "trace_call_bpf", "__traceiter_", "trace_event_raw_event_",
+};
+
+absl::string_view WithoutNoprof(absl::string_view name) {
+  constexpr absl::string_view kSuffix = "_noprof";
+  if (absl::EndsWith(name, kSuffix)) name.remove_suffix(kSuffix.size());
+  return name;
+}
+
+}  // namespace
+
+bool IsAllocatorOrTracingFrame(absl::string_view function) {
+  absl::string_view name = WithoutNoprof(function);
+  // Compiler clones: __alloc_pages.constprop.0, rmqueue.isra.1 ...
+  if (size_t dot = name.find('.'); dot != absl::string_view::npos) name = name.substr(0, dot);
+  if (std::find(kAllocatorFunctions.begin(), kAllocatorFunctions.end(), name) != kAllocatorFunctions.end()) {
+    return true;
+  }
+  return std::any_of(kTracingPrefixes.begin(), kTracingPrefixes.end(),
+                     [&](absl::string_view prefix) { return absl::StartsWith(name, prefix); });
+}
+
+std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& innermost_first) {
+  size_t first_kept = 0;
+  while (first_kept < innermost_first.size() && IsAllocatorOrTracingFrame(innermost_first[first_kept])) {
+    ++first_kept;
+  }
+  return std::vector<std::string>(innermost_first.rbegin(),
+                                  innermost_first.rend() - static_cast<std::ptrdiff_t>(first_kept));
+}
+
+std::string FoldPath(const std::vector<std::string>& root_first) {
+  std::string folded;
+  for (size_t i = 0; i < root_first.size(); ++i) {
+    if (i) folded += ';';
+    for (char c : root_first[i]) folded += (c == ';' || c == ' ' || c == '\n' || c == '\t') ? '_' : c;
+  }
+  return folded;
+}
+
+}  // namespace apq

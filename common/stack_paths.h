@@ -1,0 +1,25 @@
+#ifndef APQ_COMMON_STACK_PATHS_H_
+#define APQ_COMMON_STACK_PATHS_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+namespace apq {
+
+// True for frames of the tracing plumbing (BPF, perf, tracepoint glue) and
+// of the page allocator itself: they say nothing about who took the page.
+bool IsAllocatorOrTracingFrame(absl::string_view function);
+
+// Given function names innermost first (as the kernel unwinds them), drops
+// the innermost run of allocator and tracing frames and returns the rest
+// root first, the order flame graphs read.
+std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& innermost_first);
+
+// "root;...;leaf": the folded-stack key. Characters that would break the
+// folded format (';', spaces, newlines) are replaced by '_'.
+std::string FoldPath(const std::vector<std::string>& root_first);
+
+}  // namespace apq
+
+#endif  // APQ_COMMON_STACK_PATHS_H_

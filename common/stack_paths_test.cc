@@ -1,0 +1,45 @@
+#include "common/stack_paths.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+using ::testing::ElementsAre;
+
+TEST(StackPathsTest, DropsInnermostTracingAndAllocatorFrames) {
+  std::vector<std::string> innermost_first = {
+      "bpf_prog_abc_apq_page_alloc", "trace_call_bpf", "perf_trace_mm_page_alloc",
+      "__alloc_frozen_pages_noprof", "alloc_pages_mpol", "alloc_pages_noprof",
+      "anon_pipe_write", "vfs_write", "ksys_write", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"};
+  EXPECT_THAT(CallPathRootFirst(innermost_first),
+              ElementsAre("entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_write", "vfs_write", "anon_pipe_write"));
+}
+
+TEST(StackPathsTest, KeepsAllocatorNamesAboveTheCaller) {
+  // Only the innermost run is the allocator: a frame named like it further
+  // up is part of the caller's path.
+  EXPECT_THAT(CallPathRootFirst({"get_page_from_freelist", "my_driver_fill", "alloc_pages", "probe"}),
+              ElementsAre("probe", "alloc_pages", "my_driver_fill"));
+}
+
+TEST(StackPathsTest, RecognisesClonesAndOlderNames) {
+  EXPECT_TRUE(IsAllocatorOrTracingFrame("__alloc_pages_nodemask"));
+  EXPECT_TRUE(IsAllocatorOrTracingFrame("rmqueue.isra.0"));
+  EXPECT_TRUE(IsAllocatorOrTracingFrame("__folio_alloc_noprof"));
+  EXPECT_FALSE(IsAllocatorOrTracingFrame("alloc_pages_exact"));
+  EXPECT_FALSE(IsAllocatorOrTracingFrame("pipe_write"));
+}
+
+TEST(StackPathsTest, AllAllocatorFramesLeaveNothing) {
+  EXPECT_TRUE(CallPathRootFirst({"trace_call_bpf", "__alloc_pages"}).empty());
+}
+
+TEST(StackPathsTest, FoldEscapesSeparators) {
+  EXPECT_EQ(FoldPath({"a", "b c", "d;e"}), "a;b_c;d_e");
+  EXPECT_EQ(FoldPath({}), "");
+}
+
+}  // namespace
+}  // namespace apq
