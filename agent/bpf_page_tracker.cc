@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,6 +104,7 @@ struct BpfPageTracker::State {
   size_t owner_counters_bytes = 0;
   uint32_t max_owners = 0;
   int nr_cpus = 0;
+  bool counts_recursion_misses = false;
   uint64_t stacks_seen = 0;
   uint64_t owners_seen = 0;
   absl::flat_hash_map<uint32_t, apq_owner_key> owner_keys;
@@ -128,6 +130,15 @@ absl::Status CheckKernelPrerequisites() {
         "apq-agent needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load its BPF programs");
   }
   return absl::OkStatus();
+}
+
+bool CountsTracepointRecursionMisses(absl::string_view release) {
+  std::vector<absl::string_view> parts = absl::StrSplit(release, absl::MaxSplits('.', 2));
+  int major = 0, minor = 0;
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &major)) return false;
+  absl::string_view minor_digits = parts[1].substr(0, parts[1].find_first_not_of("0123456789"));
+  if (!absl::SimpleAtoi(minor_digits, &minor)) return false;
+  return major > 6 || (major == 6 && minor >= 7);
 }
 
 absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo) {
@@ -173,6 +184,8 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   state->nr_cpus = libbpf_num_possible_cpus();
   if (state->nr_cpus <= 0) return ErrnoStatus(state->nr_cpus, "count possible CPUs");
   state->max_owners = options.max_owners;
+  utsname uts{};
+  state->counts_recursion_misses = uname(&uts) == 0 && CountsTracepointRecursionMisses(uts.release);
   state->skel = page_tracker_bpf__open();
   if (!state->skel) return ErrnoStatus(errno, "open BPF object page_tracker");
   page_tracker_bpf* skel = state->skel;
@@ -315,7 +328,7 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
     }
     misses += static_cast<int64_t>(info.recursion_misses);
   }
-  snapshot.recursion_misses = misses;
+  snapshot.recursion_misses = state_->counts_recursion_misses ? misses : -1;
   return snapshot;
 }
 

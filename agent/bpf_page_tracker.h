@@ -51,6 +51,10 @@ class BpfPageTracker : public PageTrackerSource {
 // saying what is missing.
 absl::Status CheckKernelPrerequisites();
 
+// Whether a kernel of this release (uname -r) counts the runs of a classic
+// tracepoint program it skips for recursion (6.7 and later).
+bool CountsTracepointRecursionMisses(absl::string_view release);
+
 // Highest pfn + 1 over all zones, from /proc/zoneinfo text.
 absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo);
 

@@ -4,11 +4,11 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "agent/local_mode.h"
+#include "common/flag_names.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
 ABSL_FLAG(double, interval, 5, "Seconds between reports.");
@@ -65,7 +65,7 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--sample-bytes N]");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {
     std::cerr << "apq-agent: unexpected argument '" << positional[1] << "'\n";
     return 2;

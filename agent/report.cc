@@ -12,7 +12,7 @@
 namespace apq {
 namespace {
 
-constexpr size_t kProcessesPerPath = 5;
+constexpr size_t kProcessesPerPath = 5;  // in the table; json has them all
 
 std::string HumanBytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -49,8 +49,9 @@ const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id, const T
   if (stack_id == APQ_STACK_LOST) {
     path = {"[stack unknown]"};
   } else if (stack == snapshot.stacks.end()) {
-    // Created after the stack table was read; named on the next report.
-    return paths_by_stack_.emplace(stack_id, std::vector<std::string>{"[stack not yet read]"}).first->second;
+    // Created after the stack table was read: named, and cached, next time.
+    static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
+    return kNotYetRead;
   } else {
     std::vector<std::string> names;
     names.reserve(stack->second.size());
@@ -132,7 +133,6 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     }
     std::sort(path.stats.processes.begin(), path.stats.processes.end(),
               [](const ProcessShare& a, const ProcessShare& b) { return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid); });
-    if (path.stats.processes.size() > kProcessesPerPath) path.stats.processes.resize(kProcessesPerPath);
     report.paths.push_back(std::move(path.stats));
   }
   std::sort(report.paths.begin(), report.paths.end(), [](const PathStats& a, const PathStats& b) {
@@ -175,8 +175,13 @@ std::string FormatTable(const Report& r) {
                           r.sample_bytes ? absl::StrCat("±", HumanBytes(p.standard_error())) : "",
                           HumanBytes(p.alloc_bytes_per_second), HumanBytes(p.free_bytes_per_second),
                           absl::StrJoin(leaf_first, " <- "));
-    for (const ProcessShare& s : p.processes) {
+    for (size_t i = 0; i < p.processes.size() && i < kProcessesPerPath; ++i) {
+      const ProcessShare& s = p.processes[i];
       absl::StrAppendFormat(&out, "%12s %11s %11s %11s    pid %d %s\n", HumanBytes(s.bytes), "", "", "", s.tgid, s.comm);
+    }
+    if (p.processes.size() > kProcessesPerPath) {
+      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    (%d more processes)\n", "", "", "", "",
+                            p.processes.size() - kProcessesPerPath);
     }
   }
   absl::StrAppendFormat(&out, "events: alloc=%d (%d pages) free=%d (%d pages) failed-alloc=%d stacks-walked=%d\n",

@@ -30,5 +30,15 @@ TEST(ZoneinfoTest, GarbageIsAnError) {
   EXPECT_FALSE(PageTableSizeFromZoneinfo("Node 0, zone DMA\n start_pfn: 1\n").ok());
 }
 
+TEST(KernelReleaseTest, TracepointMissesCountedFrom67) {
+  EXPECT_FALSE(CountsTracepointRecursionMisses("5.10.0-136.12.0.86.oe2203sp1.x86_64"));
+  EXPECT_FALSE(CountsTracepointRecursionMisses("6.1.0-56-amd64"));
+  EXPECT_FALSE(CountsTracepointRecursionMisses("6.6.30"));
+  EXPECT_TRUE(CountsTracepointRecursionMisses("6.7.0"));
+  EXPECT_TRUE(CountsTracepointRecursionMisses("6.18.44-fc-v782"));
+  EXPECT_TRUE(CountsTracepointRecursionMisses("7.0"));
+  EXPECT_FALSE(CountsTracepointRecursionMisses("garbage"));
+}
+
 }  // namespace
 }  // namespace apq

@@ -1,0 +1,40 @@
+#ifndef APQ_TESTS_INTEGRATION_SUBPROCESS_H_
+#define APQ_TESTS_INTEGRATION_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace apq::testing {
+
+// A child process whose stdout and stderr go to files, for tests.
+class Subprocess {
+ public:
+  explicit Subprocess(std::vector<std::string> argv);
+  ~Subprocess();  // kills the child if it still runs
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string Stdout() const;
+  std::string Stderr() const;
+  // Waits until stdout or stderr contains text; false on timeout or exit.
+  bool WaitForOutput(const std::string& text, double timeout_seconds, bool on_stderr = false);
+  // Waits for exit; returns the exit status, or -1 on timeout (then kills).
+  int Wait(double timeout_seconds);
+  void Signal(int sig);
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int exit_status_ = -1;  // -1 after a timeout
+  std::string dir_;
+};
+
+// Path of a built binary next to the test binaries' build tree.
+std::string BuiltBinary(const std::string& relative_path);
+
+}  // namespace apq::testing
+
+#endif  // APQ_TESTS_INTEGRATION_SUBPROCESS_H_
