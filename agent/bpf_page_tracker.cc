@@ -301,7 +301,6 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
     apq_owner_counters c{};
     c.pages_outstanding = __atomic_load_n(&counters[id].pages_outstanding, __ATOMIC_RELAXED);
     c.pages_allocated = __atomic_load_n(&counters[id].pages_allocated, __ATOMIC_RELAXED);
-    c.pages_freed = __atomic_load_n(&counters[id].pages_freed, __ATOMIC_RELAXED);
     c.allocations = __atomic_load_n(&counters[id].allocations, __ATOMIC_RELAXED);
     return c;
   };

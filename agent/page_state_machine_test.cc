@@ -3,7 +3,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "agent/tracker_snapshot.h"
 #include "page_tracker.h"
+
+using apq::PagesFreed;
 
 namespace {
 
@@ -54,7 +57,7 @@ TEST_F(PageStateMachineTest, HighOrderAllocationFreedWhole) {
   for (__u64 pfn = 64; pfn < 72; ++pfn) EXPECT_EQ(state_.page_owner[pfn], kA);
   apq_release_pages(64, 3);
   EXPECT_EQ(Owner(kA).pages_outstanding, 0);
-  EXPECT_EQ(Owner(kA).pages_freed, 8u);
+  EXPECT_EQ(PagesFreed(Owner(kA)), 8u);
   EXPECT_EQ(Counter(APQ_CTR_FREE_UNKNOWN_PAGES), 0u);
 }
 
@@ -76,7 +79,7 @@ TEST_F(PageStateMachineTest, ExactAllocationTailFreedFirst) {
   apq_release_pages(256, 1);
   apq_release_pages(258, 0);
   EXPECT_EQ(Owner(kA).pages_outstanding, 0);
-  EXPECT_EQ(Owner(kA).pages_freed, 4u);
+  EXPECT_EQ(PagesFreed(Owner(kA)), 4u);
 }
 
 TEST_F(PageStateMachineTest, PartialFreeOfNonCompoundPage) {
@@ -97,8 +100,8 @@ TEST_F(PageStateMachineTest, FreeSpanningTwoOwnersReleasesEach) {
   apq_release_pages(1024, 1);
   EXPECT_EQ(Owner(kA).pages_outstanding, 0);
   EXPECT_EQ(Owner(kB).pages_outstanding, 0);
-  EXPECT_EQ(Owner(kA).pages_freed, 1u);
-  EXPECT_EQ(Owner(kB).pages_freed, 1u);
+  EXPECT_EQ(PagesFreed(Owner(kA)), 1u);
+  EXPECT_EQ(PagesFreed(Owner(kB)), 1u);
 }
 
 TEST_F(PageStateMachineTest, DoubleFreeCountedNotSubtractedTwice) {
@@ -106,7 +109,7 @@ TEST_F(PageStateMachineTest, DoubleFreeCountedNotSubtractedTwice) {
   apq_release_pages(300, 0);
   apq_release_pages(300, 0);
   EXPECT_EQ(Owner(kA).pages_outstanding, 0);
-  EXPECT_EQ(Owner(kA).pages_freed, 1u);
+  EXPECT_EQ(PagesFreed(Owner(kA)), 1u);
   EXPECT_EQ(Counter(APQ_CTR_FREE_UNKNOWN_PAGES), 1u);
 }
 

@@ -112,13 +112,14 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     path.stats.bytes_outstanding += bytes;
     if (weighted) path.stats.variance += sampling_.EstimateVariance(order, static_cast<uint64_t>(outstanding));
     path.stats.bytes_allocated += weigh(counters.pages_allocated);
-    path.stats.bytes_freed += weigh(counters.pages_freed);
+    path.stats.bytes_freed += weigh(PagesFreed(counters));
     if (report.interval_seconds > 0) {
       auto before = previous_counters.find(owner.id);
       uint64_t allocated_before = before == previous_counters.end() ? 0 : before->second->pages_allocated;
-      uint64_t freed_before = before == previous_counters.end() ? 0 : before->second->pages_freed;
+      uint64_t freed_before = before == previous_counters.end() ? 0 : PagesFreed(*before->second);
+      uint64_t freed_now = std::max(PagesFreed(counters), freed_before);
       path.stats.alloc_bytes_per_second += weigh(counters.pages_allocated - allocated_before) / report.interval_seconds;
-      path.stats.free_bytes_per_second += weigh(counters.pages_freed - freed_before) / report.interval_seconds;
+      path.stats.free_bytes_per_second += weigh(freed_now - freed_before) / report.interval_seconds;
     }
     if (bytes > 0) path.bytes_by_tgid[owner.key.tgid] += bytes;
   }

@@ -27,7 +27,6 @@ TrackerSnapshot::Owner MakeOwner(uint32_t id, uint32_t stack, uint32_t tgid, uin
   owner.key.order = order;
   owner.counters.pages_outstanding = outstanding;
   owner.counters.pages_allocated = allocated;
-  owner.counters.pages_freed = allocated - static_cast<uint64_t>(outstanding);
   owner.counters.allocations = allocated;
   return owner;
 }

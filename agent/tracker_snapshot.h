@@ -12,6 +12,11 @@
 
 namespace apq {
 
+inline uint64_t PagesFreed(const apq_owner_counters& counters) {
+  int64_t freed = static_cast<int64_t>(counters.pages_allocated) - counters.pages_outstanding;
+  return freed > 0 ? static_cast<uint64_t>(freed) : 0;
+}
+
 // Everything the kernel side knows at one moment, copied out of the BPF
 // maps. Counters are cumulative since the tracker was loaded.
 struct TrackerSnapshot {

@@ -38,7 +38,6 @@ APQ_PAGE_STEP int apq_release_from_owner(__u32 owner, __u64 pages) {
   counters = APQ_OWNER_COUNTERS(owner);
   if (!counters) return 0;
   APQ_ATOMIC_ADD(&counters->pages_outstanding, -(__s64)pages);
-  APQ_ATOMIC_ADD(&counters->pages_freed, pages);
   return 0;
 }
 

@@ -70,6 +70,20 @@ struct {
   __type(value, struct stack_scratch);
 } stack_scratch SEC(".maps");
 
+/* The last owner each CPU resolved: consecutive allocations mostly come from
+ * the same (stack, process, cgroup, order), and ids never change meaning. */
+struct owner_cache {
+  struct apq_owner_key key;
+  __u32 id;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct owner_cache);
+} last_owner SEC(".maps");
+
 enum id_sequence { SEQ_STACK, SEQ_OWNER, NR_SEQ };
 
 /* Per-CPU id sequences: id = seq * nr_cpus + cpu is unique without the
@@ -170,7 +184,28 @@ static __always_inline void remember_process_name(__u32 tgid) {
   bpf_map_update_elem(&process_names, &tgid, &name, BPF_ANY);
 }
 
+static __always_inline bool same_owner_key(const struct apq_owner_key *a, const struct apq_owner_key *b) {
+  return a->stack_id == b->stack_id && a->tgid == b->tgid && a->cgroup_id == b->cgroup_id && a->order == b->order &&
+         a->flags == b->flags;
+}
+
+static __always_inline __u32 interned_owner(struct apq_owner_key *key);
+
 static __always_inline __u32 owner_of(struct apq_owner_key *key) {
+  __u32 zero = 0, id;
+  struct owner_cache *cache = bpf_map_lookup_elem(&last_owner, &zero);
+
+  if (cache && cache->id != APQ_OWNER_NONE && same_owner_key(&cache->key, key)) return cache->id;
+  id = interned_owner(key);
+  /* The overflow owner is not cached: a later allocation may find room. */
+  if (cache && id != APQ_OWNER_OVERFLOW) {
+    cache->key = *key;
+    cache->id = id;
+  }
+  return id;
+}
+
+static __always_inline __u32 interned_owner(struct apq_owner_key *key) {
   __u32 *existing = bpf_map_lookup_elem(&owner_ids, key);
   __s64 seq;
   __u64 id;

@@ -38,10 +38,11 @@ struct apq_owner_key {
 };
 #define APQ_OWNER_F_INTERRUPT 1u
 
+/* Pages freed = pages_allocated - pages_outstanding: not kept, which saves
+ * an atomic add on every free. */
 struct apq_owner_counters {
   __s64 pages_outstanding;
   __u64 pages_allocated;
-  __u64 pages_freed;
   __u64 allocations;
 };
 
