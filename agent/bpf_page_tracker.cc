@@ -13,7 +13,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <bpf/btf.h>
+
+#include <functional>
+
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -80,20 +85,54 @@ absl::Status ForEachKey(int map_fd, const char* map_name, Fn&& fn) {
   }
 }
 
-KernelCoverage ProbeCoverage() {
-  KernelCoverage coverage;
-  coverage.program_type = "tracepoint (kmem:mm_page_alloc, kmem:mm_page_free)";
-  coverage.fentry_allowed = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) == 1;
-  std::string why = coverage.fentry_allowed
-                        ? "no tracepoint, and this apq version has no fexit hook for it yet"
-                        : "no tracepoint, and this kernel refuses fentry/fexit programs";
-  coverage.blind_paths = {
-      "bulk allocator (alloc_pages_bulk*, used by vmalloc, page_pool, sunrpc): " + why,
-      "contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages): " + why,
-      "compaction free-page capture (compaction_alloc): " + why,
-      "page migration: the new page is owned by the migrating path, not the old owner: " + why,
-  };
-  return coverage;
+// A path without a tracepoint and the fentry/fexit program that sees it.
+struct UntracedPath {
+  const char* description;
+  bpf_program* program;
+  std::vector<const char*> functions;  // newest kernels' name first
+  // Accepts the function's BTF prototype (parameter count), and sets the
+  // program's load-time layout for it.
+  std::function<bool(uint32_t params)> accept;
+};
+
+// Finds the first of the functions in the kernel's BTF whose prototype is
+// accepted; returns its name or an empty string.
+std::string FindTarget(const btf* vmlinux, const UntracedPath& path) {
+  for (const char* name : path.functions) {
+    int id = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC);
+    if (id <= 0) continue;
+    const btf_type* func = btf__type_by_id(vmlinux, id);
+    const btf_type* proto = func ? btf__type_by_id(vmlinux, func->type) : nullptr;
+    if (proto && btf_is_func_proto(proto) && path.accept(btf_vlen(proto))) return name;
+  }
+  return "";
+}
+
+// Measures vmemmap_base: this thread allocates a page while the raw_tp
+// (page pointer) and tracepoint (pfn) programs record its first allocation.
+absl::StatusOr<uint64_t> CalibrateVmemmap(page_tracker_bpf* skel, uint64_t struct_page_size) {
+  volatile uint32_t& tid = skel->bss->calibration_tid;
+  skel->bss->calibration_page = 0;
+  skel->data->calibration_pfn = ~0ull;
+  tid = static_cast<uint32_t>(gettid());
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    tid = 0;
+    return ErrnoStatus(errno, "mmap a calibration page");
+  }
+  *static_cast<volatile char*>(page) = 1;
+  munmap(page, 4096);
+  tid = 0;
+  uint64_t page_pointer = skel->bss->calibration_page, pfn = skel->data->calibration_pfn;
+  if (page_pointer == 0 || pfn == ~0ull) {
+    return absl::InternalError("vmemmap calibration saw no allocation from its own thread");
+  }
+  uint64_t base = page_pointer - pfn * struct_page_size;
+  // The virtual memory map starts 2 MiB aligned in the kernel half.
+  if (pfn * struct_page_size > page_pointer || base < 0xffff800000000000ull || base % (2 << 20) != 0) {
+    return absl::InternalError(absl::StrFormat("vmemmap calibration gave an implausible base 0x%x", base));
+  }
+  return base;
 }
 
 }  // namespace
@@ -111,7 +150,10 @@ struct BpfPageTracker::State {
   absl::flat_hash_map<uint32_t, std::vector<uint64_t>> stacks;
   absl::flat_hash_map<uint32_t, std::string> process_names;
 
+  std::vector<bpf_link*> links;
+
   ~State() {
+    for (bpf_link* link : links) bpf_link__destroy(link);
     if (owner_counters != MAP_FAILED) munmap(owner_counters, owner_counters_bytes);
     page_tracker_bpf__destroy(skel);
   }
@@ -213,6 +255,47 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     }
   }
 
+  KernelCoverage coverage;
+  coverage.program_type = "tracepoint (kmem:mm_page_alloc, kmem:mm_page_free)";
+  coverage.fentry_allowed = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) == 1;
+  std::vector<UntracedPath> untraced = {
+      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)", skel->progs.apq_bulk_exit,
+       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"},
+       [&](uint32_t params) {
+         if (params != 5 && params != 6) return false;
+         skel->rodata->bulk_page_array_arg = params - 1;
+         return true;
+       }},
+      {"contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages)", skel->progs.apq_contig_exit,
+       {"alloc_contig_range_noprof", "alloc_contig_range"}, [](uint32_t params) { return params == 4; }},
+      {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_entry,
+       {"folio_migrate_flags"}, [](uint32_t params) { return params == 2; }},
+  };
+  std::vector<bpf_program*> untraced_programs;
+  uint64_t struct_page_size = 0;
+  btf* vmlinux = coverage.fentry_allowed ? btf__load_vmlinux_btf() : nullptr;
+  if (vmlinux) {
+    int page_id = btf__find_by_name_kind(vmlinux, "page", BTF_KIND_STRUCT);
+    if (page_id > 0) struct_page_size = static_cast<uint64_t>(btf__resolve_size(vmlinux, page_id));
+  }
+  for (const UntracedPath& path : untraced) {
+    std::string target = vmlinux && struct_page_size ? FindTarget(vmlinux, path) : "";
+    if (target.empty() || bpf_program__set_attach_target(path.program, 0, target.c_str()) != 0) {
+      bpf_program__set_autoload(path.program, false);
+      coverage.blind_paths.push_back(absl::StrCat(
+          path.description, ": no tracepoint, and ",
+          !coverage.fentry_allowed ? "this kernel refuses fentry/fexit programs"
+                                   : "no known function to hook in this kernel's BTF"));
+      continue;
+    }
+    untraced_programs.push_back(path.program);
+    coverage.hooked_paths.push_back(absl::StrCat(path.description, ": ",
+                                                 bpf_program__expected_attach_type(path.program) == BPF_TRACE_FENTRY
+                                                     ? "fentry/" : "fexit/", target));
+  }
+  btf__free(vmlinux);
+  if (untraced_programs.empty()) bpf_program__set_autoload(skel->progs.apq_calibrate, false);
+
   if (int err = page_tracker_bpf__load(skel); err != 0) {
     if (err == -EPERM || err == -EACCES) {
       return ErrnoStatus(err, "load BPF programs (is this user root, and is BPF allowed by lockdown/LSM?)");
@@ -226,11 +309,44 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
                                bpf_map__fd(skel->maps.owner_counters), 0);
   if (state->owner_counters == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map owner_counters");
 
-  if (int err = page_tracker_bpf__attach(skel); err != 0) {
-    return ErrnoStatus(err, "attach to tracepoints kmem:mm_page_alloc and kmem:mm_page_free (is tracefs available?)");
+  auto attach = [&](bpf_program* program) -> absl::StatusOr<bpf_link*> {
+    bpf_link* link = bpf_program__attach(program);
+    if (!link) return ErrnoStatus(errno, absl::StrCat("attach BPF program ", bpf_program__name(program)));
+    state->links.push_back(link);
+    return link;
+  };
+  for (bpf_program* program : {skel->progs.apq_page_alloc, skel->progs.apq_page_free}) {
+    if (absl::StatusOr<bpf_link*> link = attach(program); !link.ok()) {
+      return absl::Status(link.status().code(),
+                          absl::StrCat(link.status().message(), " (kmem tracepoints; is tracefs available?)"));
+    }
+  }
+  if (!untraced_programs.empty()) {
+    absl::StatusOr<uint64_t> base = absl::InternalError("not run");
+    if (absl::StatusOr<bpf_link*> link = attach(skel->progs.apq_calibrate); link.ok()) {
+      base = CalibrateVmemmap(skel, struct_page_size);
+      bpf_link__destroy(*link);
+      state->links.pop_back();
+    } else {
+      base = link.status();
+    }
+    std::vector<std::string> hooked;
+    for (size_t i = 0; i < untraced_programs.size(); ++i) {
+      absl::Status status = base.status();
+      if (status.ok()) {
+        skel->bss->vmemmap_base = *base;
+        status = attach(untraced_programs[i]).status();
+      }
+      if (status.ok()) {
+        hooked.push_back(coverage.hooked_paths[i]);
+      } else {
+        coverage.blind_paths.push_back(absl::StrCat(coverage.hooked_paths[i], ": not hooked: ", status.message()));
+      }
+    }
+    coverage.hooked_paths = std::move(hooked);
   }
   std::unique_ptr<BpfPageTracker> tracker(new BpfPageTracker(std::move(state)));
-  tracker->coverage_ = ProbeCoverage();
+  tracker->coverage_ = std::move(coverage);
   tracker->page_table_entries_ = *table_size;
   return tracker;
 }

@@ -22,6 +22,8 @@ struct BpfTrackerOptions {
 struct KernelCoverage {
   std::string program_type;  // of the allocation and free hooks
   bool fentry_allowed = false;
+  // Paths without tracepoints that are hooked, each with its hook.
+  std::vector<std::string> hooked_paths;
   // Allocation paths whose pages the tracker cannot see on this kernel, each
   // with the reason.
   std::vector<std::string> blind_paths;

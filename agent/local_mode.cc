@@ -98,6 +98,7 @@ absl::Status RunLocal(const LocalOptions& options) {
     if (!now.ok()) return now.status();
     Report report = builder.Build(*now, &previous, options.top);
     elapsed = report.seconds_tracing;
+    report.hooked_paths = (*tracker)->coverage().hooked_paths;
     report.blind_paths = (*tracker)->coverage().blind_paths;
     if (census.ok()) report.census_at_start = *census;
     if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;

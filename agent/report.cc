@@ -73,9 +73,23 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
   report.free_pages = c[APQ_CTR_FREE_PAGES];
   report.failed_allocs = c[APQ_CTR_FAILED_ALLOCS];
   report.sampled_allocs = c[APQ_CTR_SAMPLED_ALLOCS];
-  report.losses = {c[APQ_CTR_FREE_UNKNOWN_PAGES], c[APQ_CTR_ALLOC_OVER_LIVE_PAGES], c[APQ_CTR_STACK_WALK_FAILED],
-                   c[APQ_CTR_STACK_TRUNCATED],    c[APQ_CTR_STACK_TABLE_FULL],      c[APQ_CTR_OWNER_TABLE_FULL],
-                   c[APQ_CTR_PFN_OUT_OF_RANGE],   c[APQ_CTR_ORDER_TOO_LARGE],       now.recursion_misses};
+  report.bulk_pages = c[APQ_CTR_BULK_PAGES];
+  report.contig_pages = c[APQ_CTR_CONTIG_PAGES];
+  report.migrated_pages = c[APQ_CTR_MIGRATED_PAGES];
+  LossCounters& l = report.losses;
+  l.free_unknown_pages = c[APQ_CTR_FREE_UNKNOWN_PAGES];
+  l.alloc_over_live_pages = c[APQ_CTR_ALLOC_OVER_LIVE_PAGES];
+  l.stack_walk_failed = c[APQ_CTR_STACK_WALK_FAILED];
+  l.stack_truncated = c[APQ_CTR_STACK_TRUNCATED];
+  l.stack_table_full = c[APQ_CTR_STACK_TABLE_FULL];
+  l.owner_table_full = c[APQ_CTR_OWNER_TABLE_FULL];
+  l.pfn_out_of_range = c[APQ_CTR_PFN_OUT_OF_RANGE];
+  l.order_too_large = c[APQ_CTR_ORDER_TOO_LARGE];
+  l.bulk_list_unseen = c[APQ_CTR_BULK_LIST_UNSEEN];
+  l.bulk_too_large = c[APQ_CTR_BULK_TOO_LARGE];
+  l.contig_too_large = c[APQ_CTR_CONTIG_TOO_LARGE];
+  l.uncalibrated = c[APQ_CTR_UNCALIBRATED];
+  l.recursion_misses = now.recursion_misses;
 
   absl::flat_hash_map<uint32_t, const apq_owner_counters*> previous_counters;
   if (previous) {
@@ -148,10 +162,12 @@ std::string FormatLossSummary(const Report& r) {
   const LossCounters& l = r.losses;
   std::string out = absl::StrFormat(
       "losses: freed-unknown-pages=%d alloc-over-live-pages=%d stack-walk-failed=%d stack-truncated=%d "
-      "stack-table-full=%d owner-table-full=%d pfn-out-of-range=%d order-too-large=%d recursion-misses=%s\n",
+      "stack-table-full=%d owner-table-full=%d pfn-out-of-range=%d order-too-large=%d bulk-list-unseen=%d "
+      "bulk-too-large=%d contig-too-large=%d uncalibrated=%d recursion-misses=%s\n",
       l.free_unknown_pages, l.alloc_over_live_pages, l.stack_walk_failed, l.stack_truncated, l.stack_table_full,
-      l.owner_table_full, l.pfn_out_of_range, l.order_too_large,
-      l.recursion_misses < 0 ? "not-counted" : absl::StrCat(l.recursion_misses));
+      l.owner_table_full, l.pfn_out_of_range, l.order_too_large, l.bulk_list_unseen, l.bulk_too_large,
+      l.contig_too_large, l.uncalibrated, l.recursion_misses < 0 ? "not-counted" : absl::StrCat(l.recursion_misses));
+  for (const std::string& hooked : r.hooked_paths) absl::StrAppend(&out, "hooked: ", hooked, "\n");
   for (const std::string& blind : r.blind_paths) absl::StrAppend(&out, "not visible: ", blind, "\n");
   return out;
 }
@@ -185,8 +201,11 @@ std::string FormatTable(const Report& r) {
                             p.processes.size() - kProcessesPerPath);
     }
   }
-  absl::StrAppendFormat(&out, "events: alloc=%d (%d pages) free=%d (%d pages) failed-alloc=%d stacks-walked=%d\n",
-                        r.alloc_events, r.alloc_pages, r.free_events, r.free_pages, r.failed_allocs, r.sampled_allocs);
+  absl::StrAppendFormat(&out,
+                        "events: alloc=%d (%d pages) free=%d (%d pages) failed-alloc=%d stacks-walked=%d "
+                        "bulk-pages=%d contig-pages=%d migrated-pages=%d\n",
+                        r.alloc_events, r.alloc_pages, r.free_events, r.free_pages, r.failed_allocs, r.sampled_allocs,
+                        r.bulk_pages, r.contig_pages, r.migrated_pages);
   out += FormatLossSummary(r);
   if (r.census_at_start) {
     const PageCensus& census = *r.census_at_start;
@@ -207,7 +226,8 @@ std::string FormatJson(const Report& r) {
   j["seconds_tracing"] = r.seconds_tracing;
   j["interval_seconds"] = r.interval_seconds;
   j["events"] = {{"alloc", r.alloc_events}, {"alloc_pages", r.alloc_pages},  {"free", r.free_events},
-                 {"free_pages", r.free_pages}, {"failed_alloc", r.failed_allocs}, {"stacks_walked", r.sampled_allocs}};
+                 {"free_pages", r.free_pages}, {"failed_alloc", r.failed_allocs}, {"stacks_walked", r.sampled_allocs},
+                 {"bulk_pages", r.bulk_pages}, {"contig_pages", r.contig_pages}, {"migrated_pages", r.migrated_pages}};
   j["tracked_bytes_outstanding"] = r.tracked_bytes_outstanding;
   j["unsampled_bytes_outstanding"] = r.unsampled_bytes_outstanding;
   j["total_paths"] = r.total_paths;
@@ -230,7 +250,10 @@ std::string FormatJson(const Report& r) {
                  {"stack_walk_failed", l.stack_walk_failed},   {"stack_truncated", l.stack_truncated},
                  {"stack_table_full", l.stack_table_full},     {"owner_table_full", l.owner_table_full},
                  {"pfn_out_of_range", l.pfn_out_of_range},     {"order_too_large", l.order_too_large},
+                 {"bulk_list_unseen", l.bulk_list_unseen},     {"bulk_too_large", l.bulk_too_large},
+                 {"contig_too_large", l.contig_too_large},     {"uncalibrated", l.uncalibrated},
                  {"recursion_misses", l.recursion_misses}};
+  j["hooked"] = r.hooked_paths;
   j["not_visible"] = r.blind_paths;
   if (r.census_at_start) {
     nlohmann::json classes = nlohmann::json::object();

@@ -43,6 +43,10 @@ struct LossCounters {
   uint64_t owner_table_full = 0;
   uint64_t pfn_out_of_range = 0;
   uint64_t order_too_large = 0;
+  uint64_t bulk_list_unseen = 0;  // bulk calls filling a list: pages not tracked
+  uint64_t bulk_too_large = 0;
+  uint64_t contig_too_large = 0;
+  uint64_t uncalibrated = 0;
   int64_t recursion_misses = -1;  // -1: not counted by this kernel
 };
 
@@ -52,12 +56,14 @@ struct Report {
   double interval_seconds = 0;  // of the rates; 0 before a second snapshot
   uint64_t alloc_events = 0, alloc_pages = 0, free_events = 0, free_pages = 0, failed_allocs = 0;
   uint64_t sampled_allocs = 0;
+  uint64_t bulk_pages = 0, contig_pages = 0, migrated_pages = 0;  // seen through fentry/fexit
   // Exact, whatever the mode: pages allocated since start and not yet freed.
   uint64_t tracked_bytes_outstanding = 0;
   uint64_t unsampled_bytes_outstanding = 0;  // part of the above whose stack was not walked
   size_t total_paths = 0;
   std::vector<PathStats> paths;  // the top ones, largest first
   LossCounters losses;
+  std::vector<std::string> hooked_paths;
   std::vector<std::string> blind_paths;
   std::optional<PageCensus> census_at_start;
 

@@ -25,11 +25,26 @@ struct trace_event_raw_mm_page_free {
   unsigned int order;
 };
 
+struct page {
+  unsigned long flags;
+};
+
+/* Large folios keep their order in _folio_order (5.16..6.5) or in the low
+ * byte of _flags_1 (6.6+). */
+struct folio {
+  unsigned long flags;
+  unsigned char _folio_order;
+  unsigned long _flags_1;
+};
+
 struct task_struct {
   struct task_struct *group_leader;
   char comm[16];
 };
 
 #pragma clang attribute pop
+
+/* Value relocated against the running kernel. */
+enum pageflags { PG_head = 16 };
 
 #endif /* APQ_BPF_APQ_VMLINUX_H_ */

@@ -73,6 +73,64 @@ APQ_PAGE_STEP int apq_release_page(__u64 pfn) {
   return 0;
 }
 
+/* Gives one page, allocated on a path without a tracepoint, to owner,
+ * unless the tracepoint already gave it one (the bulk allocator falls back
+ * to the traced allocator). */
+APQ_PAGE_STEP int apq_claim_untracked_page(__u64 pfn, __u32 owner) {
+  struct apq_owner_counters *counters;
+  __u32 *slot = APQ_PAGE_SLOT(pfn);
+
+  if (!slot) {
+    APQ_COUNT(APQ_CTR_PFN_OUT_OF_RANGE, 1);
+    return 0;
+  }
+  if (*slot != APQ_OWNER_NONE) return 0;
+  *slot = owner;
+  counters = APQ_OWNER_COUNTERS(owner);
+  if (!counters) return 0;
+  APQ_ATOMIC_ADD(&counters->pages_outstanding, 1);
+  APQ_ATOMIC_ADD(&counters->pages_allocated, 1);
+  return 1;
+}
+
+/* Migration copied page src to dst: dst now holds what src held, so it
+ * takes src's owner (and leaves whoever allocated it as a migration
+ * target). src keeps its owner until its own free. */
+APQ_PAGE_STEP int apq_move_page(__u64 src_pfn, __u64 dst_pfn) {
+  struct apq_owner_counters *counters;
+  __u32 *src = APQ_PAGE_SLOT(src_pfn);
+  __u32 *dst = APQ_PAGE_SLOT(dst_pfn);
+  __u32 owner, previous;
+
+  if (!src || !dst) {
+    APQ_COUNT(APQ_CTR_PFN_OUT_OF_RANGE, 1);
+    return 0;
+  }
+  owner = *src;
+  if (owner == APQ_OWNER_NONE) return 0;
+  previous = *dst;
+  if (previous == owner) return 0;
+  apq_release_from_owner(previous, 1);
+  *dst = owner;
+  counters = APQ_OWNER_COUNTERS(owner);
+  if (!counters) return 0;
+  APQ_ATOMIC_ADD(&counters->pages_outstanding, 1);
+  APQ_ATOMIC_ADD(&counters->pages_allocated, 1);
+  APQ_COUNT(APQ_CTR_MIGRATED_PAGES, 1);
+  return 1;
+}
+
+/* A run of up to APQ_MAX_PAGES_PER_EVENT untracked pages. */
+APQ_PAGE_STEP int apq_claim_untracked_run(__u64 pfn, __u32 npages, __u32 owner) {
+  __u32 i;
+
+  for (i = 0; i < APQ_MAX_PAGES_PER_EVENT; i++) {
+    if (i >= npages) break;
+    apq_claim_untracked_page(pfn + i, owner);
+  }
+  return 0;
+}
+
 /* How many of the npages pages at pfn lie below the page table's end. */
 static __always_inline __u64 apq_pages_in_table(__u64 pfn, __u32 npages, __u64 table_size) {
   if (pfn >= table_size) return 0;

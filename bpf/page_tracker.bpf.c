@@ -20,6 +20,20 @@ const volatile bool walk_every_stack = true;
 /* Sampled mode: the stack of an allocation of order o is walked when a
  * uniform 32-bit random number is below sample_threshold[o]. */
 const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
+/* fexit context layout of the bulk allocator, which lost its page_list
+ * argument in 6.14: page_array is the last argument, the result follows. */
+const volatile __u32 bulk_page_array_arg = 5;
+
+/* Paths without tracepoints hand over struct page pointers; pfn = (page -
+ * vmemmap_base) / sizeof(struct page). vmemmap_base is randomized per boot
+ * and absent from kallsyms on many kernels, so userspace measures it at
+ * start: it sets calibration_tid, makes its thread allocate one page, and
+ * the raw_tp (page pointer) and tracepoint (pfn) programs record that same
+ * first event. Written through the skeleton's mapping of .bss/.data. */
+__u64 vmemmap_base = 0;
+__u32 calibration_tid = 0;
+__u64 calibration_page = 0;
+__u64 calibration_pfn = ~0ull;
 
 /* Owner id of every page, indexed by pfn; sized to the highest pfn. */
 struct {
@@ -228,9 +242,29 @@ full:
   return APQ_OWNER_OVERFLOW;
 }
 
+/* The owner of an allocation of 2^order pages made here and now: the stack
+ * is walked in exact mode, or with the probability of the sampling plan. */
+static __always_inline __u32 current_owner(void *ctx, __u32 order) {
+  struct apq_owner_key key = {};
+
+  if (walk_every_stack || (__u64)bpf_get_prandom_u32() < sample_threshold[order & (APQ_NUM_ORDERS - 1)]) {
+    key.stack_id = stack_of(ctx);
+    count(APQ_CTR_SAMPLED_ALLOCS, 1);
+  } else {
+    key.stack_id = APQ_STACK_UNSAMPLED;
+  }
+  key.tgid = bpf_get_current_pid_tgid() >> 32;
+  key.cgroup_id = bpf_get_current_cgroup_id();
+  key.order = order;
+  return owner_of(&key);
+}
+
+static __always_inline bool calibrating(void) {
+  return calibration_tid != 0 && (__u32)bpf_get_current_pid_tgid() == calibration_tid;
+}
+
 SEC("tracepoint/kmem/mm_page_alloc")
 int apq_page_alloc(struct trace_event_raw_mm_page_alloc *ctx) {
-  struct apq_owner_key key = {};
   __u64 pfn = ctx->pfn;
   __u32 order = ctx->order;
 
@@ -244,17 +278,122 @@ int apq_page_alloc(struct trace_event_raw_mm_page_alloc *ctx) {
   }
   count(APQ_CTR_ALLOC_EVENTS, 1);
   count(APQ_CTR_ALLOC_PAGES, 1ull << order);
+  if (calibrating() && calibration_pfn == ~0ull) calibration_pfn = pfn;
+  apq_claim_pages(pfn, order, current_owner(ctx, order));
+  return 0;
+}
 
-  if (walk_every_stack || (__u64)bpf_get_prandom_u32() < sample_threshold[order]) {
-    key.stack_id = stack_of(ctx);
-    count(APQ_CTR_SAMPLED_ALLOCS, 1);
-  } else {
-    key.stack_id = APQ_STACK_UNSAMPLED;
+/* Loaded only where fentry/fexit work, for the calibration. */
+SEC("raw_tp/mm_page_alloc")
+int apq_calibrate(struct bpf_raw_tracepoint_args *ctx) {
+  if (calibrating() && calibration_page == 0) calibration_page = ctx->args[0];
+  return 0;
+}
+
+static __always_inline __u64 pfn_of(__u64 page) {
+  return (page - vmemmap_base) / bpf_core_type_size(struct page);
+}
+
+/* One entry of a bulk allocation's page array. */
+__attribute__((noinline)) int apq_claim_bulk_entry(__u64 page_array, __u32 index, __u32 owner) {
+  __u64 page = 0;
+
+  if (bpf_probe_read_kernel(&page, sizeof(page), (void *)(page_array + index * sizeof(__u64))) != 0 || page == 0) {
+    return 0;
   }
-  key.tgid = bpf_get_current_pid_tgid() >> 32;
-  key.cgroup_id = bpf_get_current_cgroup_id();
-  key.order = order;
-  apq_claim_pages(pfn, order, owner_of(&key));
+  return apq_claim_untracked_page(pfn_of(page), owner);
+}
+
+/* alloc_pages_bulk*: fills page_array (or a list) without mm_page_alloc. */
+SEC("fexit/__alloc_pages_bulk")
+int apq_bulk_exit(__u64 *ctx) {
+  struct apq_owner_counters *counters;
+  __u64 page_array, populated;
+  __u32 owner, i;
+
+  if (bulk_page_array_arg == 4) {
+    page_array = ctx[4];
+    populated = ctx[5];
+  } else {
+    page_array = ctx[5];
+    populated = ctx[6];
+  }
+  if (populated == 0) return 0;
+  if (!page_array) {
+    count(APQ_CTR_BULK_LIST_UNSEEN, 1);
+    return 0;
+  }
+  if (vmemmap_base == 0) {
+    count(APQ_CTR_UNCALIBRATED, 1);
+    return 0;
+  }
+  owner = current_owner(ctx, 0);
+  for (i = 0; i < APQ_MAX_BULK_PAGES; i++) {
+    if (i >= populated) break;
+    apq_claim_bulk_entry(page_array, i, owner);
+  }
+  if (populated > APQ_MAX_BULK_PAGES) count(APQ_CTR_BULK_TOO_LARGE, populated - APQ_MAX_BULK_PAGES);
+  count(APQ_CTR_BULK_PAGES, populated);
+  counters = counters_of(owner);
+  if (counters) __sync_fetch_and_add(&counters->allocations, 1);
+  return 0;
+}
+
+/* alloc_contig_range*: pfns [start, end) taken without mm_page_alloc (CMA,
+ * gigantic hugetlb pages); freed later page by page through mm_page_free. */
+SEC("fexit/alloc_contig_range")
+int apq_contig_exit(__u64 *ctx) {
+  struct apq_owner_counters *counters;
+  __u64 start = ctx[0], end = ctx[1];
+  int result = (int)ctx[4];
+  __u32 owner, chunk;
+
+  if (result != 0 || end <= start) return 0;
+  owner = current_owner(ctx, APQ_NUM_ORDERS - 1);
+  for (chunk = 0; chunk < APQ_MAX_CONTIG_CHUNKS; chunk++) {
+    __u64 base = start + (__u64)chunk * APQ_MAX_PAGES_PER_EVENT;
+
+    if (base >= end) break;
+    apq_claim_untracked_run(base, end - base < APQ_MAX_PAGES_PER_EVENT ? end - base : APQ_MAX_PAGES_PER_EVENT, owner);
+  }
+  if (end - start > (__u64)APQ_MAX_CONTIG_CHUNKS * APQ_MAX_PAGES_PER_EVENT) {
+    count(APQ_CTR_CONTIG_TOO_LARGE, end - start - (__u64)APQ_MAX_CONTIG_CHUNKS * APQ_MAX_PAGES_PER_EVENT);
+  }
+  count(APQ_CTR_CONTIG_PAGES, end - start);
+  counters = counters_of(owner);
+  if (counters) __sync_fetch_and_add(&counters->allocations, 1);
+  return 0;
+}
+
+static __always_inline __u32 folio_order(struct folio *folio) {
+  unsigned long flags = BPF_CORE_READ(folio, flags);
+
+  if (!(flags & (1ul << bpf_core_enum_value(enum pageflags, PG_head)))) return 0;
+  if (bpf_core_field_exists(folio->_folio_order)) return BPF_CORE_READ(folio, _folio_order);
+  if (bpf_core_field_exists(folio->_flags_1)) return BPF_CORE_READ(folio, _flags_1) & 0xff;
+  return 0;
+}
+
+/* Migration (compaction, NUMA balancing, CMA, memory offlining) copies a
+ * folio into pages that never had an allocation event; the owner follows. */
+SEC("fentry/folio_migrate_flags")
+int apq_migrate_entry(__u64 *ctx) {
+  struct folio *dst = (struct folio *)ctx[0], *src = (struct folio *)ctx[1];
+  __u64 src_pfn, dst_pfn;
+  __u32 order, i;
+
+  if (vmemmap_base == 0) {
+    count(APQ_CTR_UNCALIBRATED, 1);
+    return 0;
+  }
+  order = folio_order(src);
+  if (order >= APQ_NUM_ORDERS) order = APQ_NUM_ORDERS - 1;
+  src_pfn = pfn_of((__u64)src);
+  dst_pfn = pfn_of((__u64)dst);
+  for (i = 0; i < APQ_MAX_PAGES_PER_EVENT; i++) {
+    if (i >= (1u << order)) break;
+    apq_move_page(src_pfn + i, dst_pfn + i);
+  }
   return 0;
 }
 

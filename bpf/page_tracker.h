@@ -16,6 +16,9 @@
 #define APQ_NUM_ORDERS 11
 #define APQ_MAX_PAGES_PER_EVENT (1u << (APQ_NUM_ORDERS - 1))
 #define APQ_PAGE_SIZE 4096u
+/* Bounds of the loops over one bulk or contiguous allocation. */
+#define APQ_MAX_BULK_PAGES 4096u
+#define APQ_MAX_CONTIG_CHUNKS 256u /* of APQ_MAX_PAGES_PER_EVENT pages: 1 GiB */
 
 /* Stack ids with a meaning of their own; real ids are below these. */
 #define APQ_STACK_UNSAMPLED 0xffffffffu /* sampled mode: stack not walked */
@@ -71,6 +74,13 @@ enum apq_counter {
   APQ_CTR_OWNER_TABLE_FULL,       /* pages given to the overflow owner */
   APQ_CTR_PFN_OUT_OF_RANGE,       /* pages above the page table's size */
   APQ_CTR_ORDER_TOO_LARGE,
+  APQ_CTR_BULK_PAGES,            /* pages from the bulk allocator (fexit) */
+  APQ_CTR_BULK_LIST_UNSEEN,      /* bulk calls filling a list, not an array: not tracked */
+  APQ_CTR_BULK_TOO_LARGE,        /* bulk pages beyond APQ_MAX_BULK_PAGES in one call */
+  APQ_CTR_CONTIG_PAGES,          /* pages from alloc_contig_range (fexit) */
+  APQ_CTR_CONTIG_TOO_LARGE,      /* contiguous pages beyond APQ_MAX_CONTIG_PAGES in one call */
+  APQ_CTR_MIGRATED_PAGES,        /* pages whose owner moved to the migration target */
+  APQ_CTR_UNCALIBRATED,          /* page-pointer events before vmemmap_base was known */
   APQ_CTR_STACKS_CREATED,
   APQ_CTR_OWNERS_CREATED,
   APQ_NR_COUNTERS,

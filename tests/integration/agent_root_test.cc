@@ -85,8 +85,9 @@ class AgentRootTest : public ::testing::Test {
   // fires in an interrupt while the program runs on that CPU is skipped.
   static void ExpectNothingLostSilently(const nlohmann::json& report) {
     const auto& losses = report["losses"];
-    for (const char* counter :
-         {"stack_walk_failed", "stack_truncated", "stack_table_full", "owner_table_full", "pfn_out_of_range", "order_too_large"}) {
+    for (const char* counter : {"stack_walk_failed", "stack_truncated", "stack_table_full", "owner_table_full",
+                                "pfn_out_of_range", "order_too_large", "bulk_too_large", "contig_too_large",
+                                "uncalibrated"}) {
       EXPECT_EQ(losses[counter].get<int64_t>(), 0) << counter;
     }
     int64_t misses = losses["recursion_misses"].get<int64_t>();
