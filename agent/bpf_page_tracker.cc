@@ -15,10 +15,12 @@
 
 #include <bpf/btf.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -260,12 +262,9 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   coverage.fentry_allowed = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) == 1;
   std::vector<UntracedPath> untraced = {
       {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)", skel->progs.apq_bulk_exit,
-       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"},
-       [&](uint32_t params) {
-         if (params != 5 && params != 6) return false;
-         skel->rodata->bulk_page_array_arg = params - 1;
-         return true;
-       }},
+       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"}, [](uint32_t params) { return params == 5; }},
+      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)", skel->progs.apq_bulk_exit_with_list,
+       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"}, [](uint32_t params) { return params == 6; }},
       {"contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages)", skel->progs.apq_contig_exit,
        {"alloc_contig_range_noprof", "alloc_contig_range"}, [](uint32_t params) { return params == 4; }},
       {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_entry,
@@ -278,11 +277,12 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     int page_id = btf__find_by_name_kind(vmlinux, "page", BTF_KIND_STRUCT);
     if (page_id > 0) struct_page_size = static_cast<uint64_t>(btf__resolve_size(vmlinux, page_id));
   }
+  std::vector<std::string> unhooked;
   for (const UntracedPath& path : untraced) {
     std::string target = vmlinux && struct_page_size ? FindTarget(vmlinux, path) : "";
     if (target.empty() || bpf_program__set_attach_target(path.program, 0, target.c_str()) != 0) {
       bpf_program__set_autoload(path.program, false);
-      coverage.blind_paths.push_back(absl::StrCat(
+      unhooked.push_back(absl::StrCat(
           path.description, ": no tracepoint, and ",
           !coverage.fentry_allowed ? "this kernel refuses fentry/fexit programs"
                                    : "no known function to hook in this kernel's BTF"));
@@ -294,6 +294,15 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
                                                      ? "fentry/" : "fexit/", target));
   }
   btf__free(vmlinux);
+  // A path with several program variants (one per kernel layout) is blind
+  // only if none of them is hooked.
+  for (const std::string& line : unhooked) {
+    absl::string_view description = absl::string_view(line).substr(0, line.find(": no tracepoint"));
+    bool hooked = std::any_of(coverage.hooked_paths.begin(), coverage.hooked_paths.end(),
+                              [&](const std::string& h) { return absl::StartsWith(h, description); });
+    bool listed = std::find(coverage.blind_paths.begin(), coverage.blind_paths.end(), line) != coverage.blind_paths.end();
+    if (!hooked && !listed) coverage.blind_paths.push_back(line);
+  }
   if (untraced_programs.empty()) bpf_program__set_autoload(skel->progs.apq_calibrate, false);
 
   if (int err = page_tracker_bpf__load(skel); err != 0) {

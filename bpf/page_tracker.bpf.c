@@ -20,9 +20,6 @@ const volatile bool walk_every_stack = true;
 /* Sampled mode: the stack of an allocation of order o is walked when a
  * uniform 32-bit random number is below sample_threshold[o]. */
 const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
-/* fexit context layout of the bulk allocator, which lost its page_list
- * argument in 6.14: page_array is the last argument, the result follows. */
-const volatile __u32 bulk_page_array_arg = 5;
 
 /* Paths without tracepoints hand over struct page pointers; pfn = (page -
  * vmemmap_base) / sizeof(struct page). vmemmap_base is randomized per boot
@@ -294,6 +291,16 @@ static __always_inline __u64 pfn_of(__u64 page) {
   return (page - vmemmap_base) / bpf_core_type_size(struct page);
 }
 
+/* Reads argument slot n of a tracing context. Older verifiers refuse a typed
+ * ctx load of a pointer-to-pointer argument (struct page **), and arithmetic on typed
+ * pointers (struct folio *), so the slot is copied instead. */
+static __always_inline __u64 raw_arg(__u64 *ctx, int n) {
+  __u64 value = 0;
+
+  bpf_probe_read_kernel(&value, sizeof(value), &ctx[n]);
+  return value;
+}
+
 /* One entry of a bulk allocation's page array. */
 __attribute__((noinline)) int apq_claim_bulk_entry(__u64 page_array, __u32 index, __u32 owner) {
   __u64 page = 0;
@@ -305,19 +312,10 @@ __attribute__((noinline)) int apq_claim_bulk_entry(__u64 page_array, __u32 index
 }
 
 /* alloc_pages_bulk*: fills page_array (or a list) without mm_page_alloc. */
-SEC("fexit/__alloc_pages_bulk")
-int apq_bulk_exit(__u64 *ctx) {
+static __always_inline int bulk_exit(void *ctx, __u64 page_array, __u64 populated) {
   struct apq_owner_counters *counters;
-  __u64 page_array, populated;
   __u32 owner, i;
 
-  if (bulk_page_array_arg == 4) {
-    page_array = ctx[4];
-    populated = ctx[5];
-  } else {
-    page_array = ctx[5];
-    populated = ctx[6];
-  }
   if (populated == 0) return 0;
   if (!page_array) {
     count(APQ_CTR_BULK_LIST_UNSEEN, 1);
@@ -339,6 +337,24 @@ int apq_bulk_exit(__u64 *ctx) {
   return 0;
 }
 
+/* Up to 6.13: (gfp, nid, nodemask, nr_pages, page_list, page_array). */
+SEC("fexit/__alloc_pages_bulk")
+int apq_bulk_exit_with_list(__u64 *ctx) { return bulk_exit(ctx, raw_arg(ctx, 5), ctx[6]); }
+
+/* 6.14 on: (gfp, nid, nodemask, nr_pages, page_array). */
+SEC("fexit/alloc_pages_bulk_noprof")
+int apq_bulk_exit(__u64 *ctx) { return bulk_exit(ctx, raw_arg(ctx, 4), ctx[5]); }
+
+/* Chunk `chunk` of [start, end); returns 1 past the end. Global, so the
+ * caller's loop stays free of arithmetic the verifier would track. */
+__attribute__((noinline)) int apq_claim_contig_chunk(__u64 start, __u64 end, __u32 chunk, __u32 owner) {
+  __u64 base = start + (__u64)chunk * APQ_MAX_PAGES_PER_EVENT;
+
+  if (base >= end) return 1;
+  apq_claim_untracked_run(base, end - base < APQ_MAX_PAGES_PER_EVENT ? end - base : APQ_MAX_PAGES_PER_EVENT, owner);
+  return 0;
+}
+
 /* alloc_contig_range*: pfns [start, end) taken without mm_page_alloc (CMA,
  * gigantic hugetlb pages); freed later page by page through mm_page_free. */
 SEC("fexit/alloc_contig_range")
@@ -351,10 +367,7 @@ int apq_contig_exit(__u64 *ctx) {
   if (result != 0 || end <= start) return 0;
   owner = current_owner(ctx, APQ_NUM_ORDERS - 1);
   for (chunk = 0; chunk < APQ_MAX_CONTIG_CHUNKS; chunk++) {
-    __u64 base = start + (__u64)chunk * APQ_MAX_PAGES_PER_EVENT;
-
-    if (base >= end) break;
-    apq_claim_untracked_run(base, end - base < APQ_MAX_PAGES_PER_EVENT ? end - base : APQ_MAX_PAGES_PER_EVENT, owner);
+    if (apq_claim_contig_chunk(start, end, chunk, owner)) break;
   }
   if (end - start > (__u64)APQ_MAX_CONTIG_CHUNKS * APQ_MAX_PAGES_PER_EVENT) {
     count(APQ_CTR_CONTIG_TOO_LARGE, end - start - (__u64)APQ_MAX_CONTIG_CHUNKS * APQ_MAX_PAGES_PER_EVENT);
@@ -378,7 +391,7 @@ static __always_inline __u32 folio_order(struct folio *folio) {
  * folio into pages that never had an allocation event; the owner follows. */
 SEC("fentry/folio_migrate_flags")
 int apq_migrate_entry(__u64 *ctx) {
-  struct folio *dst = (struct folio *)ctx[0], *src = (struct folio *)ctx[1];
+  __u64 dst = raw_arg(ctx, 0), src = raw_arg(ctx, 1);
   __u64 src_pfn, dst_pfn;
   __u32 order, i;
 
@@ -386,10 +399,10 @@ int apq_migrate_entry(__u64 *ctx) {
     count(APQ_CTR_UNCALIBRATED, 1);
     return 0;
   }
-  order = folio_order(src);
+  order = folio_order((struct folio *)src);
   if (order >= APQ_NUM_ORDERS) order = APQ_NUM_ORDERS - 1;
-  src_pfn = pfn_of((__u64)src);
-  dst_pfn = pfn_of((__u64)dst);
+  src_pfn = pfn_of(src);
+  dst_pfn = pfn_of(dst);
   for (i = 0; i < APQ_MAX_PAGES_PER_EVENT; i++) {
     if (i >= (1u << order)) break;
     apq_move_page(src_pfn + i, dst_pfn + i);

@@ -32,6 +32,17 @@ TEST(StackPathsTest, RecognisesClonesAndOlderNames) {
   EXPECT_FALSE(IsAllocatorOrTracingFrame("pipe_write"));
 }
 
+TEST(StackPathsTest, FallbackInsideHookedBulkAllocatorMergesWithIt) {
+  // The bulk allocator's fallback to the traced allocator runs inside the
+  // fexit trampoline: both stacks must end at the bulk allocator's caller.
+  EXPECT_THAT(CallPathRootFirst({"trace_call_bpf", "__alloc_pages", "__alloc_pages_bulk", "bpf_trampoline_6442509373",
+                                 "__alloc_pages_bulk", "__vmalloc_node_range", "map_create"}),
+              ElementsAre("map_create", "__vmalloc_node_range"));
+  EXPECT_THAT(CallPathRootFirst({"bpf_prog_1_apq_bulk_exit", "bpf_trampoline_6442509373", "alloc_pages_bulk_noprof",
+                                 "vm_area_alloc_pages"}),
+              ElementsAre("vm_area_alloc_pages"));
+}
+
 TEST(StackPathsTest, AllAllocatorFramesLeaveNothing) {
   EXPECT_TRUE(CallPathRootFirst({"trace_call_bpf", "__alloc_pages"}).empty());
 }
