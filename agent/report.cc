@@ -143,7 +143,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
   for (auto& [folded, path] : paths) {
     for (const auto& [tgid, bytes] : path.bytes_by_tgid) {
       auto name = now.process_names.find(tgid);
-      std::string comm = tgid == 0 ? "[interrupt or idle]" : name == now.process_names.end() ? "?" : name->second;
+      std::string comm = name == now.process_names.end() ? "?" : name->second;
       path.stats.processes.push_back({tgid, std::move(comm), bytes});
     }
     std::sort(path.stats.processes.begin(), path.stats.processes.end(),

@@ -15,7 +15,7 @@
 namespace apq {
 
 struct ProcessShare {
-  uint32_t tgid = 0;  // 0: interrupt context or unknown
+  uint32_t tgid = 0;  // 0: the idle task (or an interrupt that hit it)
   std::string comm;
   double bytes = 0;
 };

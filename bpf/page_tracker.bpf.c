@@ -196,8 +196,7 @@ static __always_inline void remember_process_name(__u32 tgid) {
 }
 
 static __always_inline bool same_owner_key(const struct apq_owner_key *a, const struct apq_owner_key *b) {
-  return a->stack_id == b->stack_id && a->tgid == b->tgid && a->cgroup_id == b->cgroup_id && a->order == b->order &&
-         a->flags == b->flags;
+  return a->stack_id == b->stack_id && a->tgid == b->tgid && a->cgroup_id == b->cgroup_id && a->order == b->order;
 }
 
 static __always_inline __u32 interned_owner(struct apq_owner_key *key);

@@ -34,12 +34,13 @@
  * the allocation (sampled mode weights a page by its allocation's order). */
 struct apq_owner_key {
   __u32 stack_id;
-  __u32 tgid; /* 0 for interrupt context */
+  /* The task running when the page was taken; an allocation in interrupt
+   * context is charged to the task it interrupted (tgid 0: the idle task). */
+  __u32 tgid;
   __u64 cgroup_id;
   __u32 order;
-  __u32 flags; /* APQ_OWNER_F_* */
+  __u32 reserved; /* zero; keeps the key free of padding bytes */
 };
-#define APQ_OWNER_F_INTERRUPT 1u
 
 /* Pages freed = pages_allocated - pages_outstanding: not kept, which saves
  * an atomic add on every free. */
