@@ -217,8 +217,8 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   if (!zoneinfo.ok()) return zoneinfo.status();
   absl::StatusOr<uint64_t> table_size = PageTableSizeFromZoneinfo(*zoneinfo);
   if (!table_size.ok()) return table_size.status();
-  if (*table_size > 0xffffffffull) {
-    return absl::OutOfRangeError(absl::StrCat("highest pfn ", *table_size, " is beyond a BPF array's 2^32 entries"));
+  if (*table_size > 0x1fffffffeull) {
+    return absl::OutOfRangeError(absl::StrCat("highest pfn ", *table_size, " is beyond what a BPF array of 2^32 page pairs covers"));
   }
   if (options.max_owners <= APQ_FIRST_OWNER_ID || options.max_stacks == 0) {
     return absl::InvalidArgumentError("owner and stack tables need room for at least one entry");
@@ -245,7 +245,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     bpf_map* map;
     uint32_t entries;
   } sizes[] = {
-      {skel->maps.page_owner, static_cast<uint32_t>(*table_size)},
+      {skel->maps.page_owner, static_cast<uint32_t>((*table_size + 1) / 2)},  // two pages an entry
       {skel->maps.owner_counters, options.max_owners},
       {skel->maps.owner_ids, options.max_owners},
       {skel->maps.stack_ids, options.max_stacks},

@@ -32,12 +32,18 @@ __u32 calibration_tid = 0;
 __u64 calibration_page = 0;
 __u64 calibration_pfn = ~0ull;
 
-/* Owner id of every page, indexed by pfn; sized to the highest pfn. */
+/* Owner id of every page: pfn's slot is owners[pfn & 1] of entry pfn / 2.
+ * Two pages per entry because array values are rounded up to 8 bytes: this
+ * keeps the table at 4 bytes per page. Sized to the highest pfn. */
+struct page_pair {
+  __u32 owners[2];
+};
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, __u32);
+  __type(value, struct page_pair);
 } page_owner SEC(".maps");
 
 struct {
@@ -121,10 +127,12 @@ static __always_inline void count(enum apq_counter which, __u64 n) {
 }
 
 static __always_inline __u32 *page_slot(__u64 pfn) {
-  __u32 key = (__u32)pfn;
+  __u32 key = (__u32)(pfn >> 1);
+  struct page_pair *pair;
 
   if (pfn >= page_table_size) return 0;
-  return bpf_map_lookup_elem(&page_owner, &key);
+  pair = bpf_map_lookup_elem(&page_owner, &key);
+  return pair ? &pair->owners[pfn & 1] : 0;
 }
 
 static __always_inline struct apq_owner_counters *counters_of(__u32 owner) {
