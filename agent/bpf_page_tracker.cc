@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
@@ -149,7 +150,8 @@ struct BpfPageTracker::State {
   uint64_t stacks_seen = 0;
   uint64_t owners_seen = 0;
   absl::flat_hash_map<uint32_t, apq_owner_key> owner_keys;
-  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> stacks;
+  absl::flat_hash_set<uint32_t> stack_ids_seen;
+  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> new_stacks;  // since the last snapshot
   absl::flat_hash_map<uint32_t, std::string> process_names;
 
   std::vector<bpf_link*> links;
@@ -356,7 +358,6 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   }
   std::unique_ptr<BpfPageTracker> tracker(new BpfPageTracker(std::move(state)));
   tracker->coverage_ = std::move(coverage);
-  tracker->page_table_entries_ = *table_size;
   return tracker;
 }
 
@@ -370,13 +371,13 @@ absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t own
         bpf_map__fd(skel->maps.stack_ids), "stack_ids", [&](const apq_stack_key& key) -> absl::Status {
           uint32_t id = 0;
           if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.stack_ids), &key, &id) != 0) return absl::OkStatus();
-          if (state_->stacks.contains(id)) return absl::OkStatus();
+          if (!state_->stack_ids_seen.insert(id).second) return absl::OkStatus();
           std::vector<uint64_t> frames;
           for (uint64_t ip : key.ips) {
             if (ip == 0) break;
             frames.push_back(ip);
           }
-          state_->stacks.emplace(id, std::move(frames));
+          state_->new_stacks.emplace(id, std::move(frames));
           return absl::OkStatus();
         });
     if (!status.ok()) return status;
@@ -440,7 +441,8 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
     key.stack_id = APQ_STACK_LOST;
     snapshot.owners.push_back({APQ_OWNER_OVERFLOW, key, overflow});
   }
-  snapshot.stacks = state_->stacks;
+  snapshot.new_stacks = std::move(state_->new_stacks);
+  state_->new_stacks.clear();
   snapshot.process_names = state_->process_names;
 
   int64_t misses = 0;

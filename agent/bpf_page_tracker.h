@@ -37,7 +37,6 @@ class BpfPageTracker : public PageTrackerSource {
 
   absl::StatusOr<TrackerSnapshot> Snapshot() override;
   const KernelCoverage& coverage() const { return coverage_; }
-  uint64_t page_table_entries() const { return page_table_entries_; }
 
  private:
   struct State;
@@ -46,7 +45,6 @@ class BpfPageTracker : public PageTrackerSource {
 
   std::unique_ptr<State> state_;
   KernelCoverage coverage_;
-  uint64_t page_table_entries_ = 0;
 };
 
 // Checks that BPF tracking can work here (BTF, privileges), with one line

@@ -85,7 +85,9 @@ absl::Status RunLocal(const LocalOptions& options) {
             << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
 
-  ReportBuilder builder(&*symbols, options.tracker.sampling, first->monotonic_seconds);
+  CgroupNames cgroups;
+  ReportBuilder builder(&*symbols, &cgroups, options.tracker.sampling, first->monotonic_seconds);
+  builder.Learn(*first);
   TrackerSnapshot previous = std::move(*first);
   const bool final_only = options.duration_seconds > 0 && options.format != OutputFormat::kTable;
   double elapsed = 0;

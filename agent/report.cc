@@ -27,7 +27,7 @@ std::string HumanBytes(double bytes) {
 
 struct PathAccumulator {
   PathStats stats;
-  absl::flat_hash_map<uint32_t, double> bytes_by_tgid;
+  absl::flat_hash_map<std::pair<uint32_t, uint64_t>, double> bytes_by_process;  // (tgid, cgroup id)
 };
 
 }  // namespace
@@ -38,31 +38,32 @@ std::string Report::mode() const {
   return sample_bytes == 0 ? "exact" : absl::StrCat("sampled (one stack per ", sample_bytes, " bytes on average)");
 }
 
-ReportBuilder::ReportBuilder(const KernelSymbols* symbols, SamplingPlan sampling, double start_seconds)
-    : symbols_(symbols), sampling_(sampling), start_seconds_(start_seconds) {}
+ReportBuilder::ReportBuilder(const KernelSymbols* symbols, CgroupNames* cgroups, SamplingPlan sampling,
+                             double start_seconds)
+    : symbols_(symbols), cgroups_(cgroups), sampling_(sampling), start_seconds_(start_seconds) {}
 
-const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id, const TrackerSnapshot& snapshot) {
-  auto cached = paths_by_stack_.find(stack_id);
-  if (cached != paths_by_stack_.end()) return cached->second;
-  std::vector<std::string> path;
-  auto stack = snapshot.stacks.find(stack_id);
-  if (stack_id == APQ_STACK_LOST) {
-    path = {"[stack unknown]"};
-  } else if (stack == snapshot.stacks.end()) {
-    // Created after the stack table was read: named, and cached, next time.
-    static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
-    return kNotYetRead;
-  } else {
+void ReportBuilder::Learn(const TrackerSnapshot& snapshot) {
+  for (const auto& [stack_id, frames] : snapshot.new_stacks) {
     std::vector<std::string> names;
-    names.reserve(stack->second.size());
-    for (uint64_t ip : stack->second) names.push_back(symbols_->NameOf(ip));
-    path = CallPathRootFirst(names);
+    names.reserve(frames.size());
+    for (uint64_t ip : frames) names.push_back(symbols_->NameOf(ip));
+    std::vector<std::string> path = CallPathRootFirst(names);
     if (path.empty()) path = {"[page allocator]"};
+    paths_by_stack_.insert_or_assign(stack_id, std::move(path));
   }
-  return paths_by_stack_.emplace(stack_id, std::move(path)).first->second;
+}
+
+const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id) const {
+  static const std::vector<std::string> kLost = {"[stack unknown]"};
+  // Created after the stack table was read: named in the next snapshot.
+  static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
+  if (stack_id == APQ_STACK_LOST) return kLost;
+  auto cached = paths_by_stack_.find(stack_id);
+  return cached == paths_by_stack_.end() ? kNotYetRead : cached->second;
 }
 
 Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* previous, size_t top_n) {
+  Learn(now);
   Report report;
   report.sample_bytes = sampling_.sample_bytes();
   report.seconds_tracing = now.monotonic_seconds - start_seconds_;
@@ -115,7 +116,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     };
 
     std::vector<std::string> frames =
-        owner.id == APQ_OWNER_OVERFLOW ? std::vector<std::string>{"[owner table full]"} : PathOf(owner.key.stack_id, now);
+        owner.id == APQ_OWNER_OVERFLOW ? std::vector<std::string>{"[owner table full]"} : PathOf(owner.key.stack_id);
     std::string folded = FoldPath(frames);
     PathAccumulator& path = paths[folded];
     if (path.stats.frames.empty()) {
@@ -135,16 +136,18 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
       path.stats.alloc_bytes_per_second += weigh(counters.pages_allocated - allocated_before) / report.interval_seconds;
       path.stats.free_bytes_per_second += weigh(freed_now - freed_before) / report.interval_seconds;
     }
-    if (bytes > 0) path.bytes_by_tgid[owner.key.tgid] += bytes;
+    if (bytes > 0) path.bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}] += bytes;
   }
 
   report.total_paths = paths.size();
   report.paths.reserve(paths.size());
   for (auto& [folded, path] : paths) {
-    for (const auto& [tgid, bytes] : path.bytes_by_tgid) {
+    for (const auto& [process, bytes] : path.bytes_by_process) {
+      const auto& [tgid, cgroup_id] = process;
       auto name = now.process_names.find(tgid);
       std::string comm = name == now.process_names.end() ? "?" : name->second;
-      path.stats.processes.push_back({tgid, std::move(comm), bytes});
+      std::string cgroup = cgroups_ ? cgroups_->NameOf(cgroup_id) : absl::StrCat("cgroup ", cgroup_id);
+      path.stats.processes.push_back({tgid, std::move(comm), cgroup_id, std::move(cgroup), bytes});
     }
     std::sort(path.stats.processes.begin(), path.stats.processes.end(),
               [](const ProcessShare& a, const ProcessShare& b) { return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid); });
@@ -194,7 +197,8 @@ std::string FormatTable(const Report& r) {
                           absl::StrJoin(leaf_first, " <- "));
     for (size_t i = 0; i < p.processes.size() && i < kProcessesPerPath; ++i) {
       const ProcessShare& s = p.processes[i];
-      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    pid %d %s\n", HumanBytes(s.bytes), "", "", "", s.tgid, s.comm);
+      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    pid %d %s  %s\n", HumanBytes(s.bytes), "", "", "", s.tgid,
+                            s.comm, s.cgroup);
     }
     if (p.processes.size() > kProcessesPerPath) {
       absl::StrAppendFormat(&out, "%12s %11s %11s %11s    (%d more processes)\n", "", "", "", "",
@@ -234,7 +238,10 @@ std::string FormatJson(const Report& r) {
   nlohmann::json paths = nlohmann::json::array();
   for (const PathStats& p : r.paths) {
     nlohmann::json processes = nlohmann::json::array();
-    for (const ProcessShare& s : p.processes) processes.push_back({{"tgid", s.tgid}, {"comm", s.comm}, {"bytes", s.bytes}});
+    for (const ProcessShare& s : p.processes) {
+      processes.push_back(
+          {{"tgid", s.tgid}, {"comm", s.comm}, {"cgroup_id", s.cgroup_id}, {"cgroup", s.cgroup}, {"bytes", s.bytes}});
+    }
     paths.push_back({{"frames", p.frames},
                      {"bytes_outstanding", p.bytes_outstanding},
                      {"standard_error", p.standard_error()},

@@ -8,15 +8,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/tracker_snapshot.h"
+#include "common/cgroup_names.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
 #include "common/sampling.h"
 
 namespace apq {
 
+// What one process, in one cgroup, holds on a path.
 struct ProcessShare {
   uint32_t tgid = 0;  // 0: the idle task (or an interrupt that hit it)
   std::string comm;
+  uint64_t cgroup_id = 0;
+  std::string cgroup;  // path below the cgroup v2 mount
   double bytes = 0;
 };
 
@@ -70,18 +74,25 @@ struct Report {
   std::string mode() const;
 };
 
-// Turns snapshots into reports; keeps the symbolized path of each stack id.
+// Turns snapshots into reports; keeps the symbolized path of each stack id
+// (a snapshot carries a stack's frames only once).
 class ReportBuilder {
  public:
-  ReportBuilder(const KernelSymbols* symbols, SamplingPlan sampling, double start_seconds);
+  // cgroups may be null: cgroups are then named by id.
+  ReportBuilder(const KernelSymbols* symbols, CgroupNames* cgroups, SamplingPlan sampling, double start_seconds);
 
-  // previous may be null (no rates then). top_n 0 means all paths.
+  // Symbolizes the snapshot's new stacks. Every snapshot taken must pass
+  // through Learn or Build, or its stacks stay unnamed.
+  void Learn(const TrackerSnapshot& snapshot);
+  // Learns `now`, then reports. previous may be null (no rates then). top_n 0
+  // means all paths.
   Report Build(const TrackerSnapshot& now, const TrackerSnapshot* previous, size_t top_n);
 
  private:
-  const std::vector<std::string>& PathOf(uint32_t stack_id, const TrackerSnapshot& snapshot);
+  const std::vector<std::string>& PathOf(uint32_t stack_id) const;
 
   const KernelSymbols* symbols_;
+  CgroupNames* cgroups_;
   SamplingPlan sampling_;
   double start_seconds_;
   absl::flat_hash_map<uint32_t, std::vector<std::string>> paths_by_stack_;

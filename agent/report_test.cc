@@ -37,9 +37,9 @@ class ReportTest : public ::testing::Test {
     symbols_ = *KernelSymbols::Parse(kKallsyms);
     snapshot_.monotonic_seconds = 20;
     // Two stacks through the pipe that differ only inside the allocator.
-    snapshot_.stacks[1] = {0xffffffff81004010, 0xffffffff81003010, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
-    snapshot_.stacks[2] = {0xffffffff81003020, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
-    snapshot_.stacks[3] = {0xffffffff81005010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.new_stacks[1] = {0xffffffff81004010, 0xffffffff81003010, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.new_stacks[2] = {0xffffffff81003020, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.new_stacks[3] = {0xffffffff81005010, 0xffffffff81001010, 0xffffffff81000010};
     snapshot_.owners = {MakeOwner(2, 1, 100, 0, 200, 300), MakeOwner(3, 2, 101, 0, 56, 56),
                         MakeOwner(4, 3, 100, 1, 10, 10), MakeOwner(5, APQ_STACK_LOST, 7, 0, 1, 1)};
     snapshot_.process_names = {{100, "filler"}, {101, "other"}};
@@ -51,7 +51,7 @@ class ReportTest : public ::testing::Test {
 };
 
 TEST_F(ReportTest, ExactModeMergesStacksByPathAndSplitsByProcess) {
-  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  ReportBuilder builder(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
   TrackerSnapshot before = snapshot_;
   before.monotonic_seconds = 18;
   before.owners = {MakeOwner(2, 1, 100, 0, 100, 100)};
@@ -74,8 +74,21 @@ TEST_F(ReportTest, ExactModeMergesStacksByPathAndSplitsByProcess) {
   EXPECT_EQ(report.losses.free_unknown_pages, 9u);
 }
 
+TEST_F(ReportTest, StacksDeliveredOnceStayNamed) {
+  ReportBuilder builder(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
+  builder.Learn(snapshot_);
+  TrackerSnapshot later = snapshot_;
+  later.new_stacks.clear();
+  later.owners.push_back(MakeOwner(9, 77, 100, 0, 3, 3));  // stack 77 not read yet
+  Report report = builder.Build(later, nullptr, 0);
+  EXPECT_THAT(report.paths[0].frames, ElementsAre("entry_SYSCALL_64", "ksys_write", "anon_pipe_write"));
+  bool not_yet_read = false;
+  for (const PathStats& p : report.paths) not_yet_read |= p.frames == std::vector<std::string>{"[stack not yet read]"};
+  EXPECT_TRUE(not_yet_read);
+}
+
 TEST_F(ReportTest, FoldedIsRootFirstWithBytes) {
-  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  ReportBuilder builder(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
   Report report = builder.Build(snapshot_, nullptr, 2);
   EXPECT_EQ(FormatFolded(report),
             "entry_SYSCALL_64;ksys_write;anon_pipe_write 1048576\n"
@@ -86,7 +99,7 @@ TEST_F(ReportTest, FoldedIsRootFirstWithBytes) {
 TEST_F(ReportTest, SampledModeWeightsPagesAndReportsError) {
   SamplingPlan plan = *SamplingPlan::ForSampleBytes(512 * 1024);
   snapshot_.owners.push_back(MakeOwner(6, APQ_STACK_UNSAMPLED, 100, 0, 1000, 1000));
-  ReportBuilder builder(&symbols_, plan, 10);
+  ReportBuilder builder(&symbols_, nullptr, plan, 10);
   Report report = builder.Build(snapshot_, nullptr, 0);
   EXPECT_EQ(report.paths[0].bytes_outstanding, plan.EstimateBytes(0, 256));
   EXPECT_DOUBLE_EQ(report.paths[0].variance, plan.EstimateVariance(0, 256));
@@ -98,7 +111,7 @@ TEST_F(ReportTest, SampledModeWeightsPagesAndReportsError) {
 }
 
 TEST_F(ReportTest, JsonCarriesLossesAndPaths) {
-  ReportBuilder builder(&symbols_, *SamplingPlan::ForSampleBytes(0), 10);
+  ReportBuilder builder(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
   Report report = builder.Build(snapshot_, nullptr, 0);
   report.blind_paths = {"bulk allocator: no hook"};
   nlohmann::json j = nlohmann::json::parse(FormatJson(report));
@@ -106,6 +119,7 @@ TEST_F(ReportTest, JsonCarriesLossesAndPaths) {
   EXPECT_EQ(j["losses"]["free_unknown_pages"], 9);
   EXPECT_EQ(j["paths"][0]["frames"].back(), "anon_pipe_write");
   EXPECT_EQ(j["paths"][0]["processes"][0]["comm"], "filler");
+  EXPECT_EQ(j["paths"][0]["processes"][0]["cgroup"], "cgroup 0");
   EXPECT_EQ(j["not_visible"][0], "bulk allocator: no hook");
   EXPECT_THAT(FormatLossSummary(report), HasSubstr("freed-unknown-pages=9"));
 }

@@ -27,8 +27,9 @@ struct TrackerSnapshot {
   };
   double monotonic_seconds = 0;
   std::vector<Owner> owners;  // includes the overflow owner when it holds pages
-  // Stack id -> return addresses, innermost first.
-  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> stacks;
+  // Stacks first seen by this snapshot: id -> return addresses, innermost
+  // first. A stack's frames are delivered once; consumers keep what they need.
+  absl::flat_hash_map<uint32_t, std::vector<uint64_t>> new_stacks;
   absl::flat_hash_map<uint32_t, std::string> process_names;  // by tgid
   std::array<uint64_t, APQ_NR_COUNTERS> counters{};
   // Program runs the kernel skipped because a BPF program was already

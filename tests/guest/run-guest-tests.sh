@@ -27,7 +27,7 @@ if [[ ! -s $cache/$package.vmlinux ]]; then
 fi
 
 root=$cache/initramfs
-rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc}
+rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc}  # the initramfs root is writable: /tmp needs no mount
 cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
   [[ $applet == busybox ]] || ln -sf busybox "$root/bin/$applet"
@@ -51,9 +51,9 @@ cat >"$root/init" <<INIT
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "APQ-GUEST-KERNEL \$(uname -r)"
 $build/tests/agent_root_test --gtest_color=no --gtest_filter='$filter'
 echo "APQ-GUEST-RESULT rc=\$?"

@@ -183,11 +183,20 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   // The high-order part: each ring is one order-2 allocation.
   EXPECT_EQ(BytesOfProcess(report, tgid, [](const auto& p) { return OnPath(p, "pipe_resize_ring"); }),
             kPipes * kPipeRingBytes);
+  // cgroup v2: /proc/PID/cgroup says "0::/path" (among v1 lines on hybrid systems).
+  std::string cgroup_line;
+  std::ifstream cgroups("/proc/" + std::to_string(tgid) + "/cgroup");
+  for (std::string line; std::getline(cgroups, line);) {
+    if (line.rfind("0::", 0) == 0) cgroup_line = line;
+  }
+  ASSERT_FALSE(cgroup_line.empty()) << "no cgroup v2 line for the workload";
   bool comm_seen = false;
   for (const auto& path : report["paths"]) {
     if (!OnPipeWritePath(path)) continue;
     for (const auto& process : path["processes"]) {
-      if (process["tgid"].get<pid_t>() == tgid) comm_seen = process["comm"] == "apq-hold-pipes";
+      if (process["tgid"].get<pid_t>() != tgid) continue;
+      comm_seen = process["comm"] == "apq-hold-pipes";
+      EXPECT_EQ(process["cgroup"], cgroup_line.substr(3));
     }
   }
   EXPECT_TRUE(comm_seen);
