@@ -32,7 +32,6 @@
 namespace apq {
 namespace {
 
-constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
 constexpr uint32_t kMaxProcessNames = 1 << 16;
 
 double MonotonicSeconds() {
@@ -163,10 +162,10 @@ struct BpfPageTracker::State {
   }
 };
 
-absl::Status CheckKernelPrerequisites() {
-  if (access(kBtfPath, R_OK) != 0) {
+absl::Status CheckKernelPrerequisites(const std::string& btf_path) {
+  if (access(btf_path.c_str(), R_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "this kernel has no BTF (", kBtfPath, " is missing): apq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
+        "this kernel has no BTF (", btf_path, " is missing): apq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
   }
   constexpr int kCapPerfmon = 38, kCapBpf = 39;
   bool privileged = HasEffectiveCapability(CAP_SYS_ADMIN) ||

@@ -49,7 +49,7 @@ class BpfPageTracker : public PageTrackerSource {
 
 // Checks that BPF tracking can work here (BTF, privileges), with one line
 // saying what is missing.
-absl::Status CheckKernelPrerequisites();
+absl::Status CheckKernelPrerequisites(const std::string& btf_path = "/sys/kernel/btf/vmlinux");
 
 // Whether a kernel of this release (uname -r) counts the runs of a classic
 // tracepoint program it skips for recursion (6.7 and later).

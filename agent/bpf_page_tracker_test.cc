@@ -30,6 +30,14 @@ TEST(ZoneinfoTest, GarbageIsAnError) {
   EXPECT_FALSE(PageTableSizeFromZoneinfo("Node 0, zone DMA\n start_pfn: 1\n").ok());
 }
 
+TEST(PrerequisitesTest, MissingBtfIsNamed) {
+  absl::Status status = CheckKernelPrerequisites("/nonexistent/btf/vmlinux");
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("no BTF"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("CONFIG_DEBUG_INFO_BTF"), std::string::npos) << status;
+  EXPECT_EQ(std::string(status.message()).find('\n'), std::string::npos);
+}
+
 TEST(KernelReleaseTest, TracepointMissesCountedFrom67) {
   EXPECT_FALSE(CountsTracepointRecursionMisses("5.10.0-136.12.0.86.oe2203sp1.x86_64"));
   EXPECT_FALSE(CountsTracepointRecursionMisses("6.1.0-56-amd64"));

@@ -1,0 +1,87 @@
+#include "agent/report_stream.h"
+
+namespace apq {
+
+ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes) : frames_(frames), budget_bytes_(budget_bytes) {}
+
+apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) {
+  apq::v1::Report report;
+  report.set_sequence(next_sequence_++);
+  report.set_full_snapshot(full);
+
+  for (const auto& [id, ips] : snapshot.new_stacks) {
+    apq::v1::StackDefinition definition;
+    definition.set_id(id);
+    for (uint64_t ip : ips) *definition.add_frames() = frames_->Encode(ip);
+    stacks_.insert_or_assign(id, std::move(definition));
+    new_stack_ids_.push_back(id);
+  }
+  std::vector<apq::v1::CodeObject> objects = full ? frames_->AllObjects() : frames_->TakeNewObjects();
+  if (full) frames_->TakeNewObjects();
+  for (apq::v1::CodeObject& object : objects) *report.add_objects() = std::move(object);
+  if (full) {
+    for (const auto& [id, definition] : stacks_) *report.add_stacks() = definition;
+  } else {
+    for (uint32_t id : new_stack_ids_) *report.add_stacks() = stacks_.at(id);
+  }
+  new_stack_ids_.clear();
+
+  for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
+    Sent& sent = sent_[owner.id];
+    const apq_owner_counters& now = owner.counters;
+    bool changed = now.pages_outstanding != sent.counters.pages_outstanding ||
+                   now.pages_allocated != sent.counters.pages_allocated ||
+                   now.allocations != sent.counters.allocations;
+    if (!full && !changed && sent.key_sent) continue;
+    apq::v1::SeriesDelta* delta = report.add_series();
+    delta->set_series_id(owner.id);
+    if (full || !sent.key_sent) {
+      apq::v1::SeriesKey* key = delta->mutable_key();
+      key->set_stack_id(owner.key.stack_id);
+      key->set_tgid(owner.key.tgid);
+      auto name = snapshot.process_names.find(owner.key.tgid);
+      if (name != snapshot.process_names.end()) key->set_comm(name->second);
+      key->set_cgroup(std::to_string(owner.key.cgroup_id));
+      key->set_order(owner.key.order);
+      sent.key_sent = true;
+    }
+    const apq_owner_counters base = full ? apq_owner_counters{} : sent.counters;
+    delta->set_pages_outstanding(now.pages_outstanding - base.pages_outstanding);
+    delta->set_pages_allocated(now.pages_allocated - base.pages_allocated);
+    delta->set_allocations(now.allocations - base.allocations);
+    sent.counters = now;
+  }
+  return report;
+}
+
+void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses,
+                       const apq::v1::Coverage& coverage, int64_t unix_millis) {
+  apq::v1::Report report = Build(snapshot, snapshot_due_);
+  if (!report.full_snapshot() && queued_bytes_ + report.ByteSizeLong() > budget_bytes_) {
+    // Over budget: one snapshot of absolute values, under the same
+    // sequence number, stands for every queued delta.
+    --next_sequence_;
+    report = Build(snapshot, /*full=*/true);
+  }
+  if (report.full_snapshot()) {
+    reports_dropped_ += queue_.size();
+    queue_.clear();
+    queued_bytes_ = 0;
+    snapshot_due_ = false;
+  }
+  report.set_unix_millis(unix_millis);
+  *report.mutable_losses() = losses;
+  report.mutable_losses()->set_reports_dropped(reports_dropped_);
+  *report.mutable_coverage() = coverage;
+  queued_bytes_ += report.ByteSizeLong();
+  queue_.push_back(std::move(report));
+}
+
+void ReportStream::Acknowledge(uint64_t sequence) {
+  while (!queue_.empty() && queue_.front().sequence() <= sequence) {
+    queued_bytes_ -= queue_.front().ByteSizeLong();
+    queue_.pop_front();
+  }
+}
+
+}  // namespace apq

@@ -1,0 +1,73 @@
+#ifndef APQ_AGENT_REPORT_STREAM_H_
+#define APQ_AGENT_REPORT_STREAM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "agent/tracker_snapshot.h"
+#include "apq/v1/apq.pb.h"
+
+namespace apq {
+
+// Maps a kernel return address to a frame of the wire (code object, offset),
+// and reports the code objects it named for the first time.
+class FrameEncoder {
+ public:
+  virtual ~FrameEncoder() = default;
+  virtual apq::v1::Frame Encode(uint64_t ip) = 0;
+  // Objects first named since the last call.
+  virtual std::vector<apq::v1::CodeObject> TakeNewObjects() = 0;
+  virtual std::vector<apq::v1::CodeObject> AllObjects() const = 0;
+};
+
+// Turns tracker snapshots into the Reports of one epoch: counter deltas
+// since the previous report, stack frames and series keys the first time
+// they are sent, sequence numbers 1, 2, 3... Reports stay queued until
+// acknowledged, for resending after a reconnect. When the queue outgrows its
+// byte budget (the aggregator is away for long), the queued deltas are
+// dropped and the next report is a full snapshot of absolute values: counts
+// are never lost, only their history in between.
+class ReportStream {
+ public:
+  ReportStream(FrameEncoder* frames, size_t budget_bytes);
+
+  // Builds the next report from a snapshot and queues it.
+  void Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses, const apq::v1::Coverage& coverage,
+           int64_t unix_millis);
+  // The aggregator stored every report up to sequence.
+  void Acknowledge(uint64_t sequence);
+  // The aggregator lost this epoch's state: the next report is a snapshot.
+  void RequestSnapshot() { snapshot_due_ = true; }
+
+  // Reports to send (after a reconnect: all of them), oldest first.
+  const std::deque<apq::v1::Report>& unacknowledged() const { return queue_; }
+  size_t queued_bytes() const { return queued_bytes_; }
+  uint64_t reports_dropped() const { return reports_dropped_; }
+
+ private:
+  struct Sent {
+    apq_owner_counters counters{};
+    bool key_sent = false;
+  };
+  apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full);
+
+  FrameEncoder* frames_;
+  size_t budget_bytes_;
+  uint64_t next_sequence_ = 1;
+  bool snapshot_due_ = false;
+  uint64_t reports_dropped_ = 0;
+  std::deque<apq::v1::Report> queue_;
+  size_t queued_bytes_ = 0;
+  // Every stack of the epoch, encoded (snapshots resend them all).
+  absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
+  std::vector<uint32_t> new_stack_ids_;
+  absl::flat_hash_map<uint32_t, Sent> sent_;  // by owner id (the series id)
+};
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_REPORT_STREAM_H_

@@ -1,0 +1,81 @@
+#include "aggregator/epoch_state.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace apq {
+namespace {
+
+// Bounds on what one report may carry; an agent within its tables never
+// comes near them.
+constexpr int kMaxFramesPerStack = 128;
+constexpr uint32_t kFirstSpecialStackId = 0xfffffffeu;  // unknown, unsampled
+
+}  // namespace
+
+absl::Status EpochState::Validate(const apq::v1::Report& report) const {
+  absl::flat_hash_set<uint32_t> objects_here, stacks_here;
+  for (const apq::v1::CodeObject& object : report.objects()) objects_here.insert(object.id());
+  for (const apq::v1::StackDefinition& stack : report.stacks()) {
+    if (stack.frames_size() > kMaxFramesPerStack) {
+      return absl::InvalidArgumentError(absl::StrCat("stack ", stack.id(), " has ", stack.frames_size(), " frames"));
+    }
+    if (stack.id() >= kFirstSpecialStackId) {
+      return absl::InvalidArgumentError(absl::StrCat("stack id ", stack.id(), " is reserved"));
+    }
+    for (const apq::v1::Frame& frame : stack.frames()) {
+      if (!objects_here.contains(frame.object_id()) && (report.full_snapshot() || !objects_.contains(frame.object_id()))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("stack ", stack.id(), " refers to unknown code object ", frame.object_id()));
+      }
+    }
+    stacks_here.insert(stack.id());
+  }
+  absl::flat_hash_set<uint32_t> series_here;
+  for (const apq::v1::SeriesDelta& delta : report.series()) {
+    if (!series_here.insert(delta.series_id()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), " appears twice"));
+    }
+    bool known = !report.full_snapshot() && series_.contains(delta.series_id());
+    if (!delta.has_key() && !known) {
+      return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), " has no key"));
+    }
+    if (delta.has_key()) {
+      uint32_t stack = delta.key().stack_id();
+      bool stack_known = stacks_here.contains(stack) || (!report.full_snapshot() && stacks_.contains(stack));
+      if (stack < kFirstSpecialStackId && !stack_known) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("series ", delta.series_id(), " refers to unknown stack ", stack));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& report) {
+  if (report.sequence() == 0) return absl::InvalidArgumentError("report sequence 0");
+  if (report.sequence() <= last_sequence_) return Outcome::kDuplicate;
+  if (!report.full_snapshot() && report.sequence() != last_sequence_ + 1) return Outcome::kNeedSnapshot;
+  if (absl::Status status = Validate(report); !status.ok()) return status;
+
+  if (report.full_snapshot()) {
+    series_.clear();
+    stacks_.clear();
+    objects_.clear();
+  }
+  for (const apq::v1::CodeObject& object : report.objects()) objects_.insert_or_assign(object.id(), object);
+  for (const apq::v1::StackDefinition& stack : report.stacks()) stacks_.insert_or_assign(stack.id(), stack);
+  for (const apq::v1::SeriesDelta& delta : report.series()) {
+    Series& series = series_[delta.series_id()];
+    if (delta.has_key()) series.key = delta.key();
+    // Unsigned arithmetic: hostile values wrap instead of trapping.
+    series.pages_outstanding = static_cast<int64_t>(static_cast<uint64_t>(series.pages_outstanding) +
+                                                    static_cast<uint64_t>(delta.pages_outstanding()));
+    series.pages_allocated += delta.pages_allocated();
+    series.allocations += delta.allocations();
+  }
+  last_sequence_ = report.sequence();
+  return Outcome::kApplied;
+}
+
+}  // namespace apq

@@ -1,0 +1,48 @@
+#ifndef APQ_AGGREGATOR_EPOCH_STATE_H_
+#define APQ_AGGREGATOR_EPOCH_STATE_H_
+
+#include <cstdint>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "apq/v1/apq.pb.h"
+
+namespace apq {
+
+// What the aggregator holds of one agent epoch, and the rule that applies
+// each report exactly once: a sequence already applied is a duplicate (ack
+// it again, change nothing); a full snapshot replaces the state; a delta
+// applies only right after the last applied sequence, otherwise the agent
+// must send a snapshot. A report is checked whole before anything changes,
+// so a malformed one leaves the state as it was.
+class EpochState {
+ public:
+  struct Series {
+    apq::v1::SeriesKey key;
+    int64_t pages_outstanding = 0;
+    uint64_t pages_allocated = 0;
+    uint64_t allocations = 0;
+  };
+  enum class Outcome { kApplied, kDuplicate, kNeedSnapshot };
+
+  // Errors (InvalidArgument) name what is wrong with the report.
+  absl::StatusOr<Outcome> Apply(const apq::v1::Report& report);
+
+  uint64_t last_sequence() const { return last_sequence_; }
+  const absl::flat_hash_map<uint32_t, Series>& series() const { return series_; }
+  const absl::flat_hash_map<uint32_t, apq::v1::StackDefinition>& stacks() const { return stacks_; }
+  const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects() const { return objects_; }
+
+ private:
+  absl::Status Validate(const apq::v1::Report& report) const;
+
+  uint64_t last_sequence_ = 0;
+  absl::flat_hash_map<uint32_t, Series> series_;
+  absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
+  absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects_;
+};
+
+}  // namespace apq
+
+#endif  // APQ_AGGREGATOR_EPOCH_STATE_H_

@@ -1,0 +1,197 @@
+// The agent's ReportStream against the aggregator's EpochState: whatever the
+// connection does, what the aggregator holds equals what the agent counted.
+#include "aggregator/epoch_state.h"
+
+#include <random>
+
+#include "agent/report_stream.h"
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+class FakeFrames : public FrameEncoder {
+ public:
+  apq::v1::Frame Encode(uint64_t ip) override {
+    if (!named_) {
+      named_ = true;
+      fresh_ = true;
+    }
+    apq::v1::Frame frame;
+    frame.set_object_id(0);
+    frame.set_offset(ip - 0xffffffff81000000ull);
+    return frame;
+  }
+  std::vector<apq::v1::CodeObject> TakeNewObjects() override {
+    if (!fresh_) return {};
+    fresh_ = false;
+    return AllObjects();
+  }
+  std::vector<apq::v1::CodeObject> AllObjects() const override {
+    if (!named_) return {};
+    apq::v1::CodeObject vmlinux;
+    vmlinux.set_id(0);
+    vmlinux.set_name("vmlinux");
+    return {vmlinux};
+  }
+
+ private:
+  bool named_ = false, fresh_ = false;
+};
+
+// A tracker whose owners' counters move at random.
+class FakeTracker {
+ public:
+  explicit FakeTracker(uint32_t seed) : rng_(seed) {}
+  TrackerSnapshot Next() {
+    TrackerSnapshot snapshot;
+    if (owners_.size() < 40 && rng_() % 3 == 0) {
+      uint32_t stack = static_cast<uint32_t>(owners_.size()) / 2;  // two owners per stack
+      if (owners_.size() % 2 == 0) snapshot.new_stacks[stack] = {0xffffffff81000100ull + stack, 0xffffffff81000010ull};
+      TrackerSnapshot::Owner owner;
+      owner.id = APQ_FIRST_OWNER_ID + static_cast<uint32_t>(owners_.size());
+      owner.key.stack_id = stack;
+      owner.key.tgid = 100 + stack;
+      owners_.push_back(owner);
+    }
+    for (TrackerSnapshot::Owner& owner : owners_) {
+      if (rng_() % 2) continue;
+      uint64_t allocated = rng_() % 50;
+      int64_t freed = static_cast<int64_t>(rng_() % 60);
+      freed = std::min<int64_t>(freed, owner.counters.pages_outstanding + static_cast<int64_t>(allocated));
+      owner.counters.pages_allocated += allocated;
+      owner.counters.allocations += allocated ? 1 : 0;
+      owner.counters.pages_outstanding += static_cast<int64_t>(allocated) - freed;
+    }
+    snapshot.owners = owners_;
+    return snapshot;
+  }
+  const std::vector<TrackerSnapshot::Owner>& owners() const { return owners_; }
+
+ private:
+  std::mt19937 rng_;
+  std::vector<TrackerSnapshot::Owner> owners_;
+};
+
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker) {
+  ASSERT_EQ(state.series().size(), tracker.owners().size());
+  for (const TrackerSnapshot::Owner& owner : tracker.owners()) {
+    auto series = state.series().find(owner.id);
+    ASSERT_NE(series, state.series().end()) << owner.id;
+    EXPECT_EQ(series->second.pages_outstanding, owner.counters.pages_outstanding) << owner.id;
+    EXPECT_EQ(series->second.pages_allocated, owner.counters.pages_allocated) << owner.id;
+    EXPECT_EQ(series->second.allocations, owner.counters.allocations) << owner.id;
+    EXPECT_EQ(series->second.key.stack_id(), owner.key.stack_id);
+    EXPECT_TRUE(state.stacks().contains(owner.key.stack_id));
+  }
+}
+
+// Sends every unacknowledged report, as after a reconnect; acks may be lost
+// on the way back.
+void Deliver(ReportStream& stream, EpochState& state, std::mt19937& rng, bool lose_acks, int* duplicates) {
+  uint64_t acked = 0;
+  for (const apq::v1::Report& report : stream.unacknowledged()) {
+    absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    if (*outcome == EpochState::Outcome::kNeedSnapshot) {
+      stream.RequestSnapshot();
+      break;
+    }
+    if (*outcome == EpochState::Outcome::kDuplicate) ++*duplicates;
+    acked = report.sequence();
+  }
+  if (!lose_acks || rng() % 2) stream.Acknowledge(acked);
+}
+
+TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    FakeFrames frames;
+    ReportStream stream(&frames, /*budget_bytes=*/4096);
+    EpochState state;
+    FakeTracker tracker(seed);
+    std::mt19937 rng(seed);
+    bool connected = true;
+    int duplicates = 0;
+    for (int interval = 0; interval < 300; ++interval) {
+      stream.Add(tracker.Next(), {}, {}, interval * 1000);
+      if (rng() % 10 == 0) connected = !connected;
+      if (connected) {
+        ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/true, &duplicates));
+      }
+    }
+    // Back for good: flush until everything is acknowledged.
+    for (int round = 0; round < 3 && !stream.unacknowledged().empty(); ++round) {
+      stream.Add(tracker.Next(), {}, {}, 0);
+      ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/false, &duplicates));
+    }
+    ASSERT_TRUE(stream.unacknowledged().empty()) << "seed " << seed;
+    ExpectStateMatches(state, tracker);
+    EXPECT_GT(duplicates, 0) << "seed " << seed << ": no resend was exercised";
+    EXPECT_GT(stream.reports_dropped(), 0u) << "seed " << seed << ": the budget never overflowed";
+    EXPECT_LE(stream.queued_bytes(), 4096u);
+  }
+}
+
+TEST(ReportStreamTest, UnchangedSeriesAreNotResent) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  FakeTracker tracker(7);
+  TrackerSnapshot snapshot;
+  for (int i = 0; i < 10; ++i) snapshot = tracker.Next();
+  stream.Add(snapshot, {}, {}, 0);
+  stream.Add(snapshot, {}, {}, 1);
+  ASSERT_EQ(stream.unacknowledged().size(), 2u);
+  EXPECT_GT(stream.unacknowledged()[0].series_size(), 0);
+  EXPECT_EQ(stream.unacknowledged()[1].series_size(), 0);
+  EXPECT_EQ(stream.unacknowledged()[1].stacks_size(), 0);
+  EXPECT_EQ(stream.unacknowledged()[1].sequence(), 2u);
+}
+
+apq::v1::Report DeltaReport(uint64_t sequence, uint32_t series, int64_t outstanding, bool with_key) {
+  apq::v1::Report report;
+  report.set_sequence(sequence);
+  apq::v1::SeriesDelta* delta = report.add_series();
+  delta->set_series_id(series);
+  delta->set_pages_outstanding(outstanding);
+  if (with_key) delta->mutable_key()->set_stack_id(0xffffffffu);  // unsampled: needs no stack
+  return report;
+}
+
+TEST(EpochStateTest, DuplicatesAndGaps) {
+  EpochState state;
+  ASSERT_EQ(*state.Apply(DeltaReport(1, 5, 10, true)), EpochState::Outcome::kApplied);
+  EXPECT_EQ(*state.Apply(DeltaReport(1, 5, 10, true)), EpochState::Outcome::kDuplicate);
+  EXPECT_EQ(*state.Apply(DeltaReport(3, 5, 1, false)), EpochState::Outcome::kNeedSnapshot);
+  EXPECT_EQ(state.series().at(5).pages_outstanding, 10);
+  apq::v1::Report snapshot = DeltaReport(4, 5, 7, true);
+  snapshot.set_full_snapshot(true);
+  EXPECT_EQ(*state.Apply(snapshot), EpochState::Outcome::kApplied);
+  EXPECT_EQ(state.series().at(5).pages_outstanding, 7);
+  EXPECT_EQ(state.last_sequence(), 4u);
+}
+
+TEST(EpochStateTest, MalformedReportsChangeNothing) {
+  EpochState state;
+  ASSERT_EQ(*state.Apply(DeltaReport(1, 5, 10, true)), EpochState::Outcome::kApplied);
+  // A series never introduced, a stack never defined, a series twice,
+  // a frame into an unknown object, sequence 0.
+  EXPECT_FALSE(state.Apply(DeltaReport(2, 6, 1, false)).ok());
+  apq::v1::Report unknown_stack = DeltaReport(2, 6, 1, true);
+  unknown_stack.mutable_series(0)->mutable_key()->set_stack_id(42);
+  EXPECT_FALSE(state.Apply(unknown_stack).ok());
+  apq::v1::Report twice = DeltaReport(2, 5, 1, false);
+  *twice.add_series() = twice.series(0);
+  EXPECT_FALSE(state.Apply(twice).ok());
+  apq::v1::Report bad_frame = DeltaReport(2, 5, 1, false);
+  apq::v1::StackDefinition* stack = bad_frame.add_stacks();
+  stack->set_id(1);
+  stack->add_frames()->set_object_id(9);
+  EXPECT_FALSE(state.Apply(bad_frame).ok());
+  EXPECT_FALSE(state.Apply(DeltaReport(0, 5, 1, false)).ok());
+  EXPECT_EQ(state.series().size(), 1u);
+  EXPECT_EQ(state.series().at(5).pages_outstanding, 10);
+  EXPECT_EQ(state.last_sequence(), 1u);
+}
+
+}  // namespace
+}  // namespace apq
