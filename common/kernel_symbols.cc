@@ -66,6 +66,40 @@ absl::StatusOr<KernelSymbols> KernelSymbols::LoadFromProc(const std::string& pat
   return Parse(buffer.str());
 }
 
+std::optional<uint64_t> KernelSymbols::TextBase(absl::string_view module) const {
+  if (module.empty()) {
+    std::optional<uint64_t> text;
+    for (const Symbol& s : symbols_) {
+      if (!s.module.empty()) continue;
+      if (s.name == "_stext") return s.addr;
+      if (s.name == "_text") text = s.addr;
+    }
+    return text;
+  }
+  for (const Symbol& s : symbols_) {  // sorted: the first is the lowest
+    if (s.module == module) return s.addr;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<uint64_t, std::string>> KernelSymbols::OffsetsOf(absl::string_view module) const {
+  std::vector<std::pair<uint64_t, std::string>> result;
+  std::optional<uint64_t> base = TextBase(module);
+  if (!base) return result;
+  for (const Symbol& s : symbols_) {
+    if (s.module == module && s.addr >= *base) result.emplace_back(s.addr - *base, s.name);
+  }
+  return result;
+}
+
+KernelSymbols KernelSymbols::FromOffsets(const std::vector<std::pair<uint64_t, std::string>>& symbols) {
+  KernelSymbols result;
+  for (const auto& [offset, name] : symbols) result.symbols_.push_back({offset, name, ""});
+  std::stable_sort(result.symbols_.begin(), result.symbols_.end(),
+                   [](const Symbol& a, const Symbol& b) { return a.addr < b.addr; });
+  return result;
+}
+
 std::optional<ResolvedSymbol> KernelSymbols::Resolve(uint64_t addr) const {
   auto it = std::upper_bound(symbols_.begin(), symbols_.end(), addr,
                              [](uint64_t a, const Symbol& s) { return a < s.addr; });

@@ -35,6 +35,15 @@ class KernelSymbols {
 
   size_t size() const { return symbols_.size(); }
 
+  // Where a code object's text starts: _stext (or _text) for the kernel
+  // image (module ""), the lowest text symbol of a module. Offsets from it
+  // are the same on every host running that build, whatever KASLR did.
+  std::optional<uint64_t> TextBase(absl::string_view module) const;
+  // The object's text symbols as (offset from its text base, name).
+  std::vector<std::pair<uint64_t, std::string>> OffsetsOf(absl::string_view module) const;
+  // A table whose addresses are offsets (the aggregator's side of the above).
+  static KernelSymbols FromOffsets(const std::vector<std::pair<uint64_t, std::string>>& symbols);
+
  private:
   struct Symbol {
     uint64_t addr;
