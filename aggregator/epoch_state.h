@@ -26,6 +26,14 @@ class EpochState {
   };
   enum class Outcome { kApplied, kDuplicate, kNeedSnapshot };
 
+  EpochState() = default;
+  // An epoch as it was stored.
+  EpochState(uint64_t last_sequence, absl::flat_hash_map<uint32_t, Series> series,
+             absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks,
+             absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects)
+      : last_sequence_(last_sequence), series_(std::move(series)), stacks_(std::move(stacks)),
+        objects_(std::move(objects)) {}
+
   // Errors (InvalidArgument) name what is wrong with the report.
   absl::StatusOr<Outcome> Apply(const apq::v1::Report& report);
 

@@ -5,73 +5,10 @@
 #include <random>
 
 #include "agent/report_stream.h"
+#include "aggregator/testing_fakes.h"
 #include "gtest/gtest.h"
 
 namespace apq {
-namespace {
-
-class FakeFrames : public FrameEncoder {
- public:
-  apq::v1::Frame Encode(uint64_t ip) override {
-    if (!named_) {
-      named_ = true;
-      fresh_ = true;
-    }
-    apq::v1::Frame frame;
-    frame.set_object_id(0);
-    frame.set_offset(ip - 0xffffffff81000000ull);
-    return frame;
-  }
-  std::vector<apq::v1::CodeObject> TakeNewObjects() override {
-    if (!fresh_) return {};
-    fresh_ = false;
-    return AllObjects();
-  }
-  std::vector<apq::v1::CodeObject> AllObjects() const override {
-    if (!named_) return {};
-    apq::v1::CodeObject vmlinux;
-    vmlinux.set_id(0);
-    vmlinux.set_name("vmlinux");
-    return {vmlinux};
-  }
-
- private:
-  bool named_ = false, fresh_ = false;
-};
-
-// A tracker whose owners' counters move at random.
-class FakeTracker {
- public:
-  explicit FakeTracker(uint32_t seed) : rng_(seed) {}
-  TrackerSnapshot Next() {
-    TrackerSnapshot snapshot;
-    if (owners_.size() < 40 && rng_() % 3 == 0) {
-      uint32_t stack = static_cast<uint32_t>(owners_.size()) / 2;  // two owners per stack
-      if (owners_.size() % 2 == 0) snapshot.new_stacks[stack] = {0xffffffff81000100ull + stack, 0xffffffff81000010ull};
-      TrackerSnapshot::Owner owner;
-      owner.id = APQ_FIRST_OWNER_ID + static_cast<uint32_t>(owners_.size());
-      owner.key.stack_id = stack;
-      owner.key.tgid = 100 + stack;
-      owners_.push_back(owner);
-    }
-    for (TrackerSnapshot::Owner& owner : owners_) {
-      if (rng_() % 2) continue;
-      uint64_t allocated = rng_() % 50;
-      int64_t freed = static_cast<int64_t>(rng_() % 60);
-      freed = std::min<int64_t>(freed, owner.counters.pages_outstanding + static_cast<int64_t>(allocated));
-      owner.counters.pages_allocated += allocated;
-      owner.counters.allocations += allocated ? 1 : 0;
-      owner.counters.pages_outstanding += static_cast<int64_t>(allocated) - freed;
-    }
-    snapshot.owners = owners_;
-    return snapshot;
-  }
-  const std::vector<TrackerSnapshot::Owner>& owners() const { return owners_; }
-
- private:
-  std::mt19937 rng_;
-  std::vector<TrackerSnapshot::Owner> owners_;
-};
 
 void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker) {
   ASSERT_EQ(state.series().size(), tracker.owners().size());
@@ -85,6 +22,8 @@ void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker) {
     EXPECT_TRUE(state.stacks().contains(owner.key.stack_id));
   }
 }
+
+namespace {
 
 // Sends every unacknowledged report, as after a reconnect; acks may be lost
 // on the way back.

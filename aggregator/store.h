@@ -1,0 +1,46 @@
+#ifndef APQ_AGGREGATOR_STORE_H_
+#define APQ_AGGREGATOR_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "aggregator/epoch_state.h"
+#include "aggregator/sqlite.h"
+#include "apq/v1/apq.pb.h"
+
+namespace apq {
+
+// The aggregator's durable state in SQLite: hosts, agent epochs with the
+// series, stacks and code objects each reported, and symbol tables per
+// build ID (one per build, not per host).
+//
+// A report and its epoch's last sequence commit in one transaction, and an
+// epoch reloads with everything it stored, so a restarted aggregator still
+// applies each report exactly once: an ack is only sent after the commit.
+class Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+
+  // The epoch a Hello names, created or reloaded; fills *state with it.
+  absl::StatusOr<int64_t> OpenEpoch(const apq::v1::Hello& hello, EpochState* state);
+  // Applies the report to the epoch and stores the result. On an error the
+  // transaction is rolled back and *state reloaded: memory and file agree.
+  absl::StatusOr<EpochState::Outcome> ApplyReport(int64_t epoch_id, EpochState* state, const apq::v1::Report& report);
+
+  absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
+  absl::StatusOr<bool> HasSymbolTable(const std::string& object, const std::string& build_id);
+
+ private:
+  explicit Store(Database db) : db_(std::move(db)) {}
+  absl::Status CreateSchema();
+  absl::StatusOr<EpochState> LoadEpoch(int64_t epoch_id);
+  absl::Status StoreReport(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report);
+
+  Database db_;
+};
+
+}  // namespace apq
+
+#endif  // APQ_AGGREGATOR_STORE_H_

@@ -1,0 +1,146 @@
+#include "aggregator/store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "aggregator/testing_fakes.h"
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::path(::testing::TempDir()) / ("apq-store-" + std::to_string(getpid()) + ".db");
+    Remove();
+    hello_.set_cluster("prod");
+    hello_.set_host("web-1");
+    hello_.mutable_epoch()->set_boot_id("boot-a");
+    hello_.mutable_epoch()->set_agent_instance(7);
+    hello_.mutable_kernel()->set_release("6.18.0");
+    hello_.mutable_kernel()->set_build_id("build");
+  }
+  void TearDown() override { Remove(); }
+  void Remove() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_.string() + suffix);
+  }
+  std::unique_ptr<Store> OpenStore() {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  std::filesystem::path path_;
+  apq::v1::Hello hello_;
+};
+
+TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  FakeTracker tracker(3);
+  for (int i = 0; i < 40; ++i) stream.Add(tracker.Next(), {}, {}, i);
+  ASSERT_EQ(stream.unacknowledged().size(), 40u);
+
+  {
+    std::unique_ptr<Store> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EpochState state;
+    absl::StatusOr<int64_t> epoch = store->OpenEpoch(hello_, &state);
+    ASSERT_TRUE(epoch.ok()) << epoch.status();
+    // Reports 1..25 are stored; the acks of 21..25 never reach the agent.
+    for (int i = 0; i < 25; ++i) {
+      absl::StatusOr<EpochState::Outcome> outcome = store->ApplyReport(*epoch, &state, stream.unacknowledged()[i]);
+      ASSERT_TRUE(outcome.ok()) << outcome.status();
+      ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
+    }
+    stream.Acknowledge(20);
+  }  // the aggregator stops
+
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EpochState state;
+  absl::StatusOr<int64_t> epoch = store->OpenEpoch(hello_, &state);
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  EXPECT_EQ(state.last_sequence(), 25u);
+  int duplicates = 0;
+  for (const apq::v1::Report& report : stream.unacknowledged()) {  // the agent resends 21..40
+    absl::StatusOr<EpochState::Outcome> outcome = store->ApplyReport(*epoch, &state, report);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    ASSERT_NE(*outcome, EpochState::Outcome::kNeedSnapshot);
+    duplicates += *outcome == EpochState::Outcome::kDuplicate;
+  }
+  EXPECT_EQ(duplicates, 5);
+  ExpectStateMatches(state, tracker);
+
+  // And what the file holds is the same.
+  EpochState reloaded;
+  ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
+  ExpectStateMatches(reloaded, tracker);
+}
+
+TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  FakeTracker tracker(5);
+  for (int i = 0; i < 5; ++i) stream.Add(tracker.Next(), {}, {}, i);
+  EpochState first;
+  absl::StatusOr<int64_t> epoch = store->OpenEpoch(hello_, &first);
+  ASSERT_TRUE(epoch.ok());
+  for (const auto& report : stream.unacknowledged()) ASSERT_TRUE(store->ApplyReport(*epoch, &first, report).ok());
+
+  hello_.mutable_epoch()->set_agent_instance(8);  // the agent restarted
+  EpochState second;
+  absl::StatusOr<int64_t> next = store->OpenEpoch(hello_, &second);
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(*next, *epoch);
+  EXPECT_EQ(second.last_sequence(), 0u);
+  EXPECT_TRUE(second.series().empty());
+}
+
+TEST_F(StoreTest, SymbolTablesAreKeptPerBuild) {
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  apq::v1::SymbolTable table;
+  table.set_object("vmlinux");
+  table.set_build_id(std::string("\x01\x02\x00\x03", 4));
+  apq::v1::Symbol* symbol = table.add_symbols();
+  symbol->set_offset(0x1000);
+  symbol->set_name("anon_pipe_write");
+  EXPECT_FALSE(*store->HasSymbolTable("vmlinux", table.build_id()));
+  ASSERT_TRUE(store->PutSymbolTable(table).ok());
+  EXPECT_TRUE(*store->HasSymbolTable("vmlinux", table.build_id()));
+  EXPECT_FALSE(*store->HasSymbolTable("vmlinux", "other"));
+}
+
+TEST_F(StoreTest, HostileInputIsRefusedNotStored) {
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EpochState state;
+  apq::v1::Hello anonymous;
+  EXPECT_EQ(store->OpenEpoch(anonymous, &state).status().code(), absl::StatusCode::kInvalidArgument);
+  // Quotes and SQL in names are data, not SQL.
+  hello_.set_host("x'); DROP TABLE hosts; --");
+  absl::StatusOr<int64_t> epoch = store->OpenEpoch(hello_, &state);
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  apq::v1::Report bad;
+  bad.set_sequence(1);
+  bad.add_series()->set_series_id(3);  // no key
+  EXPECT_FALSE(store->ApplyReport(*epoch, &state, bad).ok());
+  EXPECT_EQ(state.last_sequence(), 0u);
+  EpochState reloaded;
+  ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
+  EXPECT_EQ(reloaded.last_sequence(), 0u);
+}
+
+TEST_F(StoreTest, UnwritableDatabaseIsAClearError) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open("/nonexistent/dir/apq.db");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("/nonexistent/dir/apq.db"), std::string::npos) << store.status();
+}
+
+}  // namespace
+}  // namespace apq
