@@ -1,6 +1,14 @@
 #include "aggregator/store.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/sampling.h"
+#include "common/stack_paths.h"
+#include "page_tracker.h"
 
 namespace apq {
 namespace {
@@ -234,6 +242,166 @@ absl::StatusOr<EpochState::Outcome> Store::ApplyReport(int64_t epoch_id, EpochSt
   absl::StatusOr<EpochState> reloaded = LoadEpoch(epoch_id);
   if (reloaded.ok()) *state = std::move(*reloaded);
   return status;
+}
+
+absl::StatusOr<const KernelSymbols*> Store::SymbolsOf(const std::string& object, const std::string& build_id) {
+  auto key = std::make_pair(object, build_id);
+  auto cached = symbols_.find(key);
+  if (cached != symbols_.end() && cached->second) return cached->second.get();
+  absl::StatusOr<Statement> query = db_.Prepare("SELECT symbols FROM symbol_tables WHERE object = ?1 AND build_id = ?2");
+  if (!query.ok()) return query.status();
+  query->Bind(1, object).BindBlob(2, build_id);
+  absl::StatusOr<bool> row = query->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return nullptr;
+  apq::v1::SymbolTable table;
+  if (!table.ParseFromString(query->Text(0))) {
+    return absl::DataLossError(absl::StrCat("stored symbol table of ", object, " does not parse"));
+  }
+  std::vector<std::pair<uint64_t, std::string>> symbols;
+  symbols.reserve(static_cast<size_t>(table.symbols_size()));
+  for (const apq::v1::Symbol& s : table.symbols()) symbols.emplace_back(s.offset(), s.name());
+  auto parsed = std::make_unique<KernelSymbols>(KernelSymbols::FromOffsets(symbols));
+  const KernelSymbols* result = parsed.get();
+  symbols_[key] = std::move(parsed);
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::Symbolize(
+    const apq::v1::StackDefinition& stack, const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects) {
+  std::vector<std::string> names;
+  for (const apq::v1::Frame& frame : stack.frames()) {
+    auto object = objects.find(frame.object_id());
+    if (object == objects.end()) {
+      names.push_back("[unknown]");
+      continue;
+    }
+    absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
+    if (!symbols.ok()) return symbols.status();
+    std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
+    names.push_back(symbol ? std::string(symbol->name)
+                           : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
+  }
+  std::vector<std::string> path = CallPathRootFirst(names);
+  if (path.empty()) path = {"[page allocator]"};
+  return path;
+}
+
+absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& request, int64_t now_millis,
+                                                int64_t fresh_millis) {
+  if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+    return absl::UnimplementedError("--at and --since need the history this aggregator does not keep yet");
+  }
+  // The newest epoch of each host, if it reported recently.
+  absl::StatusOr<Statement> epochs = db_.Prepare(
+      "SELECT e.epoch_id, h.name, e.build_id, e.sample_bytes, e.kernel_release FROM epochs e JOIN hosts h USING (host_id) "
+      "WHERE h.cluster = ?1 AND e.last_report_ms >= ?2 AND (?3 = '' OR h.name = ?3) AND (length(?4) = 0 OR e.build_id = ?4) "
+      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id)");
+  if (!epochs.ok()) return epochs.status();
+  epochs->Bind(1, request.cluster()).Bind(2, now_millis - fresh_millis).Bind(3, request.host()).BindBlob(4, request.build_id());
+  struct Selected {
+    int64_t epoch_id;
+    std::string host, build_id;
+    uint64_t sample_bytes;
+  };
+  std::vector<Selected> selected;
+  while (true) {
+    absl::StatusOr<bool> row = epochs->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    selected.push_back({epochs->Int(0), epochs->Text(1), epochs->Text(2), static_cast<uint64_t>(epochs->Int(3))});
+  }
+
+  struct Group {
+    double bytes = 0, variance = 0;
+    absl::flat_hash_set<std::string> hosts;
+  };
+  absl::flat_hash_map<std::string, Group> groups;
+  for (const Selected& host : selected) {
+    absl::StatusOr<EpochState> state = LoadEpoch(host.epoch_id);
+    if (!state.ok()) return state.status();
+    absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(host.sample_bytes);
+    if (!plan.ok()) continue;  // a hostile Hello; its data is not used
+    absl::flat_hash_map<uint32_t, std::vector<std::string>> paths;
+    for (const auto& [id, series] : state->series()) {
+      if (series.pages_outstanding <= 0) continue;
+      uint32_t stack_id = series.key.stack_id();
+      if (stack_id == APQ_STACK_UNSAMPLED) continue;  // sampled stacks' estimates stand for these
+      auto pages = static_cast<uint64_t>(series.pages_outstanding);
+      int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
+      double bytes = plan->EstimateBytes(order, pages), variance = plan->EstimateVariance(order, pages);
+      auto path = paths.find(stack_id);
+      if (path == paths.end()) {
+        std::vector<std::string> names = {"[stack unknown]"};
+        auto stack = state->stacks().find(stack_id);
+        if (stack != state->stacks().end()) {
+          absl::StatusOr<std::vector<std::string>> symbolized = Symbolize(stack->second, state->objects());
+          if (!symbolized.ok()) return symbolized.status();
+          names = std::move(*symbolized);
+        }
+        path = paths.emplace(stack_id, std::move(names)).first;
+      }
+      const std::vector<std::string>& frames = path->second;
+      if (!request.frame_substring().empty() &&
+          std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
+            return f.find(request.frame_substring()) != std::string::npos;
+          })) {
+        continue;
+      }
+      std::string key;
+      switch (request.group_by()) {
+        case apq::v1::GROUP_BY_FUNCTION: key = frames.back(); break;
+        case apq::v1::GROUP_BY_HOST: key = host.host; break;
+        case apq::v1::GROUP_BY_PROCESS: key = series.key.comm(); break;
+        case apq::v1::GROUP_BY_CGROUP: key = series.key.cgroup(); break;
+        case apq::v1::GROUP_BY_BUILD: key = absl::BytesToHexString(host.build_id); break;
+        default: key = FoldPath(frames); break;
+      }
+      Group& group = groups[key];
+      group.bytes += bytes;
+      group.variance += variance;
+      group.hosts.insert(host.host);
+    }
+  }
+  apq::v1::TopResponse response;
+  response.set_hosts_selected(static_cast<uint32_t>(selected.size()));
+  std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;
+  });
+  for (const auto& [key, group] : sorted) {
+    if (request.top() != 0 && static_cast<uint32_t>(response.entries_size()) >= request.top()) break;
+    apq::v1::TopEntry* entry = response.add_entries();
+    entry->set_key(key);
+    entry->set_bytes_outstanding(group.bytes);
+    entry->set_standard_error(std::sqrt(group.variance));
+    entry->set_hosts(static_cast<uint32_t>(group.hosts.size()));
+  }
+  return response;
+}
+
+absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest& request) {
+  absl::StatusOr<Statement> query = db_.Prepare(
+      "SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, e.coverage "
+      "FROM epochs e JOIN hosts h USING (host_id) WHERE h.cluster = ?1 "
+      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id) ORDER BY h.name");
+  if (!query.ok()) return query.status();
+  query->Bind(1, request.cluster());
+  apq::v1::HostsResponse response;
+  while (true) {
+    absl::StatusOr<bool> row = query->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    apq::v1::HostInfo* host = response.add_hosts();
+    host->set_host(query->Text(0));
+    host->mutable_kernel()->set_release(query->Text(1));
+    host->mutable_kernel()->set_build_id(query->Text(2));
+    host->set_last_report_unix_millis(query->Int(3));
+    host->set_sample_bytes(static_cast<uint64_t>(query->Int(4)));
+    host->mutable_losses()->ParseFromString(query->Text(5));
+    host->mutable_coverage()->ParseFromString(query->Text(6));
+  }
+  return response;
 }
 
 absl::Status Store::PutSymbolTable(const apq::v1::SymbolTable& table) {

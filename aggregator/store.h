@@ -9,6 +9,7 @@
 #include "aggregator/epoch_state.h"
 #include "aggregator/sqlite.h"
 #include "apq/v1/apq.pb.h"
+#include "common/kernel_symbols.h"
 
 namespace apq {
 
@@ -32,13 +33,28 @@ class Store {
   absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
   absl::StatusOr<bool> HasSymbolTable(const std::string& object, const std::string& build_id);
 
+  // The fleet's top call paths now: the newest epoch of each host of the
+  // cluster that reported within `fresh_millis` of now_millis.
+  absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request, int64_t now_millis,
+                                           int64_t fresh_millis);
+  absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+
  private:
   explicit Store(Database db) : db_(std::move(db)) {}
   absl::Status CreateSchema();
   absl::StatusOr<EpochState> LoadEpoch(int64_t epoch_id);
   absl::Status StoreReport(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report);
 
+  // Function names of a stack, root first, allocator frames removed; frames
+  // of objects without a symbol table are named "object+0xoffset".
+  absl::StatusOr<std::vector<std::string>> Symbolize(const apq::v1::StackDefinition& stack,
+                                                     const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects);
+  absl::StatusOr<const KernelSymbols*> SymbolsOf(const std::string& object, const std::string& build_id);
+
   Database db_;
+  // Parsed symbol tables by (object, build ID); a missing one is looked up
+  // again next time, as an agent may have uploaded it since.
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<KernelSymbols>> symbols_;
 };
 
 }  // namespace apq

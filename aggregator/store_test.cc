@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_format.h"
+#include "agent/code_objects.h"
 #include "aggregator/testing_fakes.h"
 #include "gtest/gtest.h"
 
@@ -134,6 +136,78 @@ TEST_F(StoreTest, HostileInputIsRefusedNotStored) {
   EpochState reloaded;
   ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
   EXPECT_EQ(reloaded.last_sequence(), 0u);
+}
+
+// Two hosts of one kernel build, with different KASLR offsets, hold pages on
+// the pipe path: one symbol table names both, and their bytes add up.
+TEST_F(StoreTest, TopMergesHostsOfOneBuild) {
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto kallsyms = [](uint64_t base) {
+    return absl::StrFormat("%x T _stext\n%x T ksys_write\n%x t anon_pipe_write\n%x T alloc_pages_noprof\n",
+                           base, base + 0x100, base + 0x200, base + 0x300);
+  };
+  int64_t now = 1'000'000;
+  for (auto [name, base, pages] : {std::tuple<const char*, uint64_t, int64_t>{"web-1", 0xffffffff81000000ull, 256},
+                                   {"web-2", 0xffffffffa2000000ull, 512}}) {
+    KernelSymbols symbols = *KernelSymbols::Parse(kallsyms(base));
+    KallsymsFrameEncoder frames(&symbols, [](const std::string&) { return std::string("build-1"); });
+    ReportStream stream(&frames, 1 << 20);
+    TrackerSnapshot snapshot;
+    snapshot.new_stacks[4] = {base + 0x310, base + 0x210, base + 0x110};  // alloc_pages <- pipe <- ksys_write
+    TrackerSnapshot::Owner owner;
+    owner.id = 2;
+    owner.key.stack_id = 4;
+    owner.key.tgid = 77;
+    owner.counters.pages_outstanding = pages;
+    owner.counters.pages_allocated = static_cast<uint64_t>(pages);
+    snapshot.owners = {owner};
+    snapshot.process_names[77] = "filler";
+    stream.Add(snapshot, {}, {}, now);
+    if (std::string(name) == "web-1") {  // the table is uploaded once per build, by one host
+      ASSERT_TRUE(store->PutSymbolTable(frames.SymbolTableOf("vmlinux")).ok());
+    }
+
+    hello_.set_host(name);
+    hello_.mutable_kernel()->set_build_id("build-1");
+    hello_.set_sample_bytes(0);
+    EpochState state;
+    absl::StatusOr<int64_t> epoch = store->OpenEpoch(hello_, &state);
+    ASSERT_TRUE(epoch.ok()) << epoch.status();
+    ASSERT_TRUE(store->ApplyReport(*epoch, &state, stream.unacknowledged().front()).ok());
+  }
+
+  apq::v1::TopRequest request;
+  request.set_cluster("prod");
+  absl::StatusOr<apq::v1::TopResponse> top = store->Top(request, now, 60'000);
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->hosts_selected(), 2u);
+  ASSERT_EQ(top->entries_size(), 1);
+  EXPECT_EQ(top->entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top->entries(0).bytes_outstanding(), (256 + 512) * 4096.0);
+  EXPECT_EQ(top->entries(0).hosts(), 2u);
+  EXPECT_EQ(top->entries(0).standard_error(), 0);
+
+  request.set_group_by(apq::v1::GROUP_BY_HOST);
+  top = store->Top(request, now, 60'000);
+  ASSERT_TRUE(top.ok());
+  ASSERT_EQ(top->entries_size(), 2);
+  EXPECT_EQ(top->entries(0).key(), "web-2");
+  request.set_frame_substring("tcp_");
+  EXPECT_EQ(store->Top(request, now, 60'000)->entries_size(), 0);
+  request.clear_frame_substring();
+  // Stale hosts are not "now".
+  EXPECT_EQ(store->Top(request, now + 120'000, 60'000)->hosts_selected(), 0u);
+  request.set_at_unix_millis(5);
+  EXPECT_EQ(store->Top(request, now, 60'000).status().code(), absl::StatusCode::kUnimplemented);
+
+  apq::v1::HostsRequest hosts;
+  hosts.set_cluster("prod");
+  absl::StatusOr<apq::v1::HostsResponse> listed = store->Hosts(hosts);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->hosts_size(), 2);
+  EXPECT_EQ(listed->hosts(0).host(), "web-1");
+  EXPECT_EQ(listed->hosts(0).last_report_unix_millis(), now);
 }
 
 TEST_F(StoreTest, UnwritableDatabaseIsAClearError) {
