@@ -1,9 +1,5 @@
 #include "agent/local_mode.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -12,39 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/report.h"
+#include "agent/stop_signals.h"
 #include "common/errors.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
 
 namespace apq {
 namespace {
-
-// SIGINT and SIGTERM end the run through a signalfd, so the final report is
-// printed from normal control flow.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&mask_);
-    sigaddset(&mask_, SIGINT);
-    sigaddset(&mask_, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask_, &old_mask_);
-    fd_ = signalfd(-1, &mask_, SFD_CLOEXEC | SFD_NONBLOCK);
-  }
-  ~StopSignals() {
-    if (fd_ >= 0) close(fd_);
-    sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
-  }
-  // Waits up to seconds; false when a stop signal arrived.
-  bool Sleep(double seconds) {
-    pollfd p{fd_, POLLIN, 0};
-    int rc = poll(&p, 1, static_cast<int>(std::lround(seconds * 1000)));
-    return !(rc > 0 && (p.revents & POLLIN));
-  }
-
- private:
-  sigset_t mask_{}, old_mask_{};
-  int fd_ = -1;
-};
 
 void Print(const Report& report, OutputFormat format) {
   switch (format) {

@@ -7,21 +7,30 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "agent/fleet_mode.h"
 #include "agent/local_mode.h"
 #include "common/flag_names.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
+ABSL_FLAG(std::string, aggregator, "", "Stream to the aggregator at HOST:PORT (fleet mode).");
+ABSL_FLAG(std::string, cluster, "", "Fleet mode: the cluster this host belongs to.");
+ABSL_FLAG(std::string, host, "", "Fleet mode: this host's name (default: its hostname).");
+ABSL_FLAG(int64_t, buffer_bytes, 64 << 20,
+          "Fleet mode: memory for reports not yet acknowledged; past it, one full snapshot replaces them.");
 ABSL_FLAG(double, interval, 5, "Seconds between reports.");
 ABSL_FLAG(double, duration, 0, "Stop after this many seconds and print the final report (0: run until SIGINT/SIGTERM).");
 ABSL_FLAG(int64_t, top, 20, "Call paths shown (0: all).");
 ABSL_FLAG(std::string, format, "table", "table, json or folded (flame-graph input: 'root;...;leaf BYTES').");
-ABSL_FLAG(int64_t, sample_bytes, 0,
+ABSL_FLAG(int64_t, sample_bytes, -1,
           "Walk the stack of one allocation per N bytes on average and weight it (unbiased estimates); "
-          "0 walks every allocation (exact per path).");
+          "0 walks every allocation (exact per path). Default: 0 with --local, 524288 when streaming.");
 ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
 ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
 
 namespace {
+
+// A fleet agent is always on: it samples unless told otherwise.
+constexpr int64_t kFleetSampleBytes = 524288;
 
 absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   apq::LocalOptions options;
@@ -40,7 +49,8 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   if (!format.ok()) return format.status();
   options.format = *format;
   int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
-  if (sample_bytes < 0) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
+  if (sample_bytes < -1) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
+  if (sample_bytes == -1) sample_bytes = absl::GetFlag(FLAGS_local) ? 0 : kFleetSampleBytes;
   absl::StatusOr<apq::SamplingPlan> sampling = apq::SamplingPlan::ForSampleBytes(static_cast<uint64_t>(sample_bytes));
   if (!sampling.ok()) return sampling.status();
   options.tracker.sampling = *sampling;
@@ -53,18 +63,40 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
 }
 
 absl::Status Run() {
-  if (!absl::GetFlag(FLAGS_local)) {
-    return absl::InvalidArgumentError("say --local to run on this host alone");
+  bool local = absl::GetFlag(FLAGS_local);
+  std::string aggregator = absl::GetFlag(FLAGS_aggregator);
+  if (local == !aggregator.empty()) {
+    return absl::InvalidArgumentError("say --local to run on this host alone, or --aggregator HOST:PORT to stream");
   }
   absl::StatusOr<apq::LocalOptions> options = LocalOptionsFromFlags();
   if (!options.ok()) return options.status();
-  return apq::RunLocal(*options);
+  if (local) return apq::RunLocal(*options);
+
+  apq::FleetOptions fleet;
+  fleet.aggregator = aggregator;
+  fleet.cluster = absl::GetFlag(FLAGS_cluster);
+  fleet.host = absl::GetFlag(FLAGS_host);
+  if (fleet.cluster.empty()) return absl::InvalidArgumentError("--cluster is required with --aggregator");
+  if (fleet.cluster.size() > 255 || fleet.host.size() > 255) {
+    return absl::InvalidArgumentError("--cluster and --host must be at most 255 bytes");
+  }
+  int64_t buffer = absl::GetFlag(FLAGS_buffer_bytes);
+  if (buffer < (1 << 16) || buffer > (int64_t{1} << 34)) {
+    return absl::InvalidArgumentError("--buffer-bytes must be between 64 KiB and 16 GiB");
+  }
+  fleet.buffer_bytes = static_cast<size_t>(buffer);
+  fleet.interval_seconds = options->interval_seconds;
+  fleet.duration_seconds = options->duration_seconds;
+  fleet.tracker = options->tracker;
+  return apq::RunFleet(fleet);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--sample-bytes N]");
+  absl::SetProgramUsageMessage(
+      "apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--sample-bytes N]\n"
+      "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--interval S] [--sample-bytes N]");
   std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {
     std::cerr << "apq-agent: unexpected argument '" << positional[1] << "'\n";

@@ -38,6 +38,25 @@ std::string Report::mode() const {
   return sample_bytes == 0 ? "exact" : absl::StrCat("sampled (one stack per ", sample_bytes, " bytes on average)");
 }
 
+LossCounters LossesOf(const TrackerSnapshot& snapshot) {
+  const auto& c = snapshot.counters;
+  LossCounters l;
+  l.free_unknown_pages = c[APQ_CTR_FREE_UNKNOWN_PAGES];
+  l.alloc_over_live_pages = c[APQ_CTR_ALLOC_OVER_LIVE_PAGES];
+  l.stack_walk_failed = c[APQ_CTR_STACK_WALK_FAILED];
+  l.stack_truncated = c[APQ_CTR_STACK_TRUNCATED];
+  l.stack_table_full = c[APQ_CTR_STACK_TABLE_FULL];
+  l.owner_table_full = c[APQ_CTR_OWNER_TABLE_FULL];
+  l.pfn_out_of_range = c[APQ_CTR_PFN_OUT_OF_RANGE];
+  l.order_too_large = c[APQ_CTR_ORDER_TOO_LARGE];
+  l.bulk_list_unseen = c[APQ_CTR_BULK_LIST_UNSEEN];
+  l.bulk_too_large = c[APQ_CTR_BULK_TOO_LARGE];
+  l.contig_too_large = c[APQ_CTR_CONTIG_TOO_LARGE];
+  l.uncalibrated = c[APQ_CTR_UNCALIBRATED];
+  l.recursion_misses = snapshot.recursion_misses;
+  return l;
+}
+
 ReportBuilder::ReportBuilder(const KernelSymbols* symbols, CgroupNames* cgroups, SamplingPlan sampling,
                              double start_seconds)
     : symbols_(symbols), cgroups_(cgroups), sampling_(sampling), start_seconds_(start_seconds) {}
@@ -77,20 +96,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
   report.bulk_pages = c[APQ_CTR_BULK_PAGES];
   report.contig_pages = c[APQ_CTR_CONTIG_PAGES];
   report.migrated_pages = c[APQ_CTR_MIGRATED_PAGES];
-  LossCounters& l = report.losses;
-  l.free_unknown_pages = c[APQ_CTR_FREE_UNKNOWN_PAGES];
-  l.alloc_over_live_pages = c[APQ_CTR_ALLOC_OVER_LIVE_PAGES];
-  l.stack_walk_failed = c[APQ_CTR_STACK_WALK_FAILED];
-  l.stack_truncated = c[APQ_CTR_STACK_TRUNCATED];
-  l.stack_table_full = c[APQ_CTR_STACK_TABLE_FULL];
-  l.owner_table_full = c[APQ_CTR_OWNER_TABLE_FULL];
-  l.pfn_out_of_range = c[APQ_CTR_PFN_OUT_OF_RANGE];
-  l.order_too_large = c[APQ_CTR_ORDER_TOO_LARGE];
-  l.bulk_list_unseen = c[APQ_CTR_BULK_LIST_UNSEEN];
-  l.bulk_too_large = c[APQ_CTR_BULK_TOO_LARGE];
-  l.contig_too_large = c[APQ_CTR_CONTIG_TOO_LARGE];
-  l.uncalibrated = c[APQ_CTR_UNCALIBRATED];
-  l.recursion_misses = now.recursion_misses;
+  report.losses = LossesOf(now);
 
   absl::flat_hash_map<uint32_t, const apq_owner_counters*> previous_counters;
   if (previous) {

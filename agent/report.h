@@ -54,6 +54,9 @@ struct LossCounters {
   int64_t recursion_misses = -1;  // -1: not counted by this kernel
 };
 
+// The loss counters of a snapshot.
+LossCounters LossesOf(const TrackerSnapshot& snapshot);
+
 struct Report {
   uint64_t sample_bytes = 0;  // 0: exact mode
   double seconds_tracing = 0;

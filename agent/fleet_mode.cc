@@ -1,0 +1,234 @@
+#include "agent/fleet_mode.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/code_objects.h"
+#include "agent/report.h"
+#include "agent/report_stream.h"
+#include "agent/stop_signals.h"
+#include "apq/v1/apq.grpc.pb.h"
+#include "common/build_id.h"
+#include "common/kernel_symbols.h"
+#include "grpcpp/grpcpp.h"
+
+namespace apq {
+namespace {
+
+constexpr int kMaxMessageBytes = 64 << 20;
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+apq::v1::Losses LossesProto(const LossCounters& l) {
+  apq::v1::Losses p;
+  p.set_free_unknown_pages(l.free_unknown_pages);
+  p.set_alloc_over_live_pages(l.alloc_over_live_pages);
+  p.set_stack_walk_failed(l.stack_walk_failed);
+  p.set_stack_truncated(l.stack_truncated);
+  p.set_stack_table_full(l.stack_table_full);
+  p.set_owner_table_full(l.owner_table_full);
+  p.set_pfn_out_of_range(l.pfn_out_of_range);
+  p.set_order_too_large(l.order_too_large);
+  p.set_bulk_list_unseen(l.bulk_list_unseen);
+  p.set_bulk_too_large(l.bulk_too_large);
+  p.set_contig_too_large(l.contig_too_large);
+  p.set_uncalibrated(l.uncalibrated);
+  p.set_recursion_misses(l.recursion_misses);
+  return p;
+}
+
+absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
+  apq::v1::Hello hello;
+  hello.set_cluster(options.cluster);
+  std::string host = options.host;
+  if (host.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof(name) - 1) != 0) return absl::InternalError("gethostname failed");
+    host = name;
+  }
+  hello.set_host(host);
+  std::ifstream boot("/proc/sys/kernel/random/boot_id");
+  std::string boot_id;
+  std::getline(boot, boot_id);
+  if (boot_id.empty()) return absl::NotFoundError("cannot read /proc/sys/kernel/random/boot_id");
+  hello.mutable_epoch()->set_boot_id(boot_id);
+  std::random_device random;
+  hello.mutable_epoch()->set_agent_instance((uint64_t{random()} << 32) | random());
+  utsname uts{};
+  uname(&uts);
+  hello.mutable_kernel()->set_release(uts.release);
+  hello.mutable_kernel()->set_build_id(BuildIdOfLoadedObject(""));
+  hello.set_sample_bytes(options.tracker.sampling.sample_bytes());
+  return hello;
+}
+
+// One connection to the aggregator. The reader thread takes acks, symbol
+// requests and snapshot requests; the main loop writes.
+class Connection {
+ public:
+  Connection(apq::v1::Ingest::Stub* stub, ReportStream* reports, absl::Mutex* mu)
+      : reports_(reports), mu_(mu) {
+    stream_ = stub->Stream(&context_);
+    reader_ = std::thread([this] { ReadLoop(); });
+  }
+  ~Connection() {
+    context_.TryCancel();
+    reader_.join();
+    stream_->Finish().IgnoreError();
+  }
+  bool alive() const { return alive_.load(); }
+  bool Write(const apq::v1::AgentMessage& message) {
+    if (!alive_.load() || !stream_->Write(message)) alive_ = false;
+    return alive_.load();
+  }
+  // Sends every report after the last one sent on this connection.
+  bool SendPending(uint64_t* bytes_sent) {
+    std::vector<apq::v1::AgentMessage> pending;
+    {
+      absl::MutexLock lock(mu_);
+      for (const apq::v1::Report& report : reports_->unacknowledged()) {
+        if (report.sequence() <= last_sent_) continue;
+        *pending.emplace_back().mutable_report() = report;
+        last_sent_ = report.sequence();
+      }
+    }
+    for (const apq::v1::AgentMessage& message : pending) {
+      *bytes_sent += message.ByteSizeLong();
+      if (!Write(message)) return false;
+    }
+    return true;
+  }
+  std::vector<std::string> TakeSymbolRequests() {
+    absl::MutexLock lock(mu_);
+    return std::exchange(symbol_requests_, {});
+  }
+
+ private:
+  void ReadLoop() {
+    apq::v1::AggregatorMessage message;
+    while (stream_->Read(&message)) {
+      absl::MutexLock lock(mu_);
+      if (message.has_ack()) {
+        reports_->Acknowledge(message.ack().sequence());
+      } else if (message.has_need_symbols()) {
+        symbol_requests_.push_back(message.need_symbols().object());
+      } else if (message.has_need_snapshot()) {
+        // The queued deltas would be refused again: skip them; the snapshot
+        // the next interval builds follows them.
+        reports_->RequestSnapshot();
+        if (!reports_->unacknowledged().empty()) last_sent_ = reports_->unacknowledged().back().sequence();
+      }
+    }
+    alive_ = false;
+  }
+
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<apq::v1::AgentMessage, apq::v1::AggregatorMessage>> stream_;
+  ReportStream* reports_;
+  absl::Mutex* mu_;
+  uint64_t last_sent_ = 0;
+  std::vector<std::string> symbol_requests_;
+  std::atomic<bool> alive_{true};
+  std::thread reader_;
+};
+
+}  // namespace
+
+absl::Status RunFleet(const FleetOptions& options) {
+  StopSignals signals;
+  absl::StatusOr<apq::v1::Hello> hello = MakeHello(options);
+  if (!hello.ok()) return hello.status();
+  absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
+  if (!tracker.ok()) return tracker.status();
+  absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
+  if (!symbols.ok()) return symbols.status();
+  KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
+  absl::Mutex mu;
+  ReportStream reports(&frames, options.buffer_bytes);
+  apq::v1::Coverage coverage;
+  for (const std::string& path : (*tracker)->coverage().hooked_paths) coverage.add_hooked(path);
+  for (const std::string& path : (*tracker)->coverage().blind_paths) coverage.add_not_visible(path);
+
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
+  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.aggregator, grpc::InsecureChannelCredentials(), arguments);
+  std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
+  std::cerr << "apq-agent: tracing started, mode "
+            << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
+            << ", streaming to " << options.aggregator << " as " << hello->cluster() << "/" << hello->host() << std::endl;
+
+  std::unique_ptr<Connection> connection;
+  double start = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  bool stop = false;
+  bool was_connected = false;
+  while (!stop) {
+    absl::StatusOr<TrackerSnapshot> snapshot = (*tracker)->Snapshot();
+    if (!snapshot.ok()) return snapshot.status();
+    {
+      absl::MutexLock lock(&mu);
+      reports.Add(*snapshot, LossesProto(LossesOf(*snapshot)), coverage, NowMillis());
+    }
+    if (connection && !connection->alive()) connection.reset();
+    if (!connection) {
+      // Connect without blocking the loop for long: the tracker keeps counting meanwhile.
+      if (channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
+        connection = std::make_unique<Connection>(stub.get(), &reports, &mu);
+        apq::v1::AgentMessage message;
+        *message.mutable_hello() = *hello;
+        if (!connection->Write(message)) connection.reset();
+      }
+    }
+    uint64_t bytes_sent = 0;
+    if (connection) {
+      for (const std::string& object : connection->TakeSymbolRequests()) {
+        apq::v1::AgentMessage message;
+        *message.mutable_symbols() = frames.SymbolTableOf(object);
+        bytes_sent += message.ByteSizeLong();
+        connection->Write(message);
+      }
+      connection->SendPending(&bytes_sent);
+    }
+    bool connected = connection && connection->alive();
+    if (connected != was_connected) {
+      absl::MutexLock lock(&mu);
+      std::cerr << "apq-agent: " << (connected ? "connected to " : "aggregator unreachable: ") << options.aggregator
+                << ", " << reports.unacknowledged().size() << " reports (" << reports.queued_bytes()
+                << " bytes) unacknowledged" << std::endl;
+      was_connected = connected;
+    }
+    double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    double wait = options.interval_seconds;
+    if (options.duration_seconds > 0) {
+      if (now - start >= options.duration_seconds) break;
+      wait = std::min(wait, options.duration_seconds - (now - start));
+    }
+    stop = !signals.Sleep(wait);
+  }
+  // A last report on the way out, so the aggregator sees the final counts.
+  if (connection && connection->alive()) {
+    absl::StatusOr<TrackerSnapshot> last = (*tracker)->Snapshot();
+    if (last.ok()) {
+      absl::MutexLock lock(&mu);
+      reports.Add(*last, LossesProto(LossesOf(*last)), coverage, NowMillis());
+    }
+    uint64_t ignored = 0;
+    connection->SendPending(&ignored);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace apq

@@ -1,0 +1,29 @@
+#ifndef APQ_AGENT_FLEET_MODE_H_
+#define APQ_AGENT_FLEET_MODE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "agent/bpf_page_tracker.h"
+
+namespace apq {
+
+struct FleetOptions {
+  std::string aggregator;  // HOST:PORT
+  std::string cluster;
+  std::string host;        // empty: this machine's hostname
+  double interval_seconds = 10;
+  double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
+  size_t buffer_bytes = 64 << 20;  // unacknowledged reports kept for resending
+  BpfTrackerOptions tracker;
+};
+
+// Streams this host's per-stack counters to the aggregator every interval:
+// deltas since the previous report, resent until acknowledged, across
+// reconnects; the tracker keeps counting while the aggregator is away.
+absl::Status RunFleet(const FleetOptions& options);
+
+}  // namespace apq
+
+#endif  // APQ_AGENT_FLEET_MODE_H_

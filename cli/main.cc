@@ -1,0 +1,160 @@
+// apq: asks the aggregator about the fleet.
+//   apq top --aggregator HOST:PORT --cluster NAME [--by stack|function|host|process|cgroup|build] [--top N]
+//           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING]
+//   apq hosts --aggregator HOST:PORT --cluster NAME [--format table|json]
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "apq/v1/apq.grpc.pb.h"
+#include "common/flag_names.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
+ABSL_FLAG(std::string, cluster, "", "The cluster to ask about.");
+ABSL_FLAG(std::string, by, "stack", "top: group by stack, function, host, process, cgroup or build.");
+ABSL_FLAG(int64_t, top, 20, "top: entries shown (0: all).");
+ABSL_FLAG(std::string, format, "table", "table, json, or (top --by stack) folded.");
+ABSL_FLAG(std::string, host, "", "top: only this host.");
+ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
+ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
+ABSL_FLAG(double, timeout, 30, "Seconds to wait for the aggregator.");
+
+namespace {
+
+absl::StatusOr<apq::v1::GroupBy> ParseGroupBy(const std::string& by) {
+  if (by == "stack") return apq::v1::GROUP_BY_STACK;
+  if (by == "function") return apq::v1::GROUP_BY_FUNCTION;
+  if (by == "host") return apq::v1::GROUP_BY_HOST;
+  if (by == "process") return apq::v1::GROUP_BY_PROCESS;
+  if (by == "cgroup") return apq::v1::GROUP_BY_CGROUP;
+  if (by == "build") return apq::v1::GROUP_BY_BUILD;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--by must be stack, function, host, process, cgroup or build, not '", by, "'"));
+}
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, " ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
+}
+
+std::string Json(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+void SetDeadline(grpc::ClientContext* context) {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
+}
+
+absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::TopRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
+  if (!by.ok()) return by.status();
+  request.set_group_by(*by);
+  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError("--format folded needs --by stack");
+  }
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  // Folded output is flame-graph input: every path.
+  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
+  request.set_host(absl::GetFlag(FLAGS_host));
+  std::string hex = absl::GetFlag(FLAGS_build);
+  if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
+    return absl::InvalidArgumentError("--build must be a hex build ID");
+  }
+  request.set_build_id(absl::HexStringToBytes(hex));
+  request.set_frame_substring(absl::GetFlag(FLAGS_frame));
+  apq::v1::TopResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  if (absl::Status status = FromGrpc(stub->Top(&context, request, &response), "top from"); !status.ok()) {
+    return status;
+  }
+  if (format == "json") {
+    std::cout << Json(response) << "\n";
+  } else if (format == "folded") {
+    for (const apq::v1::TopEntry& entry : response.entries()) {
+      auto bytes = static_cast<uint64_t>(std::llround(entry.bytes_outstanding()));
+      if (bytes) std::cout << entry.key() << " " << bytes << "\n";
+    }
+  } else {
+    std::cout << absl::StrFormat("%d hosts\n%16s %14s %6s  %s\n", response.hosts_selected(), "OUTSTANDING",
+                                 "STD.ERR", "HOSTS", absl::GetFlag(FLAGS_by));
+    for (const apq::v1::TopEntry& entry : response.entries()) {
+      std::cout << absl::StrFormat("%16.0f %14.0f %6d  %s\n", entry.bytes_outstanding(), entry.standard_error(),
+                                   entry.hosts(), entry.key());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::HostsRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  apq::v1::HostsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  if (absl::Status status = FromGrpc(stub->Hosts(&context, request, &response), "hosts from"); !status.ok()) {
+    return status;
+  }
+  if (format == "json") {
+    std::cout << Json(response) << "\n";
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat("%-24s %-28s %-16s %14s %10s %10s %10s\n", "HOST", "KERNEL", "BUILD", "LAST REPORT MS",
+                               "UNKNOWN-FREE", "OVER-LIVE", "MISSES");
+  for (const apq::v1::HostInfo& host : response.hosts()) {
+    std::cout << absl::StrFormat("%-24s %-28s %-16s %14d %10d %10d %10d\n", host.host(), host.kernel().release(),
+                                 absl::BytesToHexString(host.kernel().build_id()).substr(0, 16),
+                                 host.last_report_unix_millis(), host.losses().free_unknown_pages(),
+                                 host.losses().alloc_over_live_pages(), host.losses().recursion_misses());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run(const std::vector<std::string>& positional) {
+  if (positional.size() != 2 || (positional[1] != "top" && positional[1] != "hosts")) {
+    return absl::InvalidArgumentError("usage: apq top|hosts --cluster NAME [--aggregator HOST:PORT] ...");
+  }
+  if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
+  std::string format = absl::GetFlag(FLAGS_format);
+  if (format != "table" && format != "json" && format != "folded") {
+    return absl::InvalidArgumentError(absl::StrCat("--format must be table, json or folded, not '", format, "'"));
+  }
+  double timeout = absl::GetFlag(FLAGS_timeout);
+  if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(64 << 20);
+  auto stub = apq::v1::Query::NewStub(
+      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_aggregator), grpc::InsecureChannelCredentials(), arguments));
+  return positional[1] == "top" ? RunTop(stub.get(), format) : RunHosts(stub.get(), format);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("apq top|hosts --cluster NAME [--aggregator HOST:PORT] [flags]");
+  absl::Status status = Run(apq::ParseFlags(argc, argv));
+  if (!status.ok()) {
+    std::cerr << "apq: " << status.message() << "\n";
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
