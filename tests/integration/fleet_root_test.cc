@@ -1,0 +1,139 @@
+// Root tier, fleet: an aggregator on a temporary database and two agents on
+// this machine under different --host names.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/integration/subprocess.h"
+
+namespace apq {
+namespace {
+
+using ::apq::testing::BuiltBinary;
+using ::apq::testing::Subprocess;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+class FleetRootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "the root tier loads BPF programs: run it as root";
+    db_ = std::filesystem::path(::testing::TempDir()) / ("apq-fleet-" + std::to_string(getpid()) + ".db");
+    RemoveDb();
+  }
+  void TearDown() override { RemoveDb(); }
+  void RemoveDb() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db_.string() + suffix);
+  }
+
+  // Starts the aggregator; port 0 picks a free port the first time.
+  std::unique_ptr<Subprocess> StartAggregator() {
+    auto aggregator = std::make_unique<Subprocess>(std::vector<std::string>{
+        BuiltBinary("aggregator/apq-aggregator"), "--listen", "127.0.0.1:" + std::to_string(port_), "--db",
+        db_.string()});
+    EXPECT_TRUE(aggregator->WaitForOutput("listening on port ", 30, true)) << aggregator->Stderr();
+    std::string err = aggregator->Stderr();
+    size_t at = err.find("listening on port ") + 18;
+    EXPECT_TRUE(absl::SimpleAtoi(err.substr(at, err.find(',', at) - at), &port_)) << err;
+    return aggregator;
+  }
+
+  std::unique_ptr<Subprocess> StartAgent(const std::string& host) {
+    auto agent = std::make_unique<Subprocess>(std::vector<std::string>{
+        BuiltBinary("agent/apq-agent"), "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster", "ci",
+        "--host", host, "--interval", "1", "--sample-bytes", "0"});
+    EXPECT_TRUE(agent->WaitForOutput("tracing started", 60, true)) << agent->Stderr();
+    return agent;
+  }
+
+  std::unique_ptr<Subprocess> StartPipes(int pipes) {
+    auto workload = std::make_unique<Subprocess>(std::vector<std::string>{
+        BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(pipes), "--hold-seconds", "60"});
+    EXPECT_TRUE(workload->WaitForOutput("ready", 60)) << workload->Stderr();
+    return workload;
+  }
+
+  // Bytes on pipe-write paths in `apq top --format folded`.
+  uint64_t PipeBytes() {
+    Subprocess top({BuiltBinary("cli/apq"), "top", "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster",
+                    "ci", "--format", "folded"});
+    if (top.Wait(30) != 0) return 0;
+    uint64_t total = 0;
+    for (absl::string_view line : absl::StrSplit(top.Stdout(), '\n', absl::SkipEmpty())) {
+      size_t space = line.rfind(' ');
+      uint64_t bytes = 0;
+      absl::string_view stack = line.substr(0, space);
+      if ((absl::EndsWith(stack, ";anon_pipe_write") || absl::EndsWith(stack, ";pipe_write")) &&
+          absl::SimpleAtoi(line.substr(space + 1), &bytes)) {
+        total += bytes;
+      }
+    }
+    return total;
+  }
+
+  // Polls until the pipe path is within [low, high]; returns the last value.
+  uint64_t WaitForPipeBytes(uint64_t low, uint64_t high, double seconds) {
+    uint64_t bytes = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bytes = PipeBytes();
+      if (bytes >= low && bytes <= high) return bytes;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return bytes;
+  }
+
+  std::filesystem::path db_;
+  int port_ = 0;
+};
+
+TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
+  constexpr int kPipes = 24;
+  auto aggregator = StartAggregator();
+  auto a = StartAgent("host-a");
+  auto b = StartAgent("host-b");
+  auto workload = StartPipes(kPipes);
+  // Each agent sees the workload: N x X MiB, to within 0.1% (other
+  // processes may write to pipes meanwhile).
+  const uint64_t expected = 2 * kPipes * kMiB;
+  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30);
+  EXPECT_GE(bytes, expected);
+  EXPECT_LE(bytes, expected + expected / 1000);
+  workload->Signal(SIGTERM);
+  workload->Wait(30);
+  EXPECT_LT(WaitForPipeBytes(0, expected / 1000, 30), expected / 1000) << "the path did not drop out";
+}
+
+TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {
+  constexpr int kPipes = 16;
+  auto aggregator = StartAggregator();
+  auto a = StartAgent("host-a");
+  auto b = StartAgent("host-b");
+  ASSERT_TRUE(a->WaitForOutput("connected to", 30, true));
+  ASSERT_TRUE(b->WaitForOutput("connected to", 30, true));
+  auto first = StartPipes(kPipes);
+  const uint64_t one = 2 * kPipes * kMiB;
+  EXPECT_GE(WaitForPipeBytes(one, one + one / 1000, 30), one);
+
+  // The aggregator goes away; meanwhile a second workload starts, and the
+  // agents buffer what they see.
+  aggregator->Signal(SIGTERM);
+  ASSERT_EQ(aggregator->Wait(30), 0) << aggregator->Stderr();
+  auto second = StartPipes(kPipes);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  aggregator = StartAggregator();
+  // Everything buffered arrives exactly once: not less, not twice.
+  uint64_t bytes = WaitForPipeBytes(2 * one, 2 * one + 2 * one / 1000, 40);
+  EXPECT_GE(bytes, 2 * one);
+  EXPECT_LE(bytes, 2 * one + 2 * one / 1000);
+  EXPECT_NE(a->Stderr().find("aggregator unreachable"), std::string::npos) << a->Stderr();
+}
+
+}  // namespace
+}  // namespace apq
