@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -172,9 +173,10 @@ absl::Status RunFleet(const FleetOptions& options) {
             << ", streaming to " << options.aggregator << " as " << hello->cluster() << "/" << hello->host() << std::endl;
 
   std::unique_ptr<Connection> connection;
+  uint64_t total_bytes_sent = 0, intervals = 0;
   double start = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   bool stop = false;
-  bool was_connected = false;
+  std::optional<bool> was_connected;  // the first outcome is always reported
   while (!stop) {
     absl::StatusOr<TrackerSnapshot> snapshot = (*tracker)->Snapshot();
     if (!snapshot.ok()) return snapshot.status();
@@ -202,8 +204,10 @@ absl::Status RunFleet(const FleetOptions& options) {
       }
       connection->SendPending(&bytes_sent);
     }
+    total_bytes_sent += bytes_sent;
+    ++intervals;
     bool connected = connection && connection->alive();
-    if (connected != was_connected) {
+    if (!was_connected || connected != *was_connected) {
       absl::MutexLock lock(&mu);
       std::cerr << "apq-agent: " << (connected ? "connected to " : "aggregator unreachable: ") << options.aggregator
                 << ", " << reports.unacknowledged().size() << " reports (" << reports.queued_bytes()
@@ -225,9 +229,10 @@ absl::Status RunFleet(const FleetOptions& options) {
       absl::MutexLock lock(&mu);
       reports.Add(*last, LossesProto(LossesOf(*last)), coverage, NowMillis());
     }
-    uint64_t ignored = 0;
-    connection->SendPending(&ignored);
+    connection->SendPending(&total_bytes_sent);
   }
+  std::cerr << "apq-agent: sent " << total_bytes_sent << " bytes of reports and symbols over " << intervals
+            << " intervals" << std::endl;
   return absl::OkStatus();
 }
 
