@@ -55,8 +55,9 @@ std::vector<apq::v1::CodeObject> KallsymsFrameEncoder::AllObjects() const {
   return result;
 }
 
-apq::v1::SymbolTable KallsymsFrameEncoder::SymbolTableOf(const std::string& object_name) const {
+std::optional<apq::v1::SymbolTable> KallsymsFrameEncoder::SymbolTableOf(const std::string& object_name) const {
   std::string module = object_name == kKernelImage ? "" : object_name;
+  if (object_name == kUnknownObject || !objects_.contains(module)) return std::nullopt;
   apq::v1::SymbolTable table;
   table.set_object(object_name);
   table.set_build_id(build_id_of_(module));

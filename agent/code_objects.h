@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,10 @@ class KallsymsFrameEncoder : public FrameEncoder {
   std::vector<apq::v1::CodeObject> TakeNewObjects() override;
   std::vector<apq::v1::CodeObject> AllObjects() const override;
 
-  // The symbol table of one object for upload: offsets and names.
-  apq::v1::SymbolTable SymbolTableOf(const std::string& object_name) const;
+  // The symbol table of one object for upload: offsets and names. Only for
+  // objects this encoder announced: the name comes from the aggregator, and
+  // becomes a /sys/module path.
+  std::optional<apq::v1::SymbolTable> SymbolTableOf(const std::string& object_name) const;
 
  private:
   struct Object {

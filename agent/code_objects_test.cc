@@ -38,7 +38,9 @@ TEST(CodeObjectsTest, HostsWithDifferentKaslrOffsetsSendTheSameFrames) {
   }
 
   // The aggregator names both hosts' frames with host A's upload.
-  apq::v1::SymbolTable table = a.SymbolTableOf("vmlinux");
+  EXPECT_FALSE(a.SymbolTableOf("../../../etc/shadow").has_value());
+  EXPECT_FALSE(a.SymbolTableOf("[unknown]").has_value());
+  apq::v1::SymbolTable table = *a.SymbolTableOf("vmlinux");
   EXPECT_EQ(table.build_id(), "kernel-build");
   std::vector<std::pair<uint64_t, std::string>> offsets;
   for (const auto& symbol : table.symbols()) offsets.emplace_back(symbol.offset(), symbol.name());

@@ -19,6 +19,7 @@
 #include "agent/stop_signals.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "common/build_id.h"
+#include "common/cgroup_names.h"
 #include "common/kernel_symbols.h"
 #include "grpcpp/grpcpp.h"
 
@@ -157,7 +158,8 @@ absl::Status RunFleet(const FleetOptions& options) {
   if (!symbols.ok()) return symbols.status();
   KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
   absl::Mutex mu;
-  ReportStream reports(&frames, options.buffer_bytes);
+  CgroupNames cgroups;
+  ReportStream reports(&frames, options.buffer_bytes, [&](uint64_t id) { return cgroups.NameOf(id); });
   apq::v1::Coverage coverage;
   for (const std::string& path : (*tracker)->coverage().hooked_paths) coverage.add_hooked(path);
   for (const std::string& path : (*tracker)->coverage().blind_paths) coverage.add_not_visible(path);
@@ -197,8 +199,10 @@ absl::Status RunFleet(const FleetOptions& options) {
     uint64_t bytes_sent = 0;
     if (connection) {
       for (const std::string& object : connection->TakeSymbolRequests()) {
+        std::optional<apq::v1::SymbolTable> table = frames.SymbolTableOf(object);
+        if (!table) continue;  // not an object this agent announced
         apq::v1::AgentMessage message;
-        *message.mutable_symbols() = frames.SymbolTableOf(object);
+        *message.mutable_symbols() = std::move(*table);
         bytes_sent += message.ByteSizeLong();
         connection->Write(message);
       }

@@ -23,7 +23,7 @@ ABSL_FLAG(int64_t, top, 20, "Call paths shown (0: all).");
 ABSL_FLAG(std::string, format, "table", "table, json or folded (flame-graph input: 'root;...;leaf BYTES').");
 ABSL_FLAG(int64_t, sample_bytes, -1,
           "Walk the stack of one allocation per N bytes on average and weight it (unbiased estimates); "
-          "0 walks every allocation (exact per path). Default: 0 with --local, 524288 when streaming.");
+          "0 walks every allocation (exact per path). Default (-1): 0 with --local, 524288 when streaming.");
 ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
 ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
 

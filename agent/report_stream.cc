@@ -2,7 +2,9 @@
 
 namespace apq {
 
-ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes) : frames_(frames), budget_bytes_(budget_bytes) {}
+ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes,
+                           std::function<std::string(uint64_t)> cgroup_name)
+    : frames_(frames), budget_bytes_(budget_bytes), cgroup_name_(std::move(cgroup_name)) {}
 
 apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) {
   apq::v1::Report report;
@@ -41,7 +43,7 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
       key->set_tgid(owner.key.tgid);
       auto name = snapshot.process_names.find(owner.key.tgid);
       if (name != snapshot.process_names.end()) key->set_comm(name->second);
-      key->set_cgroup(std::to_string(owner.key.cgroup_id));
+      key->set_cgroup(cgroup_name_ ? cgroup_name_(owner.key.cgroup_id) : std::to_string(owner.key.cgroup_id));
       key->set_order(owner.key.order);
       sent.key_sent = true;
     }

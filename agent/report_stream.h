@@ -33,7 +33,9 @@ class FrameEncoder {
 // are never lost, only their history in between.
 class ReportStream {
  public:
-  ReportStream(FrameEncoder* frames, size_t budget_bytes);
+  // cgroup_name names a cgroup id for the wire (its path); null sends the id.
+  ReportStream(FrameEncoder* frames, size_t budget_bytes,
+               std::function<std::string(uint64_t)> cgroup_name = nullptr);
 
   // Builds the next report from a snapshot and queues it.
   void Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses, const apq::v1::Coverage& coverage,
@@ -57,6 +59,7 @@ class ReportStream {
 
   FrameEncoder* frames_;
   size_t budget_bytes_;
+  std::function<std::string(uint64_t)> cgroup_name_;
   uint64_t next_sequence_ = 1;
   bool snapshot_due_ = false;
   uint64_t reports_dropped_ = 0;

@@ -9,13 +9,19 @@ namespace {
 // Bounds on what one report may carry; an agent within its tables never
 // comes near them.
 constexpr int kMaxFramesPerStack = 128;
+constexpr size_t kMaxCommBytes = 64, kMaxCgroupBytes = 4096, kMaxObjectNameBytes = 256;
 constexpr uint32_t kFirstSpecialStackId = 0xfffffffeu;  // unknown, unsampled
 
 }  // namespace
 
 absl::Status EpochState::Validate(const apq::v1::Report& report) const {
   absl::flat_hash_set<uint32_t> objects_here, stacks_here;
-  for (const apq::v1::CodeObject& object : report.objects()) objects_here.insert(object.id());
+  for (const apq::v1::CodeObject& object : report.objects()) {
+    if (object.name().size() > kMaxObjectNameBytes || object.build_id().size() > kMaxObjectNameBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("code object ", object.id(), ": name or build ID too long"));
+    }
+    objects_here.insert(object.id());
+  }
   for (const apq::v1::StackDefinition& stack : report.stacks()) {
     if (stack.frames_size() > kMaxFramesPerStack) {
       return absl::InvalidArgumentError(absl::StrCat("stack ", stack.id(), " has ", stack.frames_size(), " frames"));
@@ -41,6 +47,9 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
       return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), " has no key"));
     }
     if (delta.has_key()) {
+      if (delta.key().comm().size() > kMaxCommBytes || delta.key().cgroup().size() > kMaxCgroupBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), ": comm or cgroup too long"));
+      }
       uint32_t stack = delta.key().stack_id();
       bool stack_known = stacks_here.contains(stack) || (!report.full_snapshot() && stacks_.contains(stack));
       if (stack < kFirstSpecialStackId && !stack_known) {

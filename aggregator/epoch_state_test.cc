@@ -127,6 +127,9 @@ TEST(EpochStateTest, MalformedReportsChangeNothing) {
   stack->add_frames()->set_object_id(9);
   EXPECT_FALSE(state.Apply(bad_frame).ok());
   EXPECT_FALSE(state.Apply(DeltaReport(0, 5, 1, false)).ok());
+  apq::v1::Report long_comm = DeltaReport(2, 6, 1, true);
+  long_comm.mutable_series(0)->mutable_key()->set_comm(std::string(100000, 'x'));
+  EXPECT_FALSE(state.Apply(long_comm).ok());
   EXPECT_EQ(state.series().size(), 1u);
   EXPECT_EQ(state.series().at(5).pages_outstanding, 10);
   EXPECT_EQ(state.last_sequence(), 1u);

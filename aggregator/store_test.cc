@@ -165,7 +165,7 @@ TEST_F(StoreTest, TopMergesHostsOfOneBuild) {
     snapshot.process_names[77] = "filler";
     stream.Add(snapshot, {}, {}, now);
     if (std::string(name) == "web-1") {  // the table is uploaded once per build, by one host
-      ASSERT_TRUE(store->PutSymbolTable(frames.SymbolTableOf("vmlinux")).ok());
+      ASSERT_TRUE(store->PutSymbolTable(*frames.SymbolTableOf("vmlinux")).ok());
     }
 
     hello_.set_host(name);

@@ -346,7 +346,9 @@ TEST_F(AgentRootTest, GiganticPageAttributedWhereHookable) {
 TEST_F(AgentRootTest, BadFlagsGetOneLineAndExitTwo) {
   for (std::vector<std::string> flags : {std::vector<std::string>{"--local", "--format", "xml"},
                                          {"--local", "--interval", "0"},
-                                         {"--local", "--sample-bytes", "-1"},
+                                         {"--local", "--sample-bytes", "-5"},
+                                         {"--aggregator", "127.0.0.1:7070"},
+                                         {"--local", "--aggregator", "127.0.0.1:7070"},
                                          {"--local", "--top", "-3"},
                                          {"--local", "--max-owners", "1"},
                                          {}}) {
