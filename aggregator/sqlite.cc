@@ -51,6 +51,15 @@ absl::Status Statement::Run() {
   }
 }
 
+absl::Status Statement::ForEachRow(const std::function<absl::Status()>& on_row) {
+  while (true) {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+    if (absl::Status status = on_row(); !status.ok()) return status;
+  }
+}
+
 void Statement::Reset() {
   sqlite3_reset(stmt_.get());
   sqlite3_clear_bindings(stmt_.get());

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,8 @@ class Statement {
   absl::StatusOr<bool> Step();
   // Steps to the end, for statements without results.
   absl::Status Run();
+  // Steps through every row, calling on_row for each; stops at its first error.
+  absl::Status ForEachRow(const std::function<absl::Status()>& on_row);
   void Reset();
 
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_.get(), column); }

@@ -140,35 +140,27 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
   absl::flat_hash_map<uint32_t, EpochState::Series> series;
   absl::StatusOr<Statement> query = db_.Prepare("SELECT object_id, name, build_id FROM objects WHERE epoch_id = ?1");
   if (!query.ok()) return query.status();
-  query->Bind(1, epoch_id);
-  while (true) {
-    row = query->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  absl::Status status = query->Bind(1, epoch_id).ForEachRow([&] {
     apq::v1::CodeObject& object = objects[static_cast<uint32_t>(query->Int(0))];
     object.set_id(static_cast<uint32_t>(query->Int(0)));
     object.set_name(query->Text(1));
     object.set_build_id(query->Text(2));
-  }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
   query = db_.Prepare("SELECT stack_id, definition FROM stacks WHERE epoch_id = ?1");
   if (!query.ok()) return query.status();
-  query->Bind(1, epoch_id);
-  while (true) {
-    row = query->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  status = query->Bind(1, epoch_id).ForEachRow([&] {
     if (!stacks[static_cast<uint32_t>(query->Int(0))].ParseFromString(query->Text(1))) {
       return absl::DataLossError(absl::StrCat("epoch ", epoch_id, ": stored stack ", query->Int(0), " does not parse"));
     }
-  }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
   query = db_.Prepare(
       "SELECT series_id, key, pages_outstanding, pages_allocated, allocations FROM series WHERE epoch_id = ?1");
   if (!query.ok()) return query.status();
-  query->Bind(1, epoch_id);
-  while (true) {
-    row = query->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  status = query->Bind(1, epoch_id).ForEachRow([&] {
     EpochState::Series& s = series[static_cast<uint32_t>(query->Int(0))];
     if (!s.key.ParseFromString(query->Text(1))) {
       return absl::DataLossError(absl::StrCat("epoch ", epoch_id, ": stored series ", query->Int(0), " does not parse"));
@@ -176,7 +168,9 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
     s.pages_outstanding = query->Int(2);
     s.pages_allocated = static_cast<uint64_t>(query->Int(3));
     s.allocations = static_cast<uint64_t>(query->Int(4));
-  }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
   return EpochState(last_sequence, std::move(series), std::move(stacks), std::move(objects));
 }
 
@@ -305,12 +299,11 @@ absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& reque
     uint64_t sample_bytes;
   };
   std::vector<Selected> selected;
-  while (true) {
-    absl::StatusOr<bool> row = epochs->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  absl::Status status = epochs->ForEachRow([&] {
     selected.push_back({epochs->Int(0), epochs->Text(1), epochs->Text(2), static_cast<uint64_t>(epochs->Int(3))});
-  }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
 
   struct Group {
     double bytes = 0, variance = 0;
@@ -388,10 +381,7 @@ absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest&
   if (!query.ok()) return query.status();
   query->Bind(1, request.cluster());
   apq::v1::HostsResponse response;
-  while (true) {
-    absl::StatusOr<bool> row = query->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  absl::Status status = query->ForEachRow([&] {
     apq::v1::HostInfo* host = response.add_hosts();
     host->set_host(query->Text(0));
     host->mutable_kernel()->set_release(query->Text(1));
@@ -400,7 +390,9 @@ absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest&
     host->set_sample_bytes(static_cast<uint64_t>(query->Int(4)));
     host->mutable_losses()->ParseFromString(query->Text(5));
     host->mutable_coverage()->ParseFromString(query->Text(6));
-  }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
   return response;
 }
 
