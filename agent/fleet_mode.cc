@@ -85,10 +85,14 @@ class Connection {
     stream_ = stub->Stream(&context_);
     reader_ = std::thread([this] { ReadLoop(); });
   }
-  ~Connection() {
+  ~Connection() { Close().IgnoreError(); }
+  // Ends the stream; returns how the aggregator ended it.
+  grpc::Status Close() {
+    if (closed_) return grpc::Status::OK;
+    closed_ = true;
     context_.TryCancel();
     reader_.join();
-    stream_->Finish().IgnoreError();
+    return stream_->Finish();
   }
   bool alive() const { return alive_.load(); }
   bool Write(const apq::v1::AgentMessage& message) {
@@ -143,6 +147,7 @@ class Connection {
   uint64_t last_sent_ = 0;
   std::vector<std::string> symbol_requests_;
   std::atomic<bool> alive_{true};
+  bool closed_ = false;
   std::thread reader_;
 };
 
@@ -186,7 +191,18 @@ absl::Status RunFleet(const FleetOptions& options) {
       absl::MutexLock lock(&mu);
       reports.Add(*snapshot, LossesProto(LossesOf(*snapshot)), coverage, NowMillis());
     }
-    if (connection && !connection->alive()) connection.reset();
+    if (connection && !connection->alive()) {
+      grpc::Status ended = connection->Close();
+      if (ended.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        // The aggregator refused a report: resending it would be refused
+        // again. Say why, and start over from a full snapshot.
+        std::cerr << "apq-agent: the aggregator refused a report: " << ended.error_message()
+                  << "; sending a full snapshot" << std::endl;
+        absl::MutexLock lock(&mu);
+        reports.RequestSnapshot();
+      }
+      connection.reset();
+    }
     if (!connection) {
       // Connect without blocking the loop for long: the tracker keeps counting meanwhile.
       if (channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {

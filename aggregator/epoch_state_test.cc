@@ -71,19 +71,49 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
   }
 }
 
+TEST(ReportStreamTest, SeriesWaitForTheirStack) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  EpochState state;
+  TrackerSnapshot snapshot;
+  TrackerSnapshot::Owner owner;
+  owner.id = 2;
+  owner.key.stack_id = 9;  // read before stack 9 was
+  owner.counters.pages_outstanding = 5;
+  owner.counters.pages_allocated = 5;
+  snapshot.owners = {owner};
+  stream.Add(snapshot, {}, {}, 0);
+  snapshot.new_stacks[9] = {0xffffffff81000100ull};
+  snapshot.owners[0].counters.pages_outstanding = 7;
+  snapshot.owners[0].counters.pages_allocated = 7;
+  stream.Add(snapshot, {}, {}, 1);
+  for (const apq::v1::Report& report : stream.unacknowledged()) {
+    absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+  }
+  EXPECT_EQ(state.series().at(2).pages_outstanding, 7);
+  EXPECT_EQ(state.series().at(2).pages_allocated, 7u);
+}
+
 TEST(ReportStreamTest, UnchangedSeriesAreNotResent) {
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);
   FakeTracker tracker(7);
   TrackerSnapshot snapshot;
-  for (int i = 0; i < 10; ++i) snapshot = tracker.Next();
-  stream.Add(snapshot, {}, {}, 0);
-  stream.Add(snapshot, {}, {}, 1);
-  ASSERT_EQ(stream.unacknowledged().size(), 2u);
-  EXPECT_GT(stream.unacknowledged()[0].series_size(), 0);
-  EXPECT_EQ(stream.unacknowledged()[1].series_size(), 0);
-  EXPECT_EQ(stream.unacknowledged()[1].stacks_size(), 0);
-  EXPECT_EQ(stream.unacknowledged()[1].sequence(), 2u);
+  for (int i = 0; i < 10; ++i) {
+    snapshot = tracker.Next();
+    stream.Add(snapshot, {}, {}, i);
+  }
+  int series_sent = 0;
+  for (const apq::v1::Report& report : stream.unacknowledged()) series_sent += report.series_size();
+  EXPECT_GT(series_sent, 0);
+  stream.Acknowledge(10);
+  snapshot.new_stacks.clear();  // nothing new, no counter moved
+  stream.Add(snapshot, {}, {}, 10);
+  ASSERT_EQ(stream.unacknowledged().size(), 1u);
+  EXPECT_EQ(stream.unacknowledged()[0].series_size(), 0);
+  EXPECT_EQ(stream.unacknowledged()[0].stacks_size(), 0);
+  EXPECT_EQ(stream.unacknowledged()[0].sequence(), 11u);
 }
 
 apq::v1::Report DeltaReport(uint64_t sequence, uint32_t series, int64_t outstanding, bool with_key) {
