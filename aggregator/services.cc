@@ -74,7 +74,10 @@ absl::StatusOr<bool> Fleet::HasSymbols(const std::string& object, const std::str
 absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
   absl::MutexLock lock(&mu_);
-  return store_->Top(request, NowMillis(), fresh_millis_);
+  return store_->Top(request, NowMillis(), fresh_millis_, [this](int64_t epoch) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto found = live_.find(epoch);  // mu_ is held by this Top call
+    return found == live_.end() ? nullptr : &found->second.state;
+  });
 }
 
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -14,6 +15,7 @@ namespace apq {
 namespace {
 
 constexpr int kSchemaVersion = 1;
+constexpr size_t kMaxCachedPaths = 1 << 20;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS hosts (
@@ -262,17 +264,21 @@ absl::StatusOr<const KernelSymbols*> Store::SymbolsOf(const std::string& object,
 }
 
 absl::StatusOr<std::vector<std::string>> Store::Symbolize(
-    const apq::v1::StackDefinition& stack, const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects) {
+    const apq::v1::StackDefinition& stack, const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects,
+    bool* complete) {
+  *complete = true;
   std::vector<std::string> names;
   for (const apq::v1::Frame& frame : stack.frames()) {
     auto object = objects.find(frame.object_id());
     if (object == objects.end()) {
       names.push_back("[unknown]");
+      *complete = false;
       continue;
     }
     absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
     if (!symbols.ok()) return symbols.status();
     std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
+    if (!*symbols) *complete = false;
     names.push_back(symbol ? std::string(symbol->name)
                            : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
   }
@@ -282,7 +288,7 @@ absl::StatusOr<std::vector<std::string>> Store::Symbolize(
 }
 
 absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& request, int64_t now_millis,
-                                                int64_t fresh_millis) {
+                                                int64_t fresh_millis, const LiveEpochs& live) {
   if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
     return absl::UnimplementedError("--at and --since need the history this aggregator does not keep yet");
   }
@@ -311,8 +317,14 @@ absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& reque
   };
   absl::flat_hash_map<std::string, Group> groups;
   for (const Selected& host : selected) {
-    absl::StatusOr<EpochState> state = LoadEpoch(host.epoch_id);
-    if (!state.ok()) return state.status();
+    const EpochState* state = live ? live(host.epoch_id) : nullptr;
+    std::optional<EpochState> loaded;
+    if (!state) {
+      absl::StatusOr<EpochState> from_file = LoadEpoch(host.epoch_id);
+      if (!from_file.ok()) return from_file.status();
+      loaded = std::move(*from_file);
+      state = &*loaded;
+    }
     absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(host.sample_bytes);
     if (!plan.ok()) continue;  // a hostile Hello; its data is not used
     absl::flat_hash_map<uint32_t, std::vector<std::string>> paths;
@@ -326,11 +338,19 @@ absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& reque
       auto path = paths.find(stack_id);
       if (path == paths.end()) {
         std::vector<std::string> names = {"[stack unknown]"};
+        auto cached = paths_.find({host.epoch_id, stack_id});
         auto stack = state->stacks().find(stack_id);
-        if (stack != state->stacks().end()) {
-          absl::StatusOr<std::vector<std::string>> symbolized = Symbolize(stack->second, state->objects());
+        if (cached != paths_.end()) {
+          names = cached->second;
+        } else if (stack != state->stacks().end()) {
+          bool complete = false;
+          absl::StatusOr<std::vector<std::string>> symbolized = Symbolize(stack->second, state->objects(), &complete);
           if (!symbolized.ok()) return symbolized.status();
           names = std::move(*symbolized);
+          if (complete) {
+            if (paths_.size() >= kMaxCachedPaths) paths_.clear();
+            paths_.emplace(std::make_pair(host.epoch_id, stack_id), names);
+          }
         }
         path = paths.emplace(stack_id, std::move(names)).first;
       }

@@ -201,6 +201,23 @@ TEST_F(StoreTest, TopMergesHostsOfOneBuild) {
   request.set_at_unix_millis(5);
   EXPECT_EQ(store->Top(request, now, 60'000).status().code(), absl::StatusCode::kUnimplemented);
 
+  // Epochs being streamed are read from memory, not the file.
+  request.clear_at_unix_millis();
+  request.set_group_by(apq::v1::GROUP_BY_STACK);
+  int live_calls = 0;
+  absl::StatusOr<apq::v1::TopResponse> from_memory =
+      store->Top(request, now, 60'000, [&](int64_t) -> const EpochState* {
+        ++live_calls;
+        return nullptr;  // none live: both loaded from the file
+      });
+  ASSERT_TRUE(from_memory.ok());
+  EXPECT_EQ(live_calls, 2);
+  EXPECT_EQ(from_memory->entries(0).bytes_outstanding(), (256 + 512) * 4096.0);
+  EpochState empty;
+  from_memory = store->Top(request, now, 60'000, [&](int64_t) { return &empty; });
+  ASSERT_TRUE(from_memory.ok());
+  EXPECT_EQ(from_memory->entries_size(), 0) << "live state was not used";
+
   apq::v1::HostsRequest hosts;
   hosts.set_cluster("prod");
   absl::StatusOr<apq::v1::HostsResponse> listed = store->Hosts(hosts);
