@@ -126,6 +126,63 @@ apq::v1::Report DeltaReport(uint64_t sequence, uint32_t series, int64_t outstand
   return report;
 }
 
+// Hostile input: random reports, and random bytes parsed as reports, never
+// crash the epoch, and a refused report changes nothing.
+TEST(EpochStateTest, RandomReportsNeverCrashOrHalfApply) {
+  std::mt19937_64 rng(99);
+  EpochState state;
+  int applied = 0, refused = 0;
+  auto small = [&](uint64_t n) { return static_cast<uint32_t>(rng() % n); };
+  for (int i = 0; i < 20000; ++i) {
+    apq::v1::Report report;
+    if (i % 4 == 0) {
+      std::string bytes(small(200), '\0');
+      for (char& c : bytes) c = static_cast<char>(rng());
+      if (!report.ParseFromString(bytes)) continue;
+    } else {
+      report.set_sequence(small(4) == 0 ? rng() : state.last_sequence() + small(3));
+      report.set_full_snapshot(small(10) == 0);
+      for (uint32_t o = small(3); o > 0; --o) {
+        apq::v1::CodeObject* object = report.add_objects();
+        object->set_id(small(4));
+        object->set_name(std::string(small(300), 'm'));
+      }
+      for (uint32_t s = small(3); s > 0; --s) {
+        apq::v1::StackDefinition* stack = report.add_stacks();
+        stack->set_id(small(2) ? small(8) : static_cast<uint32_t>(rng()));
+        for (uint32_t f = small(150); f > 0; --f) {
+          apq::v1::Frame* frame = stack->add_frames();
+          frame->set_object_id(small(5));
+          frame->set_offset(rng());
+        }
+      }
+      for (uint32_t d = small(4); d > 0; --d) {
+        apq::v1::SeriesDelta* delta = report.add_series();
+        delta->set_series_id(small(10));
+        if (small(2)) {
+          delta->mutable_key()->set_stack_id(small(3) ? small(10) : 0xffffffffu);
+          delta->mutable_key()->set_comm(std::string(small(80), 'c'));
+        }
+        delta->set_pages_outstanding(static_cast<int64_t>(rng()));
+        delta->set_pages_allocated(rng());
+      }
+    }
+    uint64_t before_sequence = state.last_sequence();
+    size_t before_series = state.series().size();
+    absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);
+    if (outcome.ok() && *outcome == EpochState::Outcome::kApplied) {
+      ++applied;
+    } else {
+      refused += !outcome.ok();
+      EXPECT_EQ(state.last_sequence(), before_sequence);
+      EXPECT_EQ(state.series().size(), before_series);
+    }
+  }
+  // Both sides of the rule were exercised.
+  EXPECT_GT(applied, 200);
+  EXPECT_GT(refused, 500);
+}
+
 TEST(EpochStateTest, DuplicatesAndGaps) {
   EpochState state;
   ASSERT_EQ(*state.Apply(DeltaReport(1, 5, 10, true)), EpochState::Outcome::kApplied);
