@@ -11,8 +11,15 @@ filter=${2:-*}
 cache=$build/guest
 mkdir -p "$cache"
 
-package=$(apt-cache search --names-only '^linux-image-6\.1\.[0-9.]+-[0-9]+-amd64$' | cut -d' ' -f1 | sort -V | tail -n 1)
-[[ -n $package ]] || { echo "guest: no linux-image-6.1 package in the apt lists (run apt-get update)" >&2; exit 1; }
+find_package() {
+  apt-cache search --names-only '^linux-image-6\.1\.[0-9.]+-[0-9]+-amd64$' | cut -d' ' -f1 | sort -V | tail -n 1
+}
+package=$(find_package)
+if [[ -z $package ]]; then  # lists never fetched on this machine
+  apt-get update -qq
+  package=$(find_package)
+fi
+[[ -n $package ]] || { echo "guest: no linux-image-6.1 package in Debian's lists" >&2; exit 1; }
 if [[ ! -s $cache/$package.vmlinux ]]; then
   echo "guest: fetching $package"
   rm -rf "$cache/pkg" && mkdir -p "$cache/pkg"
