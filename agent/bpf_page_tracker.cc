@@ -10,8 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 #include <bpf/btf.h>
 
@@ -27,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
+#include "common/files.h"
 #include "page_tracker.skel.h"
 
 namespace apq {
@@ -45,14 +44,6 @@ bool HasEffectiveCapability(int cap) {
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &header, data) != 0) return false;
   return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 // libbpf prints through this; keep warnings and errors, drop debug chatter.
@@ -214,7 +205,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   if (absl::Status status = CheckKernelPrerequisites(); !status.ok()) return status;
   libbpf_set_print(PrintLibbpf);
 
-  absl::StatusOr<std::string> zoneinfo = ReadFile("/proc/zoneinfo");
+  absl::StatusOr<std::string> zoneinfo = ReadFileToString("/proc/zoneinfo");
   if (!zoneinfo.ok()) return zoneinfo.status();
   absl::StatusOr<uint64_t> table_size = PageTableSizeFromZoneinfo(*zoneinfo);
   if (!table_size.ok()) return table_size.status();

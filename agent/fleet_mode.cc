@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <optional>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "apq/v1/apq.grpc.pb.h"
 #include "common/build_id.h"
 #include "common/cgroup_names.h"
+#include "common/files.h"
 #include "common/kernel_symbols.h"
 #include "grpcpp/grpcpp.h"
 
@@ -27,11 +27,6 @@ namespace apq {
 namespace {
 
 constexpr int kMaxMessageBytes = 64 << 20;
-
-int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 apq::v1::Losses LossesProto(const LossCounters& l) {
   apq::v1::Losses p;
@@ -61,11 +56,11 @@ absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
     host = name;
   }
   hello.set_host(host);
-  std::ifstream boot("/proc/sys/kernel/random/boot_id");
-  std::string boot_id;
-  std::getline(boot, boot_id);
-  if (boot_id.empty()) return absl::NotFoundError("cannot read /proc/sys/kernel/random/boot_id");
-  hello.mutable_epoch()->set_boot_id(boot_id);
+  absl::StatusOr<std::string> boot_id = ReadFileToString("/proc/sys/kernel/random/boot_id");
+  if (!boot_id.ok()) return boot_id.status();
+  absl::string_view id = absl::StripAsciiWhitespace(*boot_id);
+  if (id.empty()) return absl::NotFoundError("/proc/sys/kernel/random/boot_id is empty");
+  hello.mutable_epoch()->set_boot_id(std::string(id));
   std::random_device random;
   hello.mutable_epoch()->set_agent_instance((uint64_t{random()} << 32) | random());
   utsname uts{};
@@ -189,7 +184,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     if (!snapshot.ok()) return snapshot.status();
     {
       absl::MutexLock lock(&mu);
-      reports.Add(*snapshot, LossesProto(LossesOf(*snapshot)), coverage, NowMillis());
+      reports.Add(*snapshot, LossesProto(LossesOf(*snapshot)), coverage, UnixMillis());
     }
     if (connection && !connection->alive()) {
       grpc::Status ended = connection->Close();
@@ -247,7 +242,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     absl::StatusOr<TrackerSnapshot> last = (*tracker)->Snapshot();
     if (last.ok()) {
       absl::MutexLock lock(&mu);
-      reports.Add(*last, LossesProto(LossesOf(*last)), coverage, NowMillis());
+      reports.Add(*last, LossesProto(LossesOf(*last)), coverage, UnixMillis());
     }
     connection->SendPending(&total_bytes_sent);
   }

@@ -4,17 +4,13 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 
 namespace apq {
 namespace {
 
 constexpr size_t kMaxNameBytes = 256;
 constexpr int kMaxSymbols = 1 << 21;
-
-int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 absl::Status ValidateHello(const apq::v1::Hello& hello) {
   for (const std::string* field : {&hello.cluster(), &hello.host(), &hello.epoch().boot_id(), &hello.kernel().release(),
@@ -74,7 +70,7 @@ absl::StatusOr<bool> Fleet::HasSymbols(const std::string& object, const std::str
 absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
   absl::MutexLock lock(&mu_);
-  return store_->Top(request, NowMillis(), fresh_millis_, [this](int64_t epoch) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  return store_->Top(request, UnixMillis(), fresh_millis_, [this](int64_t epoch) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     auto found = live_.find(epoch);  // mu_ is held by this Top call
     return found == live_.end() ? nullptr : &found->second.state;
   });

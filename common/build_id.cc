@@ -3,13 +3,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "common/errors.h"
+#include "common/files.h"
 
 namespace apq {
 namespace {
@@ -45,11 +43,9 @@ std::optional<std::string> GnuBuildIdFromNotes(absl::string_view notes) {
 }
 
 absl::StatusOr<std::string> ReadGnuBuildId(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::optional<std::string> id = GnuBuildIdFromNotes(buffer.str());
+  absl::StatusOr<std::string> notes = ReadFileToString(path);
+  if (!notes.ok()) return notes.status();
+  std::optional<std::string> id = GnuBuildIdFromNotes(*notes);
   if (!id) return absl::NotFoundError(absl::StrCat(path, " has no GNU build ID note"));
   return *id;
 }

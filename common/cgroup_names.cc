@@ -4,13 +4,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <vector>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/files.h"
 
 namespace apq {
 std::string Cgroup2MountFromMountinfo(absl::string_view mountinfo) {
@@ -26,10 +25,9 @@ std::string Cgroup2MountFromMountinfo(absl::string_view mountinfo) {
 }
 
 CgroupNames::CgroupNames() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::stringstream text;
-  text << in.rdbuf();
-  mount_ = Cgroup2MountFromMountinfo(text.str());
+  // Without mountinfo, cgroups are named by id.
+  absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");
+  if (mountinfo.ok()) mount_ = Cgroup2MountFromMountinfo(*mountinfo);
 }
 
 void CgroupNames::Scan() {

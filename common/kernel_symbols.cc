@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
+#include "common/files.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -59,11 +58,9 @@ absl::StatusOr<KernelSymbols> KernelSymbols::Parse(absl::string_view text) {
 }
 
 absl::StatusOr<KernelSymbols> KernelSymbols::LoadFromProc(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return Parse(buffer.str());
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text);
 }
 
 std::optional<uint64_t> KernelSymbols::TextBase(absl::string_view module) const {

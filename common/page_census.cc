@@ -5,8 +5,6 @@
 
 #include <array>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -14,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
+#include "common/files.h"
 
 namespace apq {
 namespace {
@@ -94,11 +93,9 @@ absl::StatusOr<uint64_t> InUsePagesFromMeminfo(absl::string_view meminfo) {
 }
 
 absl::StatusOr<PageCensus> TakePageCensus(const std::string& kpageflags, const std::string& meminfo) {
-  std::ifstream meminfo_in(meminfo);
-  if (!meminfo_in) return ErrnoStatus(errno, absl::StrCat("open ", meminfo));
-  std::stringstream meminfo_text;
-  meminfo_text << meminfo_in.rdbuf();
-  absl::StatusOr<uint64_t> in_use = InUsePagesFromMeminfo(meminfo_text.str());
+  absl::StatusOr<std::string> meminfo_text = ReadFileToString(meminfo);
+  if (!meminfo_text.ok()) return meminfo_text.status();
+  absl::StatusOr<uint64_t> in_use = InUsePagesFromMeminfo(*meminfo_text);
   if (!in_use.ok()) return in_use.status();
 
   int fd = open(kpageflags.c_str(), O_RDONLY | O_CLOEXEC);
