@@ -28,24 +28,6 @@ namespace {
 
 constexpr int kMaxMessageBytes = 64 << 20;
 
-apq::v1::Losses LossesProto(const LossCounters& l) {
-  apq::v1::Losses p;
-  p.set_free_unknown_pages(l.free_unknown_pages);
-  p.set_alloc_over_live_pages(l.alloc_over_live_pages);
-  p.set_stack_walk_failed(l.stack_walk_failed);
-  p.set_stack_truncated(l.stack_truncated);
-  p.set_stack_table_full(l.stack_table_full);
-  p.set_owner_table_full(l.owner_table_full);
-  p.set_pfn_out_of_range(l.pfn_out_of_range);
-  p.set_order_too_large(l.order_too_large);
-  p.set_bulk_list_unseen(l.bulk_list_unseen);
-  p.set_bulk_too_large(l.bulk_too_large);
-  p.set_contig_too_large(l.contig_too_large);
-  p.set_uncalibrated(l.uncalibrated);
-  p.set_recursion_misses(l.recursion_misses);
-  return p;
-}
-
 absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
   apq::v1::Hello hello;
   hello.set_cluster(options.cluster);
@@ -184,7 +166,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     if (!snapshot.ok()) return snapshot.status();
     {
       absl::MutexLock lock(&mu);
-      reports.Add(*snapshot, LossesProto(LossesOf(*snapshot)), coverage, UnixMillis());
+      reports.Add(*snapshot, LossesOf(*snapshot), coverage, UnixMillis());
     }
     if (connection && !connection->alive()) {
       grpc::Status ended = connection->Close();
@@ -242,7 +224,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     absl::StatusOr<TrackerSnapshot> last = (*tracker)->Snapshot();
     if (last.ok()) {
       absl::MutexLock lock(&mu);
-      reports.Add(*last, LossesProto(LossesOf(*last)), coverage, UnixMillis());
+      reports.Add(*last, LossesOf(*last), coverage, UnixMillis());
     }
     connection->SendPending(&total_bytes_sent);
   }

@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/tracker_snapshot.h"
+#include "apq/v1/apq.pb.h"
 #include "common/cgroup_names.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
@@ -38,24 +39,10 @@ struct PathStats {
   double standard_error() const;
 };
 
-struct LossCounters {
-  uint64_t free_unknown_pages = 0;
-  uint64_t alloc_over_live_pages = 0;
-  uint64_t stack_walk_failed = 0;
-  uint64_t stack_truncated = 0;
-  uint64_t stack_table_full = 0;
-  uint64_t owner_table_full = 0;
-  uint64_t pfn_out_of_range = 0;
-  uint64_t order_too_large = 0;
-  uint64_t bulk_list_unseen = 0;  // bulk calls filling a list: pages not tracked
-  uint64_t bulk_too_large = 0;
-  uint64_t contig_too_large = 0;
-  uint64_t uncalibrated = 0;
-  int64_t recursion_misses = -1;  // -1: not counted by this kernel
-};
 
-// The loss counters of a snapshot.
-LossCounters LossesOf(const TrackerSnapshot& snapshot);
+// The loss counters of a snapshot, as the wire carries them too
+// (recursion_misses -1: not counted by this kernel).
+apq::v1::Losses LossesOf(const TrackerSnapshot& snapshot);
 
 struct Report {
   uint64_t sample_bytes = 0;  // 0: exact mode
@@ -69,7 +56,7 @@ struct Report {
   uint64_t unsampled_bytes_outstanding = 0;  // part of the above whose stack was not walked
   size_t total_paths = 0;
   std::vector<PathStats> paths;  // the top ones, largest first
-  LossCounters losses;
+  apq::v1::Losses losses;
   std::vector<std::string> hooked_paths;
   std::vector<std::string> blind_paths;
   std::optional<PageCensus> census_at_start;

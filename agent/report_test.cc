@@ -71,7 +71,7 @@ TEST_F(ReportTest, ExactModeMergesStacksByPathAndSplitsByProcess) {
   EXPECT_THAT(report.paths[2].frames, ElementsAre("[stack unknown]"));
   EXPECT_EQ(report.tracked_bytes_outstanding, (200u + 56 + 10 + 1) * 4096);
   EXPECT_EQ(report.seconds_tracing, 10);
-  EXPECT_EQ(report.losses.free_unknown_pages, 9u);
+  EXPECT_EQ(report.losses.free_unknown_pages(), 9u);
 }
 
 TEST_F(ReportTest, StacksDeliveredOnceStayNamed) {
