@@ -354,9 +354,37 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
 BpfPageTracker::BpfPageTracker(std::unique_ptr<State> state) : state_(std::move(state)) {}
 BpfPageTracker::~BpfPageTracker() = default;
 
+// Owners are read before stacks: the BPF program inserts a stack before any
+// owner that refers to it, so every owner read here has its stack in the map
+// by the time the stacks are read, and each snapshot is self-consistent.
 absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t owners_created) {
   page_tracker_bpf* skel = state_->skel;
-  if (stacks_created != state_->stacks_seen) {
+  bool owner_needs_stack = false;
+  if (owners_created != state_->owners_seen) {
+    absl::Status status = ForEachKey<apq_owner_key>(
+        bpf_map__fd(skel->maps.owner_ids), "owner_ids", [&](const apq_owner_key& key) -> absl::Status {
+          uint32_t id = 0;
+          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.owner_ids), &key, &id) != 0) return absl::OkStatus();
+          if (state_->owner_keys.emplace(id, key).second && key.stack_id < APQ_STACK_LOST &&
+              !state_->stack_ids_seen.contains(key.stack_id)) {
+            owner_needs_stack = true;
+          }
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    status = ForEachKey<uint32_t>(
+        bpf_map__fd(skel->maps.process_names), "process_names", [&](uint32_t tgid) -> absl::Status {
+          apq_process_name name{};
+          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.process_names), &tgid, &name) != 0) {
+            return absl::OkStatus();
+          }
+          state_->process_names[tgid] = std::string(name.comm, strnlen(name.comm, sizeof(name.comm)));
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    state_->owners_seen = owners_created;
+  }
+  if (stacks_created != state_->stacks_seen || owner_needs_stack) {
     absl::Status status = ForEachKey<apq_stack_key>(
         bpf_map__fd(skel->maps.stack_ids), "stack_ids", [&](const apq_stack_key& key) -> absl::Status {
           uint32_t id = 0;
@@ -372,27 +400,6 @@ absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t own
         });
     if (!status.ok()) return status;
     state_->stacks_seen = stacks_created;
-  }
-  if (owners_created != state_->owners_seen) {
-    absl::Status status = ForEachKey<apq_owner_key>(
-        bpf_map__fd(skel->maps.owner_ids), "owner_ids", [&](const apq_owner_key& key) -> absl::Status {
-          uint32_t id = 0;
-          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.owner_ids), &key, &id) != 0) return absl::OkStatus();
-          state_->owner_keys.emplace(id, key);
-          return absl::OkStatus();
-        });
-    if (!status.ok()) return status;
-    status = ForEachKey<uint32_t>(
-        bpf_map__fd(skel->maps.process_names), "process_names", [&](uint32_t tgid) -> absl::Status {
-          apq_process_name name{};
-          if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.process_names), &tgid, &name) != 0) {
-            return absl::OkStatus();
-          }
-          state_->process_names[tgid] = std::string(name.comm, strnlen(name.comm, sizeof(name.comm)));
-          return absl::OkStatus();
-        });
-    if (!status.ok()) return status;
-    state_->owners_seen = owners_created;
   }
   return absl::OkStatus();
 }

@@ -74,7 +74,8 @@ void ReportBuilder::Learn(const TrackerSnapshot& snapshot) {
 
 const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id) const {
   static const std::vector<std::string> kLost = {"[stack unknown]"};
-  // Created after the stack table was read: named in the next snapshot.
+  // A stack not delivered yet. BpfPageTracker snapshots deliver every
+  // owner's stack; this names the gap for any source that does not.
   static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
   if (stack_id == APQ_STACK_LOST) return kLost;
   auto cached = paths_by_stack_.find(stack_id);

@@ -29,8 +29,9 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
   new_stack_ids_.clear();
 
   for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
-    // An owner can be read before its stack (created between the two map
-    // reads): its counts wait for a report that can define the stack.
+    // The wire must never refer to an undefined stack: an owner whose stack
+    // has not been delivered (BpfPageTracker snapshots never do this) keeps
+    // its counts until a report can define the stack.
     if (owner.key.stack_id < APQ_STACK_LOST && !stacks_.contains(owner.key.stack_id)) continue;
     Sent& sent = sent_[owner.id];
     const apq_owner_counters& now = owner.counters;

@@ -38,7 +38,7 @@ class ReportStream {
                std::function<std::string(uint64_t)> cgroup_name = nullptr);
 
   // Builds the next report from a snapshot and queues it. Series whose stack
-  // is not known yet are held back (with their counts) until it is.
+  // has not been delivered are held back (with their counts) until it is.
   void Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses, const apq::v1::Coverage& coverage,
            int64_t unix_millis);
   // The aggregator stored every report up to sequence.
