@@ -9,6 +9,9 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/files.h"
 #include "aggregator/services.h"
 #include "common/flag_names.h"
 #include "grpcpp/grpcpp.h"
@@ -17,6 +20,15 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "Address to listen on (HOST:POR
                                                  "listen beyond localhost only on a trusted network.");
 ABSL_FLAG(std::string, db, "apq.db", "SQLite database file (created if missing).");
 ABSL_FLAG(double, fresh_seconds, 60, "A host is part of 'now' if it reported within this many seconds.");
+ABSL_FLAG(absl::Duration, keep_minutes, absl::Hours(48),
+          "History: keep the per-minute samples of each cluster's paths this long.");
+ABSL_FLAG(absl::Duration, keep_hours, absl::Hours(24 * 90),
+          "History: keep each cluster's hourly last and peak per path this long.");
+ABSL_FLAG(double, sample_seconds, 60,
+          "History: seconds between samples of the fleet. History keeps one sample a minute (the minute's "
+          "newest) and each hour's peak over all samples; shorter intervals are for tests and demos.");
+ABSL_FLAG(absl::Duration, keep_host_hours, absl::Hours(24 * 14),
+          "History: keep each host's hourly largest paths this long.");
 
 namespace {
 
@@ -25,11 +37,29 @@ constexpr int kMaxMessageBytes = 64 << 20;  // a kernel's symbol table is a few 
 absl::Status Run() {
   double fresh = absl::GetFlag(FLAGS_fresh_seconds);
   if (!(fresh > 0 && fresh < 86400 * 365)) return absl::InvalidArgumentError("--fresh-seconds must be positive");
-  absl::StatusOr<std::unique_ptr<apq::Store>> store = apq::Store::Open(absl::GetFlag(FLAGS_db));
+  apq::Retention retention;
+  int64_t* kept[] = {&retention.minute_millis, &retention.hour_millis, &retention.host_hour_millis};
+  const char* names[] = {"--keep-minutes", "--keep-hours", "--keep-host-hours"};
+  absl::Duration durations[] = {absl::GetFlag(FLAGS_keep_minutes), absl::GetFlag(FLAGS_keep_hours),
+                                absl::GetFlag(FLAGS_keep_host_hours)};
+  for (int i = 0; i < 3; ++i) {
+    if (durations[i] < absl::Minutes(1) || durations[i] > absl::Hours(24 * 3650)) {
+      return absl::InvalidArgumentError(absl::StrCat(names[i], " must be between 1m and 87600h"));
+    }
+    *kept[i] = absl::ToInt64Milliseconds(durations[i]);
+  }
+  double sample_seconds = absl::GetFlag(FLAGS_sample_seconds);
+  if (!(sample_seconds >= 1 && sample_seconds <= 60)) {
+    return absl::InvalidArgumentError("--sample-seconds must be between 1 and 60");
+  }
+  const auto sample_millis = static_cast<int64_t>(sample_seconds * 1000);
+  absl::StatusOr<std::unique_ptr<apq::Store>> store = apq::Store::Open(absl::GetFlag(FLAGS_db), retention);
   if (!store.ok()) return store.status();
-  apq::Fleet fleet(std::move(*store), static_cast<int64_t>(fresh * 1000));
-  apq::IngestService ingest(&fleet);
-  apq::QueryService query(&fleet);
+  absl::StatusOr<std::unique_ptr<apq::Fleet>> fleet =
+      apq::Fleet::Start(std::move(*store), static_cast<int64_t>(fresh * 1000), apq::UnixMillis);
+  if (!fleet.ok()) return fleet.status();
+  apq::IngestService ingest(fleet->get());
+  apq::QueryService query(fleet->get());
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -43,12 +73,24 @@ absl::Status Run() {
   }
   std::cerr << "apq-aggregator: listening on port " << port << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
 
+  // History: a sample of the fleet at the start of every minute (by default).
+  absl::Notification stopped;
+  std::thread sampler([&] {
+    while (!stopped.WaitForNotificationWithTimeout(
+        absl::Milliseconds(sample_millis - apq::UnixMillis() % sample_millis))) {
+      if (absl::Status status = (*fleet)->Sample(); !status.ok()) {
+        std::cerr << "apq-aggregator: history sample not stored: " << status.message() << std::endl;
+      }
+    }
+  });
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   int signal = 0;
   sigwait(&stop, &signal);
+  stopped.Notify();
+  sampler.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return absl::OkStatus();
 }
@@ -62,7 +104,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  absl::SetProgramUsageMessage("apq-aggregator [--listen HOST:PORT] [--db PATH] [--fresh-seconds S]");
+  absl::SetProgramUsageMessage("apq-aggregator [--listen HOST:PORT] [--db PATH] [--fresh-seconds S] [--keep-minutes 48h] [--keep-hours 2160h] [--keep-host-hours 336h]");
   std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {
     std::cerr << "apq-aggregator: unexpected argument '" << positional[1] << "'\n";

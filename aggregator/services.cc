@@ -28,29 +28,131 @@ grpc::Status ToGrpc(const absl::Status& status) {
                      : grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+Fleet::Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock)
+    : store_(std::move(store)),
+      namer_([this](const std::string& object, const std::string& build_id) {
+        absl::MutexLock lock(&reader_mu_);
+        return store_->ReadSymbolTable(object, build_id);
+      }),
+      fresh_millis_(fresh_millis),
+      clock_(std::move(clock)) {}
+
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store, int64_t fresh_millis,
+                                                    Clock clock) {
+  std::unique_ptr<Fleet> fleet(new Fleet(std::move(store), fresh_millis, std::move(clock)));
+  {
+    absl::MutexLock store_lock(&fleet->store_mu_);
+    absl::StatusOr<std::vector<Store::EpochInfo>> recent = fleet->store_->RecentEpochs(fleet->clock_() - fresh_millis);
+    if (!recent.ok()) return recent.status();
+    for (Store::EpochInfo& info : *recent) {
+      absl::StatusOr<EpochState> state = fleet->store_->LoadEpoch(info.epoch_id);
+      if (!state.ok()) return state.status();
+      absl::MutexLock lock(&fleet->state_mu_);
+      fleet->newest_epoch_[info.host_id] = info.epoch_id;
+      fleet->epochs_[info.epoch_id].epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
+                                             std::move(info.build_id), info.sample_bytes, info.last_report_ms,
+                                             std::move(*state)};
+    }
+  }
+  fleet->committer_ = std::thread([f = fleet.get()] { f->CommitLoop(); });
+  return fleet;
+}
+
+Fleet::~Fleet() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  if (committer_.joinable()) committer_.join();
+}
+
 absl::StatusOr<int64_t> Fleet::Attach(const apq::v1::Hello& hello, uint64_t* last_sequence) {
   if (absl::Status status = ValidateHello(hello); !status.ok()) return status;
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock store_lock(&store_mu_);
   EpochState loaded;
-  absl::StatusOr<int64_t> epoch = store_->OpenEpoch(hello, &loaded);
-  if (!epoch.ok()) return epoch.status();
-  Live& live = live_[*epoch];
-  if (live.streams++ == 0) live.state = std::move(loaded);
-  *last_sequence = live.state.last_sequence();
-  return *epoch;
+  absl::StatusOr<Store::EpochInfo> info = store_->OpenEpoch(hello, &loaded);
+  if (!info.ok()) return info.status();
+  absl::MutexLock lock(&state_mu_);
+  auto [live, opened] = epochs_.try_emplace(info->epoch_id);
+  if (opened) {  // otherwise memory already holds it, as new as the file or newer
+    live->second.epoch = {info->epoch_id, info->host_id, info->cluster, info->host, info->build_id,
+                          info->sample_bytes, info->last_report_ms, std::move(loaded)};
+  }
+  ++live->second.streams;
+  int64_t& newest = newest_epoch_[info->host_id];
+  newest = std::max(newest, info->epoch_id);
+  *last_sequence = live->second.epoch.state.last_sequence();
+  return info->epoch_id;
 }
 
 void Fleet::Detach(int64_t epoch_id) {
-  absl::MutexLock lock(&mu_);
-  auto live = live_.find(epoch_id);
-  if (live != live_.end() && --live->second.streams == 0) live_.erase(live);
+  absl::MutexLock lock(&state_mu_);
+  auto live = epochs_.find(epoch_id);
+  if (live != epochs_.end()) --live->second.streams;  // kept while fresh: it is part of "now"
 }
 
 absl::StatusOr<EpochState::Outcome> Fleet::Apply(int64_t epoch_id, const apq::v1::Report& report) {
-  absl::MutexLock lock(&mu_);
-  auto live = live_.find(epoch_id);
-  if (live == live_.end()) return absl::FailedPreconditionError("epoch not attached");
-  return store_->ApplyReport(epoch_id, &live->second.state, report);
+  Pending pending;
+  {
+    absl::MutexLock lock(&state_mu_);
+    auto live = epochs_.find(epoch_id);
+    if (live == epochs_.end()) return absl::FailedPreconditionError("epoch not attached");
+    HostEpoch& epoch = live->second.epoch;
+    absl::StatusOr<EpochState::Outcome> outcome = epoch.state.Apply(report);
+    if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
+    epoch.last_report_ms = clock_();
+    pending.write = Store::Applied(epoch_id, epoch.state, report, epoch.last_report_ms);
+    absl::MutexLock queue_lock(&queue_mu_);  // queued in the order applied
+    queue_.push_back(&pending);
+  }
+  absl::MutexLock queue_lock(&queue_mu_);
+  queue_mu_.Await(absl::Condition(&pending.done));
+  if (!pending.status.ok()) return pending.status;
+  return EpochState::Outcome::kApplied;
+}
+
+void Fleet::CommitLoop() {
+  while (true) {
+    std::vector<Pending*> batch;
+    {
+      absl::MutexLock queue_lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](Fleet* fleet) ABSL_NO_THREAD_SAFETY_ANALYSIS { return fleet->stopping_ || !fleet->queue_.empty(); },
+          this));
+      if (queue_.empty()) return;  // stopping, and everything queued is committed
+      batch.swap(queue_);
+    }
+    std::vector<const Store::AppliedReport*> writes;
+    writes.reserve(batch.size());
+    for (const Pending* pending : batch) writes.push_back(&pending->write);
+    absl::Status status;
+    {
+      absl::MutexLock store_lock(&store_mu_);
+      status = store_->CommitReports(writes);
+      if (!status.ok()) {
+        // Memory ran ahead of the file: take the file's state back, so the
+        // agents' resends apply again.
+        absl::flat_hash_set<int64_t> failed;
+        for (const Pending* pending : batch) failed.insert(pending->write.epoch_id);
+        for (int64_t epoch_id : failed) {
+          absl::StatusOr<EpochState> reloaded = store_->LoadEpoch(epoch_id);
+          absl::MutexLock lock(&state_mu_);
+          auto live = epochs_.find(epoch_id);
+          if (live == epochs_.end()) continue;
+          if (reloaded.ok()) {
+            live->second.epoch.state = std::move(*reloaded);
+          } else {
+            live->second.epoch.state = EpochState();  // unreadable: the agent is asked for a snapshot
+          }
+        }
+      }
+    }
+    absl::MutexLock queue_lock(&queue_mu_);
+    for (Pending* pending : batch) {
+      pending->status = status;
+      pending->done = true;
+    }
+  }
 }
 
 absl::Status Fleet::PutSymbols(const apq::v1::SymbolTable& table) {
@@ -58,27 +160,68 @@ absl::Status Fleet::PutSymbols(const apq::v1::SymbolTable& table) {
       table.symbols_size() > kMaxSymbols) {
     return absl::InvalidArgumentError("symbol table over its size limits");
   }
-  absl::MutexLock lock(&mu_);
-  return store_->PutSymbolTable(table);
+  absl::MutexLock store_lock(&store_mu_);
+  if (absl::Status status = store_->PutSymbolTable(table); !status.ok()) return status;
+  absl::MutexLock lock(&state_mu_);
+  namer_.Add(table);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> Fleet::HasSymbols(const std::string& object, const std::string& build_id) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock store_lock(&store_mu_);
   return store_->HasSymbolTable(object, build_id);
+}
+
+std::vector<const HostEpoch*> Fleet::FreshEpochs(const apq::v1::TopRequest& request, int64_t now_millis) {
+  std::vector<const HostEpoch*> selected;
+  for (const auto& [id, live] : epochs_) {
+    const HostEpoch& epoch = live.epoch;
+    if (epoch.last_report_ms < now_millis - fresh_millis_ || newest_epoch_[epoch.host_id] != id) continue;
+    if (!request.cluster().empty() && epoch.cluster != request.cluster()) continue;
+    if (!request.host().empty() && epoch.host != request.host()) continue;
+    if (!request.build_id().empty() && epoch.build_id != request.build_id()) continue;
+    selected.push_back(&epoch);
+  }
+  return selected;
 }
 
 absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
-  absl::MutexLock lock(&mu_);
-  return store_->Top(request, UnixMillis(), fresh_millis_, [this](int64_t epoch) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    auto found = live_.find(epoch);  // mu_ is held by this Top call
-    return found == live_.end() ? nullptr : &found->second.state;
-  });
+  if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+    absl::MutexLock lock(&reader_mu_);
+    return store_->TopFromHistory(request, clock_());
+  }
+  absl::MutexLock lock(&state_mu_);
+  return TopOfEpochs(FreshEpochs(request, clock_()), request, &namer_);
 }
 
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&reader_mu_);
   return store_->Hosts(request);
+}
+
+absl::Status Fleet::Sample() {
+  const int64_t now = clock_();
+  absl::StatusOr<FleetSample> sample;
+  absl::flat_hash_set<int64_t> in_memory;
+  {
+    absl::MutexLock lock(&state_mu_);
+    for (auto live = epochs_.begin(); live != epochs_.end();) {
+      const HostEpoch& epoch = live->second.epoch;
+      bool stale = epoch.last_report_ms < now - fresh_millis_ || newest_epoch_[epoch.host_id] != live->first;
+      if (stale && live->second.streams == 0) {
+        if (newest_epoch_[epoch.host_id] == live->first) newest_epoch_.erase(epoch.host_id);
+        epochs_.erase(live++);
+      } else {
+        in_memory.insert((live++)->first);
+      }
+    }
+    sample = SampleFleet(FreshEpochs(apq::v1::TopRequest(), now), &namer_, now / 60'000);
+  }
+  if (!sample.ok()) return sample.status();
+  absl::MutexLock store_lock(&store_mu_);
+  if (absl::Status status = store_->WriteSample(*sample); !status.ok()) return status;
+  return store_->PruneEpochs(now, in_memory);
 }
 
 grpc::Status IngestService::Stream(

@@ -1,22 +1,36 @@
 #ifndef APQ_AGGREGATOR_SERVICES_H_
 #define APQ_AGGREGATOR_SERVICES_H_
 
+#include <functional>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregator/epoch_state.h"
+#include "aggregator/fleet_view.h"
 #include "aggregator/store.h"
 #include "apq/v1/apq.grpc.pb.h"
 
 namespace apq {
 
-// What both services share: the store, and the state of every epoch an
-// agent is streaming (loaded from the store when its stream opens).
-// Ingestion is serialized by one mutex; see docs for the scale this serves.
+// What both services share: the store, and in memory the newest epoch of
+// every host that reported recently (the streams' epochs among them), which
+// answers "now" without reading the file.
+//
+// Reports are group-committed: a stream's report is applied in memory, then
+// waits while one committer thread stores every report queued meanwhile in
+// one transaction; the ack follows the commit. Queries for "now" read the
+// memory, and history queries read the file through their own connection:
+// neither waits for a commit.
 class Fleet {
  public:
-  Fleet(std::unique_ptr<Store> store, int64_t fresh_millis) : store_(std::move(store)), fresh_millis_(fresh_millis) {}
+  using Clock = std::function<int64_t()>;  // unix milliseconds
+  // Loads the epochs that reported within fresh_millis and starts the committer.
+  static absl::StatusOr<std::unique_ptr<Fleet>> Start(std::unique_ptr<Store> store, int64_t fresh_millis,
+                                                      Clock clock);
+  ~Fleet();  // commits what is queued, then stops
 
   absl::StatusOr<int64_t> Attach(const apq::v1::Hello& hello, uint64_t* last_sequence);
   void Detach(int64_t epoch_id);
@@ -25,16 +39,42 @@ class Fleet {
   absl::StatusOr<bool> HasSymbols(const std::string& object, const std::string& build_id);
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  // Stores the fleet's state now as the history sample of this minute,
+  // forgets epochs gone stale, and applies retention. Run once a minute.
+  absl::Status Sample();
 
  private:
   struct Live {
-    EpochState state;
+    HostEpoch epoch;
     int streams = 0;
   };
-  absl::Mutex mu_;
-  std::unique_ptr<Store> store_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int64_t, Live> live_ ABSL_GUARDED_BY(mu_);
+  struct Pending {
+    Store::AppliedReport write;
+    absl::Status status;
+    bool done = false;
+  };
+  Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock);
+  void CommitLoop();
+  // The newest epoch of each host of the request's cluster that reported
+  // within fresh_millis_, after the request's host and build filters.
+  std::vector<const HostEpoch*> FreshEpochs(const apq::v1::TopRequest& request, int64_t now_millis)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+
+  // The store's writing methods run under store_mu_, its reading methods
+  // under reader_mu_. Lock order: store_mu_, state_mu_, then reader_mu_ or queue_mu_.
+  std::unique_ptr<Store> store_;
+  absl::Mutex store_mu_;
+  absl::Mutex reader_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
+  absl::Mutex state_mu_ ABSL_ACQUIRED_AFTER(store_mu_);
+  absl::flat_hash_map<int64_t, Live> epochs_ ABSL_GUARDED_BY(state_mu_);
+  absl::flat_hash_map<int64_t, int64_t> newest_epoch_ ABSL_GUARDED_BY(state_mu_);  // by host ID
+  PathNamer namer_ ABSL_GUARDED_BY(state_mu_);
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
+  std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   const int64_t fresh_millis_;
+  const Clock clock_;
+  std::thread committer_;
 };
 
 class IngestService final : public apq::v1::Ingest::Service {

@@ -34,6 +34,9 @@ class Statement {
   void Reset();
 
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
+  bool IsNull(int column) const { return sqlite3_column_type(stmt_.get(), column) == SQLITE_NULL; }
+  // The highest parameter index the SQL uses.
+  int Parameters() const { return sqlite3_bind_parameter_count(stmt_.get()); }
   double Double(int column) const { return sqlite3_column_double(stmt_.get(), column); }
   std::string Text(int column) const;
 

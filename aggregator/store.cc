@@ -2,20 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "common/sampling.h"
-#include "common/stack_paths.h"
-#include "page_tracker.h"
 
 namespace apq {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-constexpr size_t kMaxCachedPaths = 1 << 20;
+constexpr int kSchemaVersion = 2;
+constexpr int64_t kMinuteMillis = 60'000;
+constexpr int64_t kHourMillis = 3'600'000;
+// An epoch that has not reported for this long, and is not its host's
+// newest, is deleted with its series (its history stays in the rollups).
+constexpr int64_t kOldEpochMillis = 86'400'000;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS hosts (
@@ -60,14 +58,65 @@ CREATE TABLE IF NOT EXISTS symbol_tables (
   build_id BLOB NOT NULL,
   symbols BLOB NOT NULL,
   PRIMARY KEY (object, build_id)) WITHOUT ROWID;
+-- History. Paths are keyed by function names, which survive kernel
+-- upgrades (addresses and offsets do not): what apq diff compares.
+CREATE TABLE IF NOT EXISTS paths (
+  path_id INTEGER PRIMARY KEY,
+  folded TEXT NOT NULL UNIQUE,
+  leaf TEXT NOT NULL);
+-- Which minutes were sampled, and how many hosts each cluster had then.
+CREATE TABLE IF NOT EXISTS cluster_samples (
+  minute INTEGER NOT NULL,
+  cluster TEXT NOT NULL,
+  hosts INTEGER NOT NULL,
+  PRIMARY KEY (minute, cluster)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cluster_minutes (
+  minute INTEGER NOT NULL,
+  cluster TEXT NOT NULL,
+  build_id BLOB NOT NULL,
+  path_id INTEGER NOT NULL,
+  bytes REAL NOT NULL,
+  variance REAL NOT NULL,
+  hosts INTEGER NOT NULL,
+  PRIMARY KEY (minute, cluster, build_id, path_id)) WITHOUT ROWID;
+-- bytes/variance/hosts: at the hour's last sample; peak_*: at the path's
+-- largest sample of the hour.
+CREATE TABLE IF NOT EXISTS cluster_hours (
+  hour INTEGER NOT NULL,
+  cluster TEXT NOT NULL,
+  build_id BLOB NOT NULL,
+  path_id INTEGER NOT NULL,
+  bytes REAL NOT NULL,
+  variance REAL NOT NULL,
+  hosts INTEGER NOT NULL,
+  peak_bytes REAL NOT NULL,
+  peak_variance REAL NOT NULL,
+  peak_hosts INTEGER NOT NULL,
+  PRIMARY KEY (hour, cluster, build_id, path_id)) WITHOUT ROWID;
+-- Per host, its largest paths of the hour (the rest under '[other paths]').
+CREATE TABLE IF NOT EXISTS host_hours (
+  hour INTEGER NOT NULL,
+  host_id INTEGER NOT NULL,
+  path_id INTEGER NOT NULL,
+  build_id BLOB NOT NULL,
+  bytes REAL NOT NULL,
+  variance REAL NOT NULL,
+  peak_bytes REAL NOT NULL,
+  peak_variance REAL NOT NULL,
+  PRIMARY KEY (hour, host_id, path_id)) WITHOUT ROWID;
 )sql";
+
+int64_t FloorDiv(int64_t value, int64_t unit) { return value >= 0 ? value / unit : -((-value + unit - 1) / unit); }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
-  absl::StatusOr<Database> db = Database::Open(path);
-  if (!db.ok()) return db.status();
-  std::unique_ptr<Store> store(new Store(std::move(*db)));
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Retention& retention) {
+  absl::StatusOr<Database> writer = Database::Open(path);
+  if (!writer.ok()) return writer.status();
+  absl::StatusOr<Database> reader = Database::Open(path);
+  if (!reader.ok()) return reader.status();
+  if (absl::Status status = reader->Exec("PRAGMA query_only=1"); !status.ok()) return status;
+  std::unique_ptr<Store> store(new Store(std::move(*writer), std::move(*reader), retention));
   if (absl::Status status = store->CreateSchema(); !status.ok()) return status;
   return store;
 }
@@ -86,7 +135,7 @@ absl::Status Store::CreateSchema() {
   return db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion));
 }
 
-absl::StatusOr<int64_t> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState* state) {
+absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState* state) {
   if (hello.cluster().empty() || hello.host().empty()) {
     return absl::InvalidArgumentError("hello without cluster or host name");
   }
@@ -108,7 +157,8 @@ absl::StatusOr<int64_t> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState
   absl::StatusOr<Statement> epoch = db_.Prepare(
       "INSERT INTO epochs (host_id, boot_id, agent_instance, kernel_release, build_id, sample_bytes) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-      "ON CONFLICT (host_id, boot_id, agent_instance) DO UPDATE SET host_id = host_id RETURNING epoch_id");
+      "ON CONFLICT (host_id, boot_id, agent_instance) DO UPDATE SET host_id = host_id "
+      "RETURNING epoch_id, build_id, sample_bytes, last_report_ms");
   if (!epoch.ok()) return fail(epoch.status());
   epoch->Bind(1, host_id)
       .Bind(2, hello.epoch().boot_id())
@@ -118,14 +168,32 @@ absl::StatusOr<int64_t> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState
       .Bind(6, static_cast<int64_t>(hello.sample_bytes()));
   row = epoch->Step();
   if (!row.ok() || !*row) return fail(row.ok() ? absl::InternalError("no epoch id") : row.status());
-  int64_t epoch_id = epoch->Int(0);
+  // A resumed epoch keeps what it was opened with.
+  EpochInfo info{epoch->Int(0), host_id, hello.cluster(), hello.host(), epoch->Text(1),
+                 static_cast<uint64_t>(epoch->Int(2)), epoch->Int(3)};
   epoch->Reset();
   if (absl::Status status = db_.Commit(); !status.ok()) return fail(status);
 
-  absl::StatusOr<EpochState> loaded = LoadEpoch(epoch_id);
+  absl::StatusOr<EpochState> loaded = LoadEpoch(info.epoch_id);
   if (!loaded.ok()) return loaded.status();
   *state = std::move(*loaded);
-  return epoch_id;
+  return info;
+}
+
+absl::StatusOr<std::vector<Store::EpochInfo>> Store::RecentEpochs(int64_t since_ms) {
+  absl::StatusOr<Statement> query = db_.Prepare(
+      "SELECT e.epoch_id, e.host_id, h.cluster, h.name, e.build_id, e.sample_bytes, e.last_report_ms "
+      "FROM epochs e JOIN hosts h USING (host_id) WHERE e.last_report_ms >= ?1 "
+      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id)");
+  if (!query.ok()) return query.status();
+  std::vector<EpochInfo> epochs;
+  absl::Status status = query->Bind(1, since_ms).ForEachRow([&] {
+    epochs.push_back({query->Int(0), query->Int(1), query->Text(2), query->Text(3), query->Text(4),
+                      static_cast<uint64_t>(query->Int(5)), query->Int(6)});
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return epochs;
 }
 
 absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
@@ -176,7 +244,19 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
   return EpochState(last_sequence, std::move(series), std::move(stacks), std::move(objects));
 }
 
-absl::Status Store::StoreReport(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report) {
+Store::AppliedReport Store::Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
+                                    int64_t received_millis) {
+  AppliedReport applied{epoch_id, &report, received_millis, {}};
+  applied.series.reserve(static_cast<size_t>(report.series_size()));
+  for (const apq::v1::SeriesDelta& delta : report.series()) {
+    applied.series.emplace_back(delta.series_id(), state.series().at(delta.series_id()));
+  }
+  return applied;
+}
+
+absl::Status Store::StoreReport(const AppliedReport& applied) {
+  const int64_t epoch_id = applied.epoch_id;
+  const apq::v1::Report& report = *applied.report;
   if (report.full_snapshot()) {
     for (const char* table : {"objects", "stacks", "series"}) {
       absl::StatusOr<Statement> clear = db_.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE epoch_id = ?1"));
@@ -204,11 +284,10 @@ absl::Status Store::StoreReport(int64_t epoch_id, const EpochState& state, const
       "INSERT OR REPLACE INTO series (epoch_id, series_id, key, pages_outstanding, pages_allocated, allocations) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!series.ok()) return series.status();
-  for (const apq::v1::SeriesDelta& delta : report.series()) {
-    const EpochState::Series& now = state.series().at(delta.series_id());
+  for (const auto& [series_id, now] : applied.series) {
     series->Reset();
     series->Bind(1, epoch_id)
-        .Bind(2, static_cast<int64_t>(delta.series_id()))
+        .Bind(2, static_cast<int64_t>(series_id))
         .BindBlob(3, now.key.SerializeAsString())
         .Bind(4, now.pages_outstanding)
         .Bind(5, static_cast<int64_t>(now.pages_allocated))
@@ -220,181 +299,37 @@ absl::Status Store::StoreReport(int64_t epoch_id, const EpochState& state, const
   if (!epoch.ok()) return epoch.status();
   epoch->Bind(1, epoch_id)
       .Bind(2, static_cast<int64_t>(report.sequence()))
-      .Bind(3, report.unix_millis())
+      .Bind(3, applied.received_millis)
       .BindBlob(4, report.losses().SerializeAsString())
       .BindBlob(5, report.coverage().SerializeAsString());
   return epoch->Run();
 }
 
+absl::Status Store::CommitReports(absl::Span<const AppliedReport* const> reports) {
+  absl::Status status = db_.Begin();
+  for (const AppliedReport* applied : reports) {
+    if (status.ok()) status = StoreReport(*applied);
+  }
+  if (status.ok()) status = db_.Commit();
+  if (!status.ok()) db_.Rollback().IgnoreError();
+  return status;
+}
+
 absl::StatusOr<EpochState::Outcome> Store::ApplyReport(int64_t epoch_id, EpochState* state,
-                                                       const apq::v1::Report& report) {
+                                                       const apq::v1::Report& report, int64_t received_millis) {
   absl::StatusOr<EpochState::Outcome> outcome = state->Apply(report);
   if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
-  absl::Status status = db_.Begin();
-  if (status.ok()) status = StoreReport(epoch_id, *state, report);
-  if (status.ok()) status = db_.Commit();
+  AppliedReport applied = Applied(epoch_id, *state, report, received_millis);
+  const AppliedReport* batch[] = {&applied};
+  absl::Status status = CommitReports(batch);
   if (status.ok()) return outcome;
-  db_.Rollback().IgnoreError();
   absl::StatusOr<EpochState> reloaded = LoadEpoch(epoch_id);
   if (reloaded.ok()) *state = std::move(*reloaded);
   return status;
 }
 
-absl::StatusOr<const KernelSymbols*> Store::SymbolsOf(const std::string& object, const std::string& build_id) {
-  auto key = std::make_pair(object, build_id);
-  auto cached = symbols_.find(key);
-  if (cached != symbols_.end() && cached->second) return cached->second.get();
-  absl::StatusOr<Statement> query = db_.Prepare("SELECT symbols FROM symbol_tables WHERE object = ?1 AND build_id = ?2");
-  if (!query.ok()) return query.status();
-  query->Bind(1, object).BindBlob(2, build_id);
-  absl::StatusOr<bool> row = query->Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return nullptr;
-  apq::v1::SymbolTable table;
-  if (!table.ParseFromString(query->Text(0))) {
-    return absl::DataLossError(absl::StrCat("stored symbol table of ", object, " does not parse"));
-  }
-  std::vector<std::pair<uint64_t, std::string>> symbols;
-  symbols.reserve(static_cast<size_t>(table.symbols_size()));
-  for (const apq::v1::Symbol& s : table.symbols()) symbols.emplace_back(s.offset(), s.name());
-  auto parsed = std::make_unique<KernelSymbols>(KernelSymbols::FromOffsets(symbols));
-  const KernelSymbols* result = parsed.get();
-  symbols_[key] = std::move(parsed);
-  return result;
-}
-
-absl::StatusOr<std::vector<std::string>> Store::Symbolize(
-    const apq::v1::StackDefinition& stack, const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects,
-    bool* complete) {
-  *complete = true;
-  std::vector<std::string> names;
-  for (const apq::v1::Frame& frame : stack.frames()) {
-    auto object = objects.find(frame.object_id());
-    if (object == objects.end()) {
-      names.push_back("[unknown]");
-      *complete = false;
-      continue;
-    }
-    absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
-    if (!symbols.ok()) return symbols.status();
-    std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
-    if (!*symbols) *complete = false;
-    names.push_back(symbol ? std::string(symbol->name)
-                           : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
-  }
-  std::vector<std::string> path = CallPathRootFirst(names);
-  if (path.empty()) path = {"[page allocator]"};
-  return path;
-}
-
-absl::StatusOr<apq::v1::TopResponse> Store::Top(const apq::v1::TopRequest& request, int64_t now_millis,
-                                                int64_t fresh_millis, const LiveEpochs& live) {
-  if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
-    return absl::UnimplementedError("--at and --since need the history this aggregator does not keep yet");
-  }
-  // The newest epoch of each host, if it reported recently.
-  absl::StatusOr<Statement> epochs = db_.Prepare(
-      "SELECT e.epoch_id, h.name, e.build_id, e.sample_bytes, e.kernel_release FROM epochs e JOIN hosts h USING (host_id) "
-      "WHERE h.cluster = ?1 AND e.last_report_ms >= ?2 AND (?3 = '' OR h.name = ?3) AND (length(?4) = 0 OR e.build_id = ?4) "
-      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id)");
-  if (!epochs.ok()) return epochs.status();
-  epochs->Bind(1, request.cluster()).Bind(2, now_millis - fresh_millis).Bind(3, request.host()).BindBlob(4, request.build_id());
-  struct Selected {
-    int64_t epoch_id;
-    std::string host, build_id;
-    uint64_t sample_bytes;
-  };
-  std::vector<Selected> selected;
-  absl::Status status = epochs->ForEachRow([&] {
-    selected.push_back({epochs->Int(0), epochs->Text(1), epochs->Text(2), static_cast<uint64_t>(epochs->Int(3))});
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-
-  struct Group {
-    double bytes = 0, variance = 0;
-    absl::flat_hash_set<std::string> hosts;
-  };
-  absl::flat_hash_map<std::string, Group> groups;
-  for (const Selected& host : selected) {
-    const EpochState* state = live ? live(host.epoch_id) : nullptr;
-    std::optional<EpochState> loaded;
-    if (!state) {
-      absl::StatusOr<EpochState> from_file = LoadEpoch(host.epoch_id);
-      if (!from_file.ok()) return from_file.status();
-      loaded = std::move(*from_file);
-      state = &*loaded;
-    }
-    absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(host.sample_bytes);
-    if (!plan.ok()) continue;  // a hostile Hello; its data is not used
-    absl::flat_hash_map<uint32_t, std::vector<std::string>> paths;
-    for (const auto& [id, series] : state->series()) {
-      if (series.pages_outstanding <= 0) continue;
-      uint32_t stack_id = series.key.stack_id();
-      if (stack_id == APQ_STACK_UNSAMPLED) continue;  // sampled stacks' estimates stand for these
-      auto pages = static_cast<uint64_t>(series.pages_outstanding);
-      int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
-      double bytes = plan->EstimateBytes(order, pages), variance = plan->EstimateVariance(order, pages);
-      auto path = paths.find(stack_id);
-      if (path == paths.end()) {
-        std::vector<std::string> names = {"[stack unknown]"};
-        auto cached = paths_.find({host.epoch_id, stack_id});
-        auto stack = state->stacks().find(stack_id);
-        if (cached != paths_.end()) {
-          names = cached->second;
-        } else if (stack != state->stacks().end()) {
-          bool complete = false;
-          absl::StatusOr<std::vector<std::string>> symbolized = Symbolize(stack->second, state->objects(), &complete);
-          if (!symbolized.ok()) return symbolized.status();
-          names = std::move(*symbolized);
-          if (complete) {
-            if (paths_.size() >= kMaxCachedPaths) paths_.clear();
-            paths_.emplace(std::make_pair(host.epoch_id, stack_id), names);
-          }
-        }
-        path = paths.emplace(stack_id, std::move(names)).first;
-      }
-      const std::vector<std::string>& frames = path->second;
-      if (!request.frame_substring().empty() &&
-          std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
-            return f.find(request.frame_substring()) != std::string::npos;
-          })) {
-        continue;
-      }
-      std::string key;
-      switch (request.group_by()) {
-        case apq::v1::GROUP_BY_FUNCTION: key = frames.back(); break;
-        case apq::v1::GROUP_BY_HOST: key = host.host; break;
-        case apq::v1::GROUP_BY_PROCESS: key = series.key.comm(); break;
-        case apq::v1::GROUP_BY_CGROUP: key = series.key.cgroup(); break;
-        case apq::v1::GROUP_BY_BUILD: key = absl::BytesToHexString(host.build_id); break;
-        default: key = FoldPath(frames); break;
-      }
-      Group& group = groups[key];
-      group.bytes += bytes;
-      group.variance += variance;
-      group.hosts.insert(host.host);
-    }
-  }
-  apq::v1::TopResponse response;
-  response.set_hosts_selected(static_cast<uint32_t>(selected.size()));
-  std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;
-  });
-  for (const auto& [key, group] : sorted) {
-    if (request.top() != 0 && static_cast<uint32_t>(response.entries_size()) >= request.top()) break;
-    apq::v1::TopEntry* entry = response.add_entries();
-    entry->set_key(key);
-    entry->set_bytes_outstanding(group.bytes);
-    entry->set_standard_error(std::sqrt(group.variance));
-    entry->set_hosts(static_cast<uint32_t>(group.hosts.size()));
-  }
-  return response;
-}
-
 absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest& request) {
-  absl::StatusOr<Statement> query = db_.Prepare(
+  absl::StatusOr<Statement> query = reader_.Prepare(
       "SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, e.coverage "
       "FROM epochs e JOIN hosts h USING (host_id) WHERE h.cluster = ?1 "
       "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id) ORDER BY h.name");
@@ -428,6 +363,260 @@ absl::StatusOr<bool> Store::HasSymbolTable(const std::string& object, const std:
   if (!query.ok()) return query.status();
   query->Bind(1, object).BindBlob(2, build_id);
   return query->Step();
+}
+
+absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const std::string& object,
+                                                                           const std::string& build_id) {
+  absl::StatusOr<Statement> query =
+      reader_.Prepare("SELECT symbols FROM symbol_tables WHERE object = ?1 AND build_id = ?2");
+  if (!query.ok()) return query.status();
+  query->Bind(1, object).BindBlob(2, build_id);
+  absl::StatusOr<bool> row = query->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::nullopt;
+  apq::v1::SymbolTable table;
+  if (!table.ParseFromString(query->Text(0))) {
+    return absl::DataLossError(absl::StrCat("stored symbol table of ", object, " does not parse"));
+  }
+  return table;
+}
+
+absl::StatusOr<int64_t> Store::PathId(const std::string& folded) {
+  if (auto known = path_ids_.find(folded); known != path_ids_.end()) return known->second;
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      "INSERT INTO paths (folded, leaf) VALUES (?1, ?2) ON CONFLICT (folded) DO UPDATE SET leaf = leaf "
+      "RETURNING path_id");
+  if (!insert.ok()) return insert.status();
+  size_t last = folded.rfind(';');
+  insert->Bind(1, folded).Bind(2, last == std::string::npos ? folded : folded.substr(last + 1));
+  absl::StatusOr<bool> row = insert->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("no path id");
+  int64_t id = insert->Int(0);
+  insert->Reset();
+  if (path_ids_.size() >= (1u << 20)) path_ids_.clear();  // bounded; ids are in the file anyway
+  path_ids_.emplace(folded, id);
+  return id;
+}
+
+absl::Status Store::WriteSample(const FleetSample& sample) {
+  const int64_t minute = sample.minute, hour = FloorDiv(minute * kMinuteMillis, kHourMillis);
+  if (absl::Status status = db_.Begin(); !status.ok()) return status;
+  auto fail = [&](absl::Status status) {
+    db_.Rollback().IgnoreError();
+    path_ids_.clear();  // it may hold ids whose insert was rolled back
+    return status;
+  };
+  // Every cluster gets a sample row, so a cluster whose hosts all left reads as empty, not as it last was.
+  absl::StatusOr<Statement> clusters = db_.Prepare(
+      "INSERT OR REPLACE INTO cluster_samples (minute, cluster, hosts) SELECT DISTINCT ?1, cluster, 0 FROM hosts");
+  if (!clusters.ok()) return fail(clusters.status());
+  if (absl::Status status = clusters->Bind(1, minute).Run(); !status.ok()) return fail(status);
+  absl::StatusOr<Statement> hosts =
+      db_.Prepare("UPDATE cluster_samples SET hosts = ?3 WHERE minute = ?1 AND cluster = ?2");
+  if (!hosts.ok()) return fail(hosts.status());
+  for (const auto& [cluster, count] : sample.cluster_hosts) {
+    hosts->Reset();
+    hosts->Bind(1, minute).Bind(2, cluster).Bind(3, static_cast<int64_t>(count));
+    if (absl::Status status = hosts->Run(); !status.ok()) return fail(status);
+  }
+
+  // This hour's "last" values are the newest sample's: paths absent from it are at zero now.
+  for (const char* sql : {"UPDATE cluster_hours SET bytes = 0, variance = 0, hosts = 0 WHERE hour = ?1",
+                          "UPDATE host_hours SET bytes = 0, variance = 0 WHERE hour = ?1"}) {
+    absl::StatusOr<Statement> zero = db_.Prepare(sql);
+    if (!zero.ok()) return fail(zero.status());
+    if (absl::Status status = zero->Bind(1, hour).Run(); !status.ok()) return fail(status);
+  }
+  absl::StatusOr<Statement> minute_row = db_.Prepare(
+      "INSERT OR REPLACE INTO cluster_minutes (minute, cluster, build_id, path_id, bytes, variance, hosts) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  absl::StatusOr<Statement> hour_row = db_.Prepare(
+      "INSERT INTO cluster_hours (hour, cluster, build_id, path_id, bytes, variance, hosts, peak_bytes, "
+      "peak_variance, peak_hosts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?6, ?7) "
+      "ON CONFLICT DO UPDATE SET bytes = excluded.bytes, variance = excluded.variance, hosts = excluded.hosts, "
+      "peak_variance = iif(excluded.bytes > peak_bytes, excluded.variance, peak_variance), "
+      "peak_hosts = iif(excluded.bytes > peak_bytes, excluded.hosts, peak_hosts), "
+      "peak_bytes = max(peak_bytes, excluded.bytes)");
+  absl::StatusOr<Statement> host_row = db_.Prepare(
+      "INSERT INTO host_hours (hour, host_id, path_id, build_id, bytes, variance, peak_bytes, peak_variance) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5, ?6) "
+      "ON CONFLICT DO UPDATE SET build_id = excluded.build_id, bytes = excluded.bytes, variance = excluded.variance, "
+      "peak_variance = iif(excluded.bytes > peak_bytes, excluded.variance, peak_variance), "
+      "peak_bytes = max(peak_bytes, excluded.bytes)");
+  for (const absl::StatusOr<Statement>* statement : {&minute_row, &hour_row, &host_row}) {
+    if (!statement->ok()) return fail(statement->status());
+  }
+  for (const auto& [key, cell] : sample.clusters) {
+    const auto& [cluster, build_id, folded] = key;
+    absl::StatusOr<int64_t> path = PathId(folded);
+    if (!path.ok()) return fail(path.status());
+    for (auto [statement, time] : {std::pair{&*minute_row, minute}, std::pair{&*hour_row, hour}}) {
+      statement->Reset();
+      statement->Bind(1, time).Bind(2, cluster).BindBlob(3, build_id).Bind(4, *path).Bind(5, cell.bytes)
+          .Bind(6, cell.variance).Bind(7, static_cast<int64_t>(cell.hosts));
+      if (absl::Status status = statement->Run(); !status.ok()) return fail(status);
+    }
+  }
+  for (const auto& [host_id, host] : sample.hosts) {
+    for (const auto& [folded, cell] : LargestPaths(host, kHostPathsPerHour)) {
+      absl::StatusOr<int64_t> path = PathId(folded);
+      if (!path.ok()) return fail(path.status());
+      host_row->Reset();
+      host_row->Bind(1, hour).Bind(2, host_id).Bind(3, *path).BindBlob(4, host.build_id).Bind(5, cell.bytes)
+          .Bind(6, cell.variance);
+      if (absl::Status status = host_row->Run(); !status.ok()) return fail(status);
+    }
+  }
+
+  // Retention: rows past their resolution's horizon go.
+  const int64_t now_millis = minute * kMinuteMillis;
+  const std::pair<const char*, int64_t> horizons[] = {
+      {"DELETE FROM cluster_minutes WHERE minute < ?1", FloorDiv(now_millis - retention_.minute_millis, kMinuteMillis)},
+      {"DELETE FROM cluster_samples WHERE minute < ?1", FloorDiv(now_millis - retention_.hour_millis, kMinuteMillis)},
+      {"DELETE FROM cluster_hours WHERE hour < ?1", FloorDiv(now_millis - retention_.hour_millis, kHourMillis)},
+      {"DELETE FROM host_hours WHERE hour < ?1", FloorDiv(now_millis - retention_.host_hour_millis, kHourMillis)},
+  };
+  for (const auto& [sql, horizon] : horizons) {
+    absl::StatusOr<Statement> prune = db_.Prepare(sql);
+    if (!prune.ok()) return fail(prune.status());
+    if (absl::Status status = prune->Bind(1, horizon).Run(); !status.ok()) return fail(status);
+  }
+  if (absl::Status status = db_.Commit(); !status.ok()) return fail(status);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis) {
+  const apq::v1::GroupBy by = request.group_by();
+  if (by == apq::v1::GROUP_BY_PROCESS || by == apq::v1::GROUP_BY_CGROUP) {
+    return absl::InvalidArgumentError(
+        "history keeps paths, functions, builds and hosts; --by process and --by cgroup answer only for now");
+  }
+  const int64_t at = request.at_unix_millis() != 0 ? request.at_unix_millis() : now_millis;
+  const int64_t since = request.since_unix_millis();
+  if (at < 0 || since < 0) return absl::InvalidArgumentError("times must be after 1970");
+  if (since != 0 && since > at) return absl::InvalidArgumentError("--since is after --at");
+  if (at > now_millis + kMinuteMillis) return absl::InvalidArgumentError("--at is in the future");
+  const bool range = since != 0;
+  const int64_t minute_horizon = FloorDiv(now_millis - retention_.minute_millis, kMinuteMillis) + 1;
+
+  std::string key;
+  switch (by) {
+    case apq::v1::GROUP_BY_FUNCTION: key = "p.leaf"; break;
+    case apq::v1::GROUP_BY_BUILD: key = "lower(hex(c.build_id))"; break;
+    case apq::v1::GROUP_BY_HOST: key = "n.name"; break;
+    default: key = "p.folded"; break;
+  }
+  const std::string filters =
+      "AND (length(?4) = 0 OR c.build_id = ?4) AND (?5 = '' OR instr(p.folded, ?5) > 0) ";
+  // Each group's value per sample, then its largest over the samples (one
+  // sample for "at"); the bare columns come from that largest row.
+  if (by == apq::v1::GROUP_BY_HOST || !request.host().empty()) {
+    const int64_t first = FloorDiv(range ? since : at, kHourMillis), last = FloorDiv(at, kHourMillis);
+    const char* value = range ? "c.peak_bytes" : "c.bytes";
+    const char* variance = range ? "c.peak_variance" : "c.variance";
+    return HistoryRows(request,
+                       absl::StrCat("SELECT key, max(b), v, h, t FROM (SELECT c.hour t, ", key, " key, sum(", value,
+                                    ") b, sum(", variance, ") v, count(DISTINCT c.host_id) h ",
+                                    "FROM host_hours c JOIN hosts n USING (host_id) JOIN paths p USING (path_id) "
+                                    "WHERE c.hour BETWEEN ?1 AND ?2 AND n.cluster = ?3 AND (?7 = '' OR n.name = ?7) ",
+                                    filters, "GROUP BY c.hour, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
+                       first, last, kHourMillis, 0);
+  }
+  int64_t first = FloorDiv(since, kMinuteMillis), last = FloorDiv(at, kMinuteMillis);
+  if (!range) {  // the newest sample at or before "at"
+    absl::StatusOr<Statement> newest =
+        reader_.Prepare("SELECT max(minute) FROM cluster_samples WHERE cluster = ?1 AND minute <= ?2");
+    if (!newest.ok()) return newest.status();
+    newest->Bind(1, request.cluster()).Bind(2, last);
+    absl::StatusOr<bool> row = newest->Step();
+    if (!row.ok()) return row.status();
+    if (newest->IsNull(0)) return apq::v1::TopResponse();  // no sample yet
+    first = last = newest->Int(0);
+  }
+  const bool minutes = first >= minute_horizon;
+  const int64_t unit = minutes ? kMinuteMillis : kHourMillis;
+  if (!minutes) {
+    first = FloorDiv(first * kMinuteMillis, kHourMillis);
+    last = FloorDiv(last * kMinuteMillis, kHourMillis);
+  }
+  absl::StatusOr<Statement> hosts = reader_.Prepare(
+      "SELECT max(hosts) FROM cluster_samples WHERE cluster = ?1 AND minute BETWEEN ?2 AND ?3");
+  if (!hosts.ok()) return hosts.status();
+  hosts->Bind(1, request.cluster()).Bind(2, first * unit / kMinuteMillis).Bind(3, (last + 1) * unit / kMinuteMillis - 1);
+  absl::StatusOr<bool> row = hosts->Step();
+  if (!row.ok()) return row.status();
+  const auto hosts_sampled = static_cast<uint32_t>(hosts->Int(0));
+  const char* table = minutes ? "cluster_minutes" : "cluster_hours";
+  const char* time = minutes ? "minute" : "hour";
+  const char* value = !minutes && range ? "peak_" : "";
+  return HistoryRows(
+      request,
+      absl::StrCat("SELECT key, max(b), v, h, t FROM (SELECT t, key, sum(b) b, sum(v) v, sum(h) h FROM (SELECT c.", time,
+                   " t, ", key, " key, c.build_id, sum(c.", value, "bytes) b, sum(c.", value, "variance) v, max(c.", value,
+                   "hosts) h FROM ", table, " c JOIN paths p USING (path_id) WHERE c.", time,
+                   " BETWEEN ?1 AND ?2 AND c.cluster = ?3 ", filters,
+                   "GROUP BY t, key, c.build_id) GROUP BY t, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
+      first, last, unit, hosts_sampled);
+}
+
+absl::StatusOr<apq::v1::TopResponse> Store::HistoryRows(const apq::v1::TopRequest& request, const std::string& sql,
+                                                        int64_t first, int64_t last, int64_t unit_millis,
+                                                        uint32_t hosts_sampled) {
+  absl::StatusOr<Statement> query = reader_.Prepare(sql);
+  if (!query.ok()) return query.status();
+  query->Bind(1, first)
+      .Bind(2, last)
+      .Bind(3, request.cluster())
+      .BindBlob(4, request.build_id())
+      .Bind(5, request.frame_substring())
+      .Bind(6, request.top() == 0 ? int64_t{-1} : static_cast<int64_t>(request.top()));
+  if (query->Parameters() >= 7) query->Bind(7, request.host());
+  apq::v1::TopResponse response;
+  absl::Status status = query->ForEachRow([&] {
+    apq::v1::TopEntry* entry = response.add_entries();
+    entry->set_key(query->Text(0));
+    entry->set_bytes_outstanding(query->Double(1));
+    entry->set_standard_error(std::sqrt(std::max(0.0, query->Double(2))));
+    entry->set_hosts(static_cast<uint32_t>(query->Int(3)));
+    response.set_hosts_selected(std::max(response.hosts_selected(), entry->hosts()));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (hosts_sampled) response.set_hosts_selected(hosts_sampled);
+  response.set_first_sample_unix_millis(first * unit_millis);
+  response.set_last_sample_unix_millis(last * unit_millis);
+  response.set_resolution_millis(unit_millis);
+  return response;
+}
+
+absl::Status Store::PruneEpochs(int64_t now_millis, const absl::flat_hash_set<int64_t>& attached) {
+  absl::StatusOr<Statement> old = db_.Prepare(
+      "SELECT epoch_id FROM epochs e WHERE last_report_ms < ?1 AND (last_report_ms < ?2 "
+      "OR epoch_id < (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id))");
+  if (!old.ok()) return old.status();
+  std::vector<int64_t> doomed;
+  absl::Status status = old->Bind(1, now_millis - kOldEpochMillis)
+                            .Bind(2, now_millis - retention_.host_hour_millis)
+                            .ForEachRow([&] {
+                              if (!attached.contains(old->Int(0))) doomed.push_back(old->Int(0));
+                              return absl::OkStatus();
+                            });
+  if (!status.ok() || doomed.empty()) return status;
+  if (status = db_.Begin(); !status.ok()) return status;
+  for (int64_t epoch_id : doomed) {
+    for (const char* table : {"series", "stacks", "objects", "epochs"}) {
+      absl::StatusOr<Statement> erase = db_.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE epoch_id = ?1"));
+      if (!erase.ok()) status = erase.status();
+      if (status.ok()) status = erase->Bind(1, epoch_id).Run();
+      if (!status.ok()) {
+        db_.Rollback().IgnoreError();
+        return status;
+      }
+    }
+  }
+  if (status = db_.Commit(); !status.ok()) db_.Rollback().IgnoreError();
+  return status;
 }
 
 }  // namespace apq

@@ -2,68 +2,119 @@
 #define APQ_AGGREGATOR_STORE_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "aggregator/epoch_state.h"
+#include "aggregator/fleet_view.h"
 #include "aggregator/sqlite.h"
 #include "apq/v1/apq.pb.h"
-#include "common/kernel_symbols.h"
 
 namespace apq {
 
+// How long history is kept at each resolution.
+struct Retention {
+  int64_t minute_millis = 2 * 86'400'000LL;      // per (cluster, build, path), a sample a minute
+  int64_t hour_millis = 90 * 86'400'000LL;       // per (cluster, build, path), last and peak of each hour
+  int64_t host_hour_millis = 14 * 86'400'000LL;  // per (host, path), the largest paths of each hour
+};
+
+// A host keeps this many paths per hour in host history; the rest are summed.
+inline constexpr size_t kHostPathsPerHour = 16;
+
 // The aggregator's durable state in SQLite: hosts, agent epochs with the
-// series, stacks and code objects each reported, and symbol tables per
-// build ID (one per build, not per host).
+// series, stacks and code objects each reported, symbol tables per build ID
+// (one per build, not per host), and history.
 //
-// A report and its epoch's last sequence commit in one transaction, and an
+// Reports and their epochs' last sequences commit in one transaction, and an
 // epoch reloads with everything it stored, so a restarted aggregator still
 // applies each report exactly once: an ack is only sent after the commit.
+//
+// Two connections: the writing methods share one and must be serialized
+// with each other; the reading methods (marked) share another and must be
+// serialized with each other. A reader and a writer may run at once (WAL):
+// queries never wait for a commit.
 class Store {
  public:
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                     const Retention& retention = Retention());
 
+  // Who an epoch is, as stored.
+  struct EpochInfo {
+    int64_t epoch_id = 0, host_id = 0;
+    std::string cluster, host, build_id;
+    uint64_t sample_bytes = 0;
+    int64_t last_report_ms = 0;
+  };
   // The epoch a Hello names, created or reloaded; fills *state with it.
-  absl::StatusOr<int64_t> OpenEpoch(const apq::v1::Hello& hello, EpochState* state);
-  // Applies the report to the epoch and stores the result. On an error the
-  // transaction is rolled back and *state reloaded: memory and file agree.
-  absl::StatusOr<EpochState::Outcome> ApplyReport(int64_t epoch_id, EpochState* state, const apq::v1::Report& report);
+  absl::StatusOr<EpochInfo> OpenEpoch(const apq::v1::Hello& hello, EpochState* state);
+  absl::StatusOr<EpochState> LoadEpoch(int64_t epoch_id);
+  // The newest epoch of each host that reported at or after since_ms.
+  absl::StatusOr<std::vector<EpochInfo>> RecentEpochs(int64_t since_ms);
+
+  // A report already applied to its epoch in memory, with the series it
+  // changed as they now are.
+  // The epoch's last report time is the aggregator's clock at receipt: an
+  // agent's clock cannot make its host look fresh, or old.
+  struct AppliedReport {
+    int64_t epoch_id = 0;
+    const apq::v1::Report* report = nullptr;
+    int64_t received_millis = 0;
+    std::vector<std::pair<uint32_t, EpochState::Series>> series;
+  };
+  static AppliedReport Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
+                               int64_t received_millis);
+  // Stores several reports in one transaction (group commit): all or none.
+  absl::Status CommitReports(absl::Span<const AppliedReport* const> reports);
+  // Applies one report to *state and stores it. On an error the state is
+  // reloaded from the file: memory and file agree.
+  absl::StatusOr<EpochState::Outcome> ApplyReport(int64_t epoch_id, EpochState* state, const apq::v1::Report& report,
+                                                  int64_t received_millis);
 
   absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
   absl::StatusOr<bool> HasSymbolTable(const std::string& object, const std::string& build_id);
 
-  // The fleet's top call paths now: the newest epoch of each host of the
-  // cluster that reported within `fresh_millis` of now_millis. `live` may
-  // give an epoch's state from memory (streams being served), sparing a
-  // read of the file; epochs it does not give are loaded.
-  using LiveEpochs = std::function<const EpochState*(int64_t epoch_id)>;
-  absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request, int64_t now_millis,
-                                           int64_t fresh_millis, const LiveEpochs& live = nullptr);
+  // Stores one minute's sample of the fleet: the minute rows, this hour's
+  // last and peak per path (cluster-wide, and the largest paths per host),
+  // and drops what is past retention.
+  absl::Status WriteSample(const FleetSample& sample);
+  // Deletes epochs silent for a day that are not their host's newest, and
+  // every epoch silent past host-history retention, unless attached.
+  absl::Status PruneEpochs(int64_t now_millis, const absl::flat_hash_set<int64_t>& attached);
+
+  // Reading methods.
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> ReadSymbolTable(const std::string& object,
+                                                                      const std::string& build_id);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  // Top from history, for a request with at and/or since: minute samples
+  // while they are kept, then hourly ones; per-host questions (group by
+  // host, or a host filter) from the hourly host rows. Process and cgroup
+  // are not kept in history.
+  absl::StatusOr<apq::v1::TopResponse> TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis);
 
  private:
-  explicit Store(Database db) : db_(std::move(db)) {}
+  Store(Database writer, Database reader, const Retention& retention)
+      : db_(std::move(writer)), reader_(std::move(reader)), retention_(retention) {}
   absl::Status CreateSchema();
-  absl::StatusOr<EpochState> LoadEpoch(int64_t epoch_id);
-  absl::Status StoreReport(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report);
-
-  // Function names of a stack, root first, allocator frames removed; frames
-  // of objects without a symbol table are named "object+0xoffset", and
-  // *complete is false then.
-  absl::StatusOr<std::vector<std::string>> Symbolize(const apq::v1::StackDefinition& stack,
-                                                     const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects,
-                                                     bool* complete);
-  absl::StatusOr<const KernelSymbols*> SymbolsOf(const std::string& object, const std::string& build_id);
+  absl::Status StoreReport(const AppliedReport& applied);
+  absl::StatusOr<int64_t> PathId(const std::string& folded);
+  // Runs a history query (parameters: ?1..?2 the sample range, ?3 cluster,
+  // ?4 build, ?5 frame text, ?6 limit, ?7 host); hosts_sampled 0: the most
+  // hosts of any entry.
+  absl::StatusOr<apq::v1::TopResponse> HistoryRows(const apq::v1::TopRequest& request, const std::string& sql,
+                                                   int64_t first, int64_t last, int64_t unit_millis,
+                                                   uint32_t hosts_sampled);
 
   Database db_;
-  // Parsed symbol tables by (object, build ID); a missing one is looked up
-  // again next time, as an agent may have uploaded it since.
-  absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<KernelSymbols>> symbols_;
-  // Fully symbolized paths by (epoch, stack): a stack never changes within
-  // its epoch. Bounded: cleared when it grows past kMaxCachedPaths.
-  absl::flat_hash_map<std::pair<int64_t, uint32_t>, std::vector<std::string>> paths_;
+  Database reader_;
+  const Retention retention_;
+  absl::flat_hash_map<std::string, int64_t> path_ids_;  // folded path -> paths.path_id
 };
 
 }  // namespace apq

@@ -1,6 +1,6 @@
 // apq: asks the aggregator about the fleet.
 //   apq top --aggregator HOST:PORT --cluster NAME [--by stack|function|host|process|cgroup|build] [--top N]
-//           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING]
+//           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING] [--at WHEN] [--since WHEN]
 //   apq hosts --aggregator HOST:PORT --cluster NAME [--format table|json]
 #include <algorithm>
 #include <cmath>
@@ -14,6 +14,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "common/flag_names.h"
 #include "google/protobuf/util/json_util.h"
@@ -27,6 +29,9 @@ ABSL_FLAG(std::string, format, "table", "table, json, or (top --by stack) folded
 ABSL_FLAG(std::string, host, "", "top: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
+ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
+                                 "time ago (90m, 6h).");
+ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
 ABSL_FLAG(double, timeout, 30, "Seconds to wait for the aggregator.");
 
 namespace {
@@ -40,6 +45,22 @@ absl::StatusOr<apq::v1::GroupBy> ParseGroupBy(const std::string& by) {
   if (by == "build") return apq::v1::GROUP_BY_BUILD;
   return absl::InvalidArgumentError(
       absl::StrCat("--by must be stack, function, host, process, cgroup or build, not '", by, "'"));
+}
+
+// "" -> 0 (not set); RFC 3339, or a duration meaning that long ago.
+absl::StatusOr<int64_t> ParseWhen(const std::string& flag, const std::string& text, absl::Time now) {
+  if (text.empty()) return 0;
+  absl::Time when;
+  absl::Duration ago;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, text, &when, &error)) return absl::ToUnixMillis(when);
+  if (absl::ParseDuration(text, &ago) && ago >= absl::ZeroDuration()) return absl::ToUnixMillis(now - ago);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must be an RFC 3339 time (2026-11-25T03:00:00Z) or a time ago (90m), not '", text, "'"));
+}
+
+std::string Timestamp(int64_t unix_millis) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_millis), absl::UTCTimeZone());
 }
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
@@ -81,6 +102,13 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   }
   request.set_build_id(absl::HexStringToBytes(hex));
   request.set_frame_substring(absl::GetFlag(FLAGS_frame));
+  absl::Time now = absl::Now();
+  absl::StatusOr<int64_t> at = ParseWhen("at", absl::GetFlag(FLAGS_at), now);
+  if (!at.ok()) return at.status();
+  absl::StatusOr<int64_t> since = ParseWhen("since", absl::GetFlag(FLAGS_since), now);
+  if (!since.ok()) return since.status();
+  request.set_at_unix_millis(*at);
+  request.set_since_unix_millis(*since);
   apq::v1::TopResponse response;
   grpc::ClientContext context;
   SetDeadline(&context);
@@ -95,8 +123,18 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
       if (bytes) std::cout << entry.key() << " " << bytes << "\n";
     }
   } else {
-    std::cout << absl::StrFormat("%d hosts\n%16s %14s %6s  %s\n", response.hosts_selected(), "OUTSTANDING",
-                                 "STD.ERR", "HOSTS", absl::GetFlag(FLAGS_by));
+    std::string when = "now";
+    if (response.resolution_millis() != 0) {
+      const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
+      when = response.first_sample_unix_millis() == response.last_sample_unix_millis()
+                 ? absl::StrCat("at ", Timestamp(response.first_sample_unix_millis()), " (", resolution, ")")
+                 : absl::StrCat("peak over ", Timestamp(response.first_sample_unix_millis()), " .. ",
+                                Timestamp(response.last_sample_unix_millis()), " (", resolution, ")");
+    } else if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+      when = "no history sample at or before that time";
+    }
+    std::cout << absl::StrFormat("%d hosts, %s\n%16s %14s %6s  %s\n", response.hosts_selected(), when,
+                                 "OUTSTANDING", "STD.ERR", "HOSTS", absl::GetFlag(FLAGS_by));
     for (const apq::v1::TopEntry& entry : response.entries()) {
       std::cout << absl::StrFormat("%16.0f %14.0f %6d  %s\n", entry.bytes_outstanding(), entry.standard_error(),
                                    entry.hosts(), entry.key());

@@ -33,10 +33,11 @@ class FleetRootTest : public ::testing::Test {
   }
 
   // Starts the aggregator; port 0 picks a free port the first time.
-  std::unique_ptr<Subprocess> StartAggregator() {
-    auto aggregator = std::make_unique<Subprocess>(std::vector<std::string>{
-        BuiltBinary("aggregator/apq-aggregator"), "--listen", "127.0.0.1:" + std::to_string(port_), "--db",
-        db_.string()});
+  std::unique_ptr<Subprocess> StartAggregator(const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> command = {BuiltBinary("aggregator/apq-aggregator"), "--listen",
+                                        "127.0.0.1:" + std::to_string(port_), "--db", db_.string()};
+    command.insert(command.end(), flags.begin(), flags.end());
+    auto aggregator = std::make_unique<Subprocess>(command);
     EXPECT_TRUE(aggregator->WaitForOutput("listening on port ", 30, true)) << aggregator->Stderr();
     std::string err = aggregator->Stderr();
     size_t at = err.find("listening on port ") + 18;
@@ -59,11 +60,16 @@ class FleetRootTest : public ::testing::Test {
     return workload;
   }
 
-  // Bytes on pipe-write paths in `apq top --format folded`.
-  uint64_t PipeBytes() {
-    Subprocess top({BuiltBinary("cli/apq"), "top", "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster",
-                    "ci", "--format", "folded"});
-    if (top.Wait(30) != 0) return 0;
+  // Bytes on pipe-write paths in `apq top --format folded [flags]`.
+  uint64_t PipeBytes(const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> command = {BuiltBinary("cli/apq"), "top", "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "folded"};
+    command.insert(command.end(), flags.begin(), flags.end());
+    Subprocess top(command);
+    if (top.Wait(30) != 0) {
+      ADD_FAILURE() << "apq top failed: " << top.Stderr();
+      return 0;
+    }
     uint64_t total = 0;
     for (absl::string_view line : absl::StrSplit(top.Stdout(), '\n', absl::SkipEmpty())) {
       size_t space = line.rfind(' ');
@@ -95,7 +101,9 @@ class FleetRootTest : public ::testing::Test {
 
 TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   constexpr int kPipes = 24;
-  auto aggregator = StartAggregator();
+  // History sampled every second; minute samples kept a minute, so --since
+  // ten minutes reads the hourly peaks.
+  auto aggregator = StartAggregator({"--sample-seconds", "1", "--keep-minutes", "1m"});
   auto a = StartAgent("host-a");
   auto b = StartAgent("host-b");
   auto workload = StartPipes(kPipes);
@@ -105,9 +113,18 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30);
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // a history sample or two
   workload->Signal(SIGTERM);
   workload->Wait(30);
   EXPECT_LT(WaitForPipeBytes(0, expected / 1000, 30), expected / 1000) << "the path did not drop out";
+
+  // History remembers: the peak of the last ten minutes is the workload's,
+  // while the newest sample has it gone.
+  uint64_t peak = PipeBytes({"--since", "10m"});
+  EXPECT_GE(peak, expected);
+  EXPECT_LE(peak, expected + expected / 1000);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_LT(PipeBytes({"--at", "0s"}), expected / 1000);
 }
 
 TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {

@@ -1,0 +1,325 @@
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "agent/code_objects.h"
+#include "aggregator/services.h"
+#include "aggregator/testing_fakes.h"
+#include "gtest/gtest.h"
+
+namespace apq {
+namespace {
+
+constexpr int64_t kMinute = 60'000;
+constexpr double kPage = 4096;
+
+std::string Kallsyms(uint64_t base) {
+  return absl::StrFormat("%x T _stext\n%x T ksys_write\n%x t anon_pipe_write\n%x T alloc_pages_noprof\n", base,
+                         base + 0x100, base + 0x200, base + 0x300);
+}
+
+// One agent on a host of build "build-1" whose text starts at `base`
+// (KASLR), holding pages on the pipe-write path in one process.
+class PipeHost {
+ public:
+  PipeHost(const std::string& name, uint64_t base)
+      : base_(base), symbols_(*KernelSymbols::Parse(Kallsyms(base))),
+        frames_(&symbols_, [](const std::string&) { return std::string("build-1"); }), stream_(&frames_, 1 << 20) {
+    hello_.set_cluster("prod");
+    hello_.set_host(name);
+    hello_.mutable_epoch()->set_boot_id("boot-" + name);
+    hello_.mutable_epoch()->set_agent_instance(1);
+    hello_.mutable_kernel()->set_release("6.18.0");
+    hello_.mutable_kernel()->set_build_id("build-1");
+  }
+  const apq::v1::Hello& hello() const { return hello_; }
+  // The kernel's table, once a report has named the kernel as a code object.
+  apq::v1::SymbolTable Symbols() { return frames_.SymbolTableOf("vmlinux").value_or(apq::v1::SymbolTable()); }
+
+  // The next report: the process now holds `pages`.
+  const apq::v1::Report& Hold(int64_t pages, int64_t now) {
+    TrackerSnapshot snapshot;
+    if (stream_.unacknowledged().empty() && sequence_ == 0) {
+      snapshot.new_stacks[4] = {base_ + 0x310, base_ + 0x210, base_ + 0x110};  // alloc_pages <- pipe <- ksys_write
+    }
+    TrackerSnapshot::Owner owner;
+    owner.id = 2;
+    owner.key.stack_id = 4;
+    owner.key.tgid = 77;
+    owner.counters.pages_outstanding = pages;
+    owner.counters.pages_allocated = static_cast<uint64_t>(std::max<int64_t>(pages, 0));
+    snapshot.owners = {owner};
+    snapshot.process_names[77] = "filler";
+    stream_.Add(snapshot, {}, {}, now);
+    return stream_.unacknowledged().back();
+  }
+  void Acknowledge() { stream_.Acknowledge(++sequence_); }
+
+ private:
+  uint64_t base_;
+  KernelSymbols symbols_;
+  KallsymsFrameEncoder frames_;
+  ReportStream stream_;
+  apq::v1::Hello hello_;
+  uint64_t sequence_ = 0;
+};
+
+class FleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::path(::testing::TempDir()) / ("apq-fleet-" + std::to_string(getpid()) + ".db");
+    Remove();
+  }
+  void TearDown() override { Remove(); }
+  void Remove() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_.string() + suffix);
+  }
+  std::unique_ptr<Fleet> StartFleet(const Retention& retention = Retention()) {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string(), retention);
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    absl::StatusOr<std::unique_ptr<Fleet>> fleet =
+        Fleet::Start(std::move(*store), 60'000, [this] { return now_.load(); });
+    EXPECT_TRUE(fleet.ok()) << fleet.status();
+    return fleet.ok() ? std::move(*fleet) : nullptr;
+  }
+  // Streams host's report holding `pages` into the fleet and acknowledges it.
+  void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages) {
+    absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(epoch, host->Hold(pages, now_));
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
+    host->Acknowledge();
+  }
+  apq::v1::TopResponse Top(Fleet* fleet, apq::v1::TopRequest request) {
+    request.set_cluster("prod");
+    absl::StatusOr<apq::v1::TopResponse> top = fleet->Top(request);
+    EXPECT_TRUE(top.ok()) << top.status();
+    return top.ok() ? *top : apq::v1::TopResponse();
+  }
+
+  std::filesystem::path path_;
+  std::atomic<int64_t> now_{1000 * kMinute};
+};
+
+// Two hosts of one kernel build, with different KASLR offsets, hold pages on
+// the pipe path: one symbol table names both, and their bytes add up.
+TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull);
+  uint64_t last = 0;
+  absl::StatusOr<int64_t> epoch1 = fleet->Attach(web1.hello(), &last), epoch2 = fleet->Attach(web2.hello(), &last);
+  ASSERT_TRUE(epoch1.ok() && epoch2.ok());
+  Report(fleet.get(), *epoch1, &web1, 256);
+  Report(fleet.get(), *epoch2, &web2, 512);
+  ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());  // once per build, by one host
+
+  apq::v1::TopResponse top = Top(fleet.get(), {});
+  EXPECT_EQ(top.hosts_selected(), 2u);
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.entries(0).bytes_outstanding(), (256 + 512) * kPage);
+  EXPECT_EQ(top.entries(0).hosts(), 2u);
+  EXPECT_EQ(top.entries(0).standard_error(), 0);
+  EXPECT_EQ(top.resolution_millis(), 0);
+
+  apq::v1::TopRequest by_host;
+  by_host.set_group_by(apq::v1::GROUP_BY_HOST);
+  top = Top(fleet.get(), by_host);
+  ASSERT_EQ(top.entries_size(), 2);
+  EXPECT_EQ(top.entries(0).key(), "web-2");
+  by_host.set_frame_substring("tcp_");
+  EXPECT_EQ(Top(fleet.get(), by_host).entries_size(), 0);
+  apq::v1::TopRequest one_host;
+  one_host.set_host("web-1");
+  EXPECT_EQ(Top(fleet.get(), one_host).entries(0).bytes_outstanding(), 256 * kPage);
+
+  // A host that stopped reporting is not "now", even with its stream open.
+  now_ += 2 * kMinute;
+  Report(fleet.get(), *epoch2, &web2, 512);
+  top = Top(fleet.get(), {});
+  EXPECT_EQ(top.hosts_selected(), 1u);
+  EXPECT_EQ(top.entries(0).bytes_outstanding(), 512 * kPage);
+
+  apq::v1::HostsRequest hosts;
+  hosts.set_cluster("prod");
+  absl::StatusOr<apq::v1::HostsResponse> listed = fleet->Hosts(hosts);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->hosts_size(), 2);
+  EXPECT_EQ(listed->hosts(1).host(), "web-2");
+  EXPECT_EQ(listed->hosts(1).last_report_unix_millis(), now_) << "the aggregator's clock, not the agent's";
+}
+
+// Many streams at once: their reports are committed in shared transactions,
+// and every one is applied exactly once, in memory and in the file.
+TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
+  constexpr int kStreams = 8, kReports = 60;
+  std::vector<FakeTracker> trackers;
+  {
+    std::unique_ptr<Fleet> fleet = StartFleet();
+    ASSERT_NE(fleet, nullptr);
+    std::vector<std::thread> streams;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < kStreams; ++i) trackers.emplace_back(100 + i);
+    for (int i = 0; i < kStreams; ++i) {
+      streams.emplace_back([&, i] {
+        FakeFrames frames;
+        ReportStream stream(&frames, 1 << 20);
+        apq::v1::Hello hello;
+        hello.set_cluster("prod");
+        hello.set_host("host-" + std::to_string(i));
+        hello.mutable_epoch()->set_boot_id("boot");
+        uint64_t last = 0;
+        absl::StatusOr<int64_t> epoch = fleet->Attach(hello, &last);
+        if (!epoch.ok()) return failures.fetch_add(1), void();
+        for (int r = 0; r < kReports; ++r) {
+          stream.Add(trackers[i].Next(), {}, {}, r);
+          absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(*epoch, stream.unacknowledged().back());
+          if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) failures.fetch_add(1);
+          // Every third ack is lost: the resend must be a duplicate.
+          if (r % 3 == 0) {
+            absl::StatusOr<EpochState::Outcome> again = fleet->Apply(*epoch, stream.unacknowledged().back());
+            if (!again.ok() || *again != EpochState::Outcome::kDuplicate) failures.fetch_add(1);
+          }
+          stream.Acknowledge(stream.unacknowledged().back().sequence());
+        }
+        fleet->Detach(*epoch);
+      });
+    }
+    for (std::thread& t : streams) t.join();
+    EXPECT_EQ(failures.load(), 0);
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
+  ASSERT_TRUE(store.ok());
+  for (int i = 0; i < kStreams; ++i) {
+    apq::v1::Hello hello;
+    hello.set_cluster("prod");
+    hello.set_host("host-" + std::to_string(i));
+    hello.mutable_epoch()->set_boot_id("boot");
+    EpochState state;
+    ASSERT_TRUE((*store)->OpenEpoch(hello, &state).ok());
+    EXPECT_EQ(state.last_sequence(), static_cast<uint64_t>(kReports));
+    ExpectStateMatches(state, trackers[i]);
+  }
+}
+
+// A restarted aggregator answers "now" for hosts that reported recently,
+// from the file, before their agents reconnect.
+TEST_F(FleetTest, RestartedFleetKnowsRecentHosts) {
+  PipeHost web1("web-1", 0xffffffff81000000ull);
+  {
+    std::unique_ptr<Fleet> fleet = StartFleet();
+    ASSERT_NE(fleet, nullptr);
+    uint64_t last = 0;
+    absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+    ASSERT_TRUE(epoch.ok());
+    Report(fleet.get(), *epoch, &web1, 300);
+    ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());
+  }
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  apq::v1::TopResponse top = Top(fleet.get(), {});
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.entries(0).bytes_outstanding(), 300 * kPage);
+}
+
+// History: minute samples answer --at and --since; hourly rows (cluster and
+// per host) take over past the minute retention; the past outlives the
+// process and cgroup detail it does not keep.
+TEST_F(FleetTest, HistoryAnswersAtAndSince) {
+  Retention retention;
+  retention.minute_millis = 30 * kMinute;
+  now_ = 1000 * 60 * kMinute;  // on an hour
+  std::unique_ptr<Fleet> fleet = StartFleet(retention);
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull);
+  uint64_t last = 0;
+  absl::StatusOr<int64_t> epoch1 = fleet->Attach(web1.hello(), &last), epoch2 = fleet->Attach(web2.hello(), &last);
+  ASSERT_TRUE(epoch1.ok() && epoch2.ok());
+
+  apq::v1::TopRequest at;
+  at.set_at_unix_millis(now_);
+  EXPECT_EQ(Top(fleet.get(), at).entries_size(), 0) << "no sample yet";
+
+  // Minute 0: 100 + 200 pages. Minute 1: 1000 + 200. Minute 2: web-1 freed all.
+  const int64_t start = now_;
+  const int64_t web1_pages[] = {100, 1000, 0};
+  for (int minute = 0; minute < 3; ++minute) {
+    now_ = start + minute * kMinute;
+    Report(fleet.get(), *epoch1, &web1, web1_pages[minute]);
+    Report(fleet.get(), *epoch2, &web2, 200);
+    if (minute == 0) {
+      ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());
+    }
+    ASSERT_TRUE(fleet->Sample().ok());
+  }
+  now_ = start + 3 * kMinute - 1;
+
+  for (int minute = 0; minute < 3; ++minute) {
+    at.set_at_unix_millis(start + minute * kMinute + 30'000);  // mid-minute: that minute's sample
+    apq::v1::TopResponse top = Top(fleet.get(), at);
+    ASSERT_EQ(top.entries_size(), 1) << minute;
+    EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+    EXPECT_EQ(top.entries(0).bytes_outstanding(), (web1_pages[minute] + 200) * kPage) << minute;
+    EXPECT_EQ(top.entries(0).hosts(), minute == 2 ? 1u : 2u);
+    EXPECT_EQ(top.hosts_selected(), 2u);
+    EXPECT_EQ(top.resolution_millis(), kMinute);
+    EXPECT_EQ(top.first_sample_unix_millis(), start + minute * kMinute);
+  }
+  apq::v1::TopRequest since;
+  since.set_since_unix_millis(start);
+  apq::v1::TopResponse peak = Top(fleet.get(), since);
+  ASSERT_EQ(peak.entries_size(), 1);
+  EXPECT_EQ(peak.entries(0).bytes_outstanding(), 1200 * kPage);
+  EXPECT_EQ(peak.first_sample_unix_millis(), start);
+  EXPECT_EQ(peak.last_sample_unix_millis(), start + 2 * kMinute);
+
+  // Per host: hourly rows, where "at" is the hour's newest sample.
+  since.set_group_by(apq::v1::GROUP_BY_HOST);
+  peak = Top(fleet.get(), since);
+  ASSERT_EQ(peak.entries_size(), 2);
+  EXPECT_EQ(peak.entries(0).key(), "web-1");
+  EXPECT_EQ(peak.entries(0).bytes_outstanding(), 1000 * kPage);
+  EXPECT_EQ(peak.resolution_millis(), 60 * kMinute);
+  apq::v1::TopRequest host_at;
+  host_at.set_at_unix_millis(now_);
+  host_at.set_host("web-1");
+  EXPECT_EQ(Top(fleet.get(), host_at).entries_size(), 0) << "web-1 holds nothing at the newest sample";
+  host_at.set_host("web-2");
+  ASSERT_EQ(Top(fleet.get(), host_at).entries_size(), 1);
+  EXPECT_EQ(Top(fleet.get(), host_at).entries(0).bytes_outstanding(), 200 * kPage);
+
+  apq::v1::TopRequest by_process = at;
+  by_process.set_group_by(apq::v1::GROUP_BY_PROCESS);
+  EXPECT_EQ(fleet->Top([&] { by_process.set_cluster("prod"); return by_process; }()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  apq::v1::TopRequest backwards;
+  backwards.set_cluster("prod");
+  backwards.set_at_unix_millis(start);
+  backwards.set_since_unix_millis(start + kMinute);
+  EXPECT_EQ(fleet->Top(backwards).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // An hour later the minute samples are gone; the hourly rows answer.
+  now_ = start + 90 * kMinute;
+  Report(fleet.get(), *epoch2, &web2, 200);
+  ASSERT_TRUE(fleet->Sample().ok());
+  apq::v1::TopRequest old = since;
+  old.set_group_by(apq::v1::GROUP_BY_STACK);
+  old.set_at_unix_millis(start + 59 * kMinute);
+  peak = Top(fleet.get(), old);
+  EXPECT_EQ(peak.resolution_millis(), 60 * kMinute);
+  ASSERT_EQ(peak.entries_size(), 1);
+  EXPECT_EQ(peak.entries(0).bytes_outstanding(), 1200 * kPage) << "the hour's peak";
+  at.set_at_unix_millis(start + kMinute);
+  apq::v1::TopResponse hour = Top(fleet.get(), at);
+  EXPECT_EQ(hour.resolution_millis(), 60 * kMinute);
+  ASSERT_EQ(hour.entries_size(), 1);
+  EXPECT_EQ(hour.entries(0).bytes_outstanding(), 200 * kPage) << "the hour's last sample";
+}
+
+}  // namespace
+}  // namespace apq
