@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iostream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -168,6 +170,19 @@ absl::Status CheckKernelPrerequisites(const std::string& btf_path) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> EnsureTracefs(const std::string& debugfs_tracing, const std::string& tracefs) {
+  // libbpf resolves tracepoints under debugfs_tracing if that exists, else under tracefs.
+  const std::string& root = access(debugfs_tracing.c_str(), F_OK) == 0 ? debugfs_tracing : tracefs;
+  if (access((root + "/events/kmem").c_str(), F_OK) == 0) return false;
+  if (mount("tracefs", root.c_str(), "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mount tracefs on ", root, " (the kmem tracepoints need it)"));
+  }
+  if (access((root + "/events/kmem").c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("tracefs on ", root, " has no kmem events"));
+  }
+  return true;
+}
+
 bool CountsTracepointRecursionMisses(absl::string_view release) {
   std::vector<absl::string_view> parts = absl::StrSplit(release, absl::MaxSplits('.', 2));
   int major = 0, minor = 0;
@@ -204,6 +219,9 @@ absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo) {
 absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfTrackerOptions& options) {
   if (absl::Status status = CheckKernelPrerequisites(); !status.ok()) return status;
   libbpf_set_print(PrintLibbpf);
+  absl::StatusOr<bool> mounted = EnsureTracefs();
+  if (!mounted.ok()) return mounted.status();
+  if (*mounted) std::cerr << "apq-agent: tracefs was not mounted; mounted it for the kmem tracepoints" << std::endl;
 
   absl::StatusOr<std::string> zoneinfo = ReadFileToString("/proc/zoneinfo");
   if (!zoneinfo.ok()) return zoneinfo.status();
@@ -319,7 +337,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   for (bpf_program* program : {skel->progs.apq_page_alloc, skel->progs.apq_page_free}) {
     if (absl::StatusOr<bpf_link*> link = attach(program); !link.ok()) {
       return absl::Status(link.status().code(),
-                          absl::StrCat(link.status().message(), " (kmem tracepoints; is tracefs available?)"));
+                          absl::StrCat(link.status().message(), " (kmem tracepoints)"));
     }
   }
   if (!untraced_programs.empty()) {

@@ -51,6 +51,12 @@ class BpfPageTracker : public PageTrackerSource {
 // saying what is missing.
 absl::Status CheckKernelPrerequisites(const std::string& btf_path = "/sys/kernel/btf/vmlinux");
 
+// Makes the kmem tracepoints reachable: mounts tracefs where libbpf looks
+// for it (debugfs_tracing if that directory exists, else tracefs) unless it
+// is there already, as on hosts that boot without systemd. True if it mounted.
+absl::StatusOr<bool> EnsureTracefs(const std::string& debugfs_tracing = "/sys/kernel/debug/tracing",
+                                   const std::string& tracefs = "/sys/kernel/tracing");
+
 // Whether a kernel of this release (uname -r) counts the runs of a classic
 // tracepoint program it skips for recursion (6.7 and later).
 bool CountsTracepointRecursionMisses(absl::string_view release);

@@ -38,6 +38,13 @@ TEST(PrerequisitesTest, MissingBtfIsNamed) {
   EXPECT_EQ(std::string(status.message()).find('\n'), std::string::npos);
 }
 
+TEST(TracefsTest, MissingMountPointIsNamed) {
+  absl::StatusOr<bool> mounted = EnsureTracefs("/nonexistent/debug/tracing", "/nonexistent/tracing");
+  ASSERT_FALSE(mounted.ok());
+  EXPECT_NE(mounted.status().message().find("/nonexistent/tracing"), std::string::npos) << mounted.status();
+  EXPECT_EQ(std::string(mounted.status().message()).find('\n'), std::string::npos);
+}
+
 TEST(KernelReleaseTest, TracepointMissesCountedFrom67) {
   EXPECT_FALSE(CountsTracepointRecursionMisses("5.10.0-136.12.0.86.oe2203sp1.x86_64"));
   EXPECT_FALSE(CountsTracepointRecursionMisses("6.1.0-56-amd64"));
