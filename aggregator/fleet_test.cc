@@ -321,5 +321,26 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
   EXPECT_EQ(hour.entries(0).bytes_outstanding(), 200 * kPage) << "the hour's last sample";
 }
 
+TEST_F(FleetTest, ALaterSampleOfTheSameMinuteReplacesItWhole) {
+  now_ = 1000 * 60 * kMinute;
+  std::unique_ptr<Fleet> fleet = StartFleet(Retention());
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull);
+  uint64_t last = 0;
+  absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+  ASSERT_TRUE(epoch.ok());
+  Report(fleet.get(), *epoch, &web1, 100);
+  ASSERT_TRUE(fleet->Sample().ok());
+  now_ += 10'000;  // same minute: the workload has freed its pages
+  Report(fleet.get(), *epoch, &web1, 0);
+  ASSERT_TRUE(fleet->Sample().ok());
+  apq::v1::TopRequest at;
+  at.set_at_unix_millis(now_);
+  EXPECT_EQ(Top(fleet.get(), at).entries_size(), 0) << "the minute's newest sample holds nothing";
+  apq::v1::TopRequest since;
+  since.set_since_unix_millis(now_ - kMinute);
+  EXPECT_EQ(Top(fleet.get(), since).entries_size(), 0) << "minute samples keep the newest, not the peak";
+}
+
 }  // namespace
 }  // namespace apq

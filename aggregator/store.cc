@@ -421,13 +421,22 @@ absl::Status Store::WriteSample(const FleetSample& sample) {
     if (absl::Status status = hosts->Run(); !status.ok()) return fail(status);
   }
 
-  // This hour's "last" values are the newest sample's: paths absent from it are at zero now.
-  for (const char* sql : {"UPDATE cluster_hours SET bytes = 0, variance = 0, hosts = 0 WHERE hour = ?1",
-                          "UPDATE host_hours SET bytes = 0, variance = 0 WHERE hour = ?1"}) {
-    absl::StatusOr<Statement> zero = db_.Prepare(sql);
-    if (!zero.ok()) return fail(zero.status());
-    if (absl::Status status = zero->Bind(1, hour).Run(); !status.ok()) return fail(status);
-  }
+  // This minute's rows and this hour's "last" values are the newest sample's:
+  // paths absent from it are at zero now.
+  const std::pair<const char*, int64_t> resets[] = {
+      {"DELETE FROM cluster_minutes WHERE minute = ?1", minute},
+      {"UPDATE cluster_hours SET bytes = 0, variance = 0, hosts = 0 WHERE hour = ?1", hour},
+      {"UPDATE host_hours SET bytes = 0, variance = 0 WHERE hour = ?1", hour},
+  };
+  auto run_each = [&](absl::Span<const std::pair<const char*, int64_t>> statements) {
+    for (const auto& [sql, value] : statements) {
+      absl::StatusOr<Statement> statement = db_.Prepare(sql);
+      if (!statement.ok()) return statement.status();
+      if (absl::Status status = statement->Bind(1, value).Run(); !status.ok()) return status;
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status status = run_each(resets); !status.ok()) return fail(status);
   absl::StatusOr<Statement> minute_row = db_.Prepare(
       "INSERT OR REPLACE INTO cluster_minutes (minute, cluster, build_id, path_id, bytes, variance, hosts) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -477,11 +486,7 @@ absl::Status Store::WriteSample(const FleetSample& sample) {
       {"DELETE FROM cluster_hours WHERE hour < ?1", FloorDiv(now_millis - retention_.hour_millis, kHourMillis)},
       {"DELETE FROM host_hours WHERE hour < ?1", FloorDiv(now_millis - retention_.host_hour_millis, kHourMillis)},
   };
-  for (const auto& [sql, horizon] : horizons) {
-    absl::StatusOr<Statement> prune = db_.Prepare(sql);
-    if (!prune.ok()) return fail(prune.status());
-    if (absl::Status status = prune->Bind(1, horizon).Run(); !status.ok()) return fail(status);
-  }
+  if (absl::Status status = run_each(horizons); !status.ok()) return fail(status);
   if (absl::Status status = db_.Commit(); !status.ok()) return fail(status);
   return absl::OkStatus();
 }
