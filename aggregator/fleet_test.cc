@@ -93,6 +93,12 @@ class FleetTest : public ::testing::Test {
     ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     host->Acknowledge();
   }
+  // Host's stream is asked for the kernel's table and uploads it.
+  void Upload(Fleet* fleet, int64_t epoch, PipeHost* host) {
+    ASSERT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Fleet::SymbolNeed::kAskThisStream);
+    absl::Status status = fleet->PutSymbols(epoch, host->Symbols());
+    ASSERT_TRUE(status.ok()) << status;
+  }
   apq::v1::TopResponse Top(Fleet* fleet, apq::v1::TopRequest request) {
     request.set_cluster("prod");
     absl::StatusOr<apq::v1::TopResponse> top = fleet->Top(request);
@@ -115,7 +121,7 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   ASSERT_TRUE(epoch1.ok() && epoch2.ok());
   Report(fleet.get(), *epoch1, &web1, 256);
   Report(fleet.get(), *epoch2, &web2, 512);
-  ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());  // once per build, by one host
+  Upload(fleet.get(), *epoch1, &web1);  // once per build, by one host
 
   apq::v1::TopResponse top = Top(fleet.get(), {});
   EXPECT_EQ(top.hosts_selected(), 2u);
@@ -217,7 +223,7 @@ TEST_F(FleetTest, RestartedFleetKnowsRecentHosts) {
     absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
     ASSERT_TRUE(epoch.ok());
     Report(fleet.get(), *epoch, &web1, 300);
-    ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());
+    Upload(fleet.get(), *epoch, &web1);
   }
   std::unique_ptr<Fleet> fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
@@ -253,7 +259,7 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
     Report(fleet.get(), *epoch1, &web1, web1_pages[minute]);
     Report(fleet.get(), *epoch2, &web2, 200);
     if (minute == 0) {
-      ASSERT_TRUE(fleet->PutSymbols(web1.Symbols()).ok());
+      Upload(fleet.get(), *epoch1, &web1);
     }
     ASSERT_TRUE(fleet->Sample().ok());
   }
@@ -319,6 +325,45 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
   EXPECT_EQ(hour.resolution_millis(), 60 * kMinute);
   ASSERT_EQ(hour.entries_size(), 1);
   EXPECT_EQ(hour.entries(0).bytes_outstanding(), 200 * kPage) << "the hour's last sample";
+}
+
+// A fleet that connects at once must not send the same table from every
+// host: one stream is asked, another only when it ends or is too slow.
+TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull),
+      web3("web-3", 0xffffffffb3000000ull);
+  uint64_t last = 0;
+  absl::StatusOr<int64_t> e1 = fleet->Attach(web1.hello(), &last), e2 = fleet->Attach(web2.hello(), &last),
+                          e3 = fleet->Attach(web3.hello(), &last);
+  ASSERT_TRUE(e1.ok() && e2.ok() && e3.ok());
+  for (auto [epoch, host] : {std::pair{*e1, &web1}, std::pair{*e2, &web2}, std::pair{*e3, &web3}}) {
+    Report(fleet.get(), epoch, host, 10);  // names vmlinux, so Symbols() has the table
+  }
+  using Need = Fleet::SymbolNeed;
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kAskThisStream);
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskedElsewhere);
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kAskedElsewhere) << "asked once";
+  EXPECT_EQ(fleet->PutSymbols(*e2, web2.Symbols()).code(), absl::StatusCode::kInvalidArgument) << "not asked";
+
+  fleet->Detach(*e1);  // web-1's stream ended before uploading
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskThisStream);
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e3), Need::kAskedElsewhere);
+  now_ += Fleet::kSymbolUploadMillis;  // web-2 is too slow
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e3), Need::kAskThisStream);
+  ASSERT_TRUE(fleet->PutSymbols(*e3, web3.Symbols()).ok());
+  EXPECT_TRUE(fleet->PutSymbols(*e2, web2.Symbols()).ok()) << "a slow upload is ignored, not an error";
+  for (int64_t epoch : {*e1, *e2, *e3}) EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Need::kStored);
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-2", *e1), Need::kAskThisStream) << "per build";
+  apq::v1::TopResponse top = Top(fleet.get(), {});
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+
+  fleet.reset();
+  fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kStored) << "stored tables survive a restart";
 }
 
 TEST_F(FleetTest, ALaterSampleOfTheSameMinuteReplacesItWhole) {

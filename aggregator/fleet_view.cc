@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/sampling.h"
@@ -34,15 +33,15 @@ absl::StatusOr<const KernelSymbols*> PathNamer::SymbolsOf(const std::string& obj
   if (auto cached = symbols_.find(key); cached != symbols_.end()) return cached->second.get();
   absl::StatusOr<std::optional<apq::v1::SymbolTable>> table = source_(object, build_id);
   if (!table.ok()) return table.status();
-  if (!*table) return nullptr;
-  return (symbols_[key] = Parsed(**table)).get();
+  return (symbols_[key] = *table ? Parsed(**table) : nullptr).get();
 }
 
-absl::StatusOr<const std::vector<std::string>*> PathNamer::PathOf(const HostEpoch& epoch, uint32_t stack_id) {
-  if (auto cached = paths_.find({epoch.epoch_id, stack_id}); cached != paths_.end()) return &cached->second;
+absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint32_t stack_id) {
+  if (auto cached = paths_.find({epoch.epoch_id, stack_id}); cached != paths_.end()) return cached->second;
   auto stack = epoch.state.stacks().find(stack_id);
   if (stack == epoch.state.stacks().end()) {
-    uncached_ = {"[stack unknown]"};  // APQ_STACK_LOST, or a stack the agent could not send
+    uncached_.frames = {"[stack unknown]"};  // APQ_STACK_LOST, or a stack the agent could not send
+    uncached_.folded = uncached_.frames[0];
     return &uncached_;
   }
   bool complete = true;
@@ -61,14 +60,20 @@ absl::StatusOr<const std::vector<std::string>*> PathNamer::PathOf(const HostEpoc
     names.push_back(symbol ? std::string(symbol->name)
                            : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
   }
-  std::vector<std::string> path = CallPathRootFirst(names);
-  if (path.empty()) path = {"[page allocator]"};
+  NamedPath path;
+  path.frames = CallPathRootFirst(names);
+  if (path.frames.empty()) path.frames = {"[page allocator]"};
+  path.folded = FoldPath(path.frames);
   if (!complete) {
     uncached_ = std::move(path);
     return &uncached_;
   }
-  if (paths_.size() >= kMaxCachedPaths) paths_.clear();
-  return &paths_.emplace(std::make_pair(epoch.epoch_id, stack_id), std::move(path)).first->second;
+  if (paths_.size() >= kMaxCachedPaths) {
+    paths_.clear();
+    interned_.clear();
+  }
+  auto interned = interned_.try_emplace(path.folded, std::move(path)).first;
+  return paths_[{epoch.epoch_id, stack_id}] = &interned->second;
 }
 
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
@@ -80,7 +85,7 @@ absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, Path
       if (series.pages_outstanding <= 0 || series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
       auto pages = static_cast<uint64_t>(series.pages_outstanding);
       int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
-      absl::StatusOr<const std::vector<std::string>*> path = namer->PathOf(*epoch, series.key.stack_id());
+      absl::StatusOr<const NamedPath*> path = namer->PathOf(*epoch, series.key.stack_id());
       if (!path.ok()) return path.status();
       on_series({epoch, &series, *path, plan->EstimateBytes(order, pages), plan->EstimateVariance(order, pages)});
     }
@@ -92,30 +97,40 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
                                                  const apq::v1::TopRequest& request, PathNamer* namer) {
   struct Group {
     double bytes = 0, variance = 0;
-    absl::flat_hash_set<int64_t> hosts;
+    uint32_t hosts = 0;
+    int64_t last_host = -1;  // series come host by host, so a host is counted once
   };
   absl::flat_hash_map<std::string, Group> groups;
   const std::string& substring = request.frame_substring();
+  const HostEpoch* build_of = nullptr;
+  std::string build_hex;
   absl::Status status = ForEachHeldSeries(epochs, namer, [&](const SeriesBytes& held) {
-    const std::vector<std::string>& frames = *held.path;
+    const std::vector<std::string>& frames = held.path->frames;
     if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
           return f.find(substring) != std::string::npos;
         })) {
       return;
     }
-    std::string key;
+    absl::string_view key;
     switch (request.group_by()) {
       case apq::v1::GROUP_BY_FUNCTION: key = frames.back(); break;
       case apq::v1::GROUP_BY_HOST: key = held.host->host; break;
       case apq::v1::GROUP_BY_PROCESS: key = held.series->key.comm(); break;
       case apq::v1::GROUP_BY_CGROUP: key = held.series->key.cgroup(); break;
-      case apq::v1::GROUP_BY_BUILD: key = absl::BytesToHexString(held.host->build_id); break;
-      default: key = FoldPath(frames); break;
+      case apq::v1::GROUP_BY_BUILD:
+        if (build_of != held.host) build_hex = absl::BytesToHexString((build_of = held.host)->build_id);
+        key = build_hex;
+        break;
+      default: key = held.path->folded; break;
     }
-    Group& group = groups[key];
+    auto found = groups.find(key);
+    Group& group = found != groups.end() ? found->second : groups[key];
     group.bytes += held.bytes;
     group.variance += held.variance;
-    group.hosts.insert(held.host->host_id);
+    if (group.last_host != held.host->host_id) {
+      group.last_host = held.host->host_id;
+      ++group.hosts;
+    }
   });
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
@@ -130,7 +145,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     entry->set_key(key);
     entry->set_bytes_outstanding(group.bytes);
     entry->set_standard_error(std::sqrt(group.variance));
-    entry->set_hosts(static_cast<uint32_t>(group.hosts.size()));
+    entry->set_hosts(group.hosts);
   }
   return response;
 }
@@ -143,7 +158,7 @@ absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epo
     FleetSample::Host host;
     host.build_id = epoch->build_id;
     absl::Status status = ForEachHeldSeries({epoch}, namer, [&](const SeriesBytes& held) {
-      FleetSample::Cell& cell = host.paths[FoldPath(*held.path)];
+      FleetSample::Cell& cell = host.paths[held.path->folded];
       cell.bytes += held.bytes;
       cell.variance += held.variance;
     });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "aggregator/epoch_state.h"
 #include "apq/v1/apq.pb.h"
@@ -28,14 +29,22 @@ struct HostEpoch {
   EpochState state;
 };
 
+// A call path: function names, root first, and their folded form.
+struct NamedPath {
+  std::vector<std::string> frames;
+  std::string folded;
+};
+
 // Names the call paths of stacks: function names, root first, allocator
 // frames removed, from the symbol table of each frame's code object (one per
-// build ID). Paths are cached per (epoch, stack): a stack never changes
-// within its epoch.
+// build ID). Paths are cached per (epoch, stack), since a stack never
+// changes within its epoch, and interned: the same path on many hosts is
+// held once.
 class PathNamer {
  public:
   // Gives the stored symbol table of (object, build ID), or nullopt if no
-  // agent has uploaded it yet (asked again next time).
+  // agent has uploaded it yet. Tables arrive only through Add, so a missing
+  // one is not asked for again.
   using TableSource = std::function<absl::StatusOr<std::optional<apq::v1::SymbolTable>>(
       const std::string& object, const std::string& build_id)>;
   explicit PathNamer(TableSource source) : source_(std::move(source)) {}
@@ -44,22 +53,25 @@ class PathNamer {
   void Add(const apq::v1::SymbolTable& table);
   // Frames of objects without a table are named "object+0xoffset" (and
   // such paths are not cached, so they get their names once it arrives).
-  absl::StatusOr<const std::vector<std::string>*> PathOf(const HostEpoch& epoch, uint32_t stack_id);
+  // The path is valid until the next call.
+  absl::StatusOr<const NamedPath*> PathOf(const HostEpoch& epoch, uint32_t stack_id);
 
  private:
   absl::StatusOr<const KernelSymbols*> SymbolsOf(const std::string& object, const std::string& build_id);
 
   TableSource source_;
+  // nullptr: known to be missing.
   absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<KernelSymbols>> symbols_;
-  absl::flat_hash_map<std::pair<int64_t, uint32_t>, std::vector<std::string>> paths_;
-  std::vector<std::string> uncached_;  // the last incomplete path, valid until the next call
+  absl::node_hash_map<std::string, NamedPath> interned_;  // by folded path
+  absl::flat_hash_map<std::pair<int64_t, uint32_t>, const NamedPath*> paths_;
+  NamedPath uncached_;  // the last incomplete path
 };
 
 // What one series holds, as the queries see it.
 struct SeriesBytes {
   const HostEpoch* host;
   const EpochState::Series* series;
-  const std::vector<std::string>* path;  // root first
+  const NamedPath* path;
   double bytes;     // estimated from the host's sampling plan (exact at sample_bytes 0)
   double variance;  // of that estimate
 };

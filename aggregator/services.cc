@@ -11,6 +11,7 @@ namespace {
 
 constexpr size_t kMaxNameBytes = 256;
 constexpr int kMaxSymbols = 1 << 21;
+constexpr size_t kMaxWantedTables = 4096;  // a kernel and its modules, with room
 
 absl::Status ValidateHello(const apq::v1::Hello& hello) {
   for (const std::string* field : {&hello.cluster(), &hello.host(), &hello.epoch().boot_id(), &hello.kernel().release(),
@@ -54,6 +55,13 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
                                              std::move(*state)};
     }
   }
+  {
+    absl::MutexLock store_lock(&fleet->store_mu_);
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tables = fleet->store_->SymbolTables();
+    if (!tables.ok()) return tables.status();
+    absl::MutexLock lock(&fleet->symbols_mu_);
+    fleet->tables_stored_.insert(tables->begin(), tables->end());
+  }
   fleet->committer_ = std::thread([f = fleet.get()] { f->CommitLoop(); });
   return fleet;
 }
@@ -89,6 +97,13 @@ void Fleet::Detach(int64_t epoch_id) {
   absl::MutexLock lock(&state_mu_);
   auto live = epochs_.find(epoch_id);
   if (live != epochs_.end()) --live->second.streams;  // kept while fresh: it is part of "now"
+  // Uploads asked of this epoch will not come now: the next stream that needs them is asked.
+  absl::MutexLock symbols_lock(&symbols_mu_);
+  for (auto upload = uploads_.begin(); upload != uploads_.end();) {
+    auto current = upload++;
+    current->second.asked.erase(epoch_id);
+    if (current->second.asked.empty()) uploads_.erase(current);
+  }
 }
 
 absl::StatusOr<EpochState::Outcome> Fleet::Apply(int64_t epoch_id, const apq::v1::Report& report) {
@@ -155,21 +170,41 @@ void Fleet::CommitLoop() {
   }
 }
 
-absl::Status Fleet::PutSymbols(const apq::v1::SymbolTable& table) {
+Fleet::SymbolNeed Fleet::NeedSymbols(const std::string& object, const std::string& build_id, int64_t epoch_id) {
+  const int64_t now = clock_();
+  absl::MutexLock lock(&symbols_mu_);
+  ObjectBuild key{object, build_id};
+  if (tables_stored_.contains(key)) return SymbolNeed::kStored;
+  Upload& upload = uploads_[key];
+  if (!upload.asked.empty() && now - upload.asked_millis < kSymbolUploadMillis) return SymbolNeed::kAskedElsewhere;
+  upload.asked.insert(epoch_id);
+  upload.asked_millis = now;
+  return SymbolNeed::kAskThisStream;
+}
+
+absl::Status Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table) {
   if (table.object().size() > kMaxNameBytes || table.build_id().size() > kMaxNameBytes ||
       table.symbols_size() > kMaxSymbols) {
     return absl::InvalidArgumentError("symbol table over its size limits");
+  }
+  ObjectBuild key{table.object(), table.build_id()};
+  {
+    absl::MutexLock lock(&symbols_mu_);
+    if (tables_stored_.contains(key)) return absl::OkStatus();
+    auto upload = uploads_.find(key);
+    if (upload == uploads_.end() || !upload->second.asked.contains(epoch_id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("symbol table of ", table.object(), " was not asked of this stream"));
+    }
   }
   absl::MutexLock store_lock(&store_mu_);
   if (absl::Status status = store_->PutSymbolTable(table); !status.ok()) return status;
   absl::MutexLock lock(&state_mu_);
   namer_.Add(table);
+  absl::MutexLock symbols_lock(&symbols_mu_);
+  uploads_.erase(key);
+  tables_stored_.insert(std::move(key));
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> Fleet::HasSymbols(const std::string& object, const std::string& build_id) {
-  absl::MutexLock store_lock(&store_mu_);
-  return store_->HasSymbolTable(object, build_id);
 }
 
 std::vector<const HostEpoch*> Fleet::FreshEpochs(const apq::v1::TopRequest& request, int64_t now_millis) {
@@ -243,21 +278,30 @@ grpc::Status IngestService::Stream(
   apq::v1::AggregatorMessage reply;
   reply.mutable_ack()->set_sequence(last_sequence);  // what is stored already need not come again
   if (!stream->Write(reply)) return grpc::Status::OK;
-  absl::flat_hash_set<std::string> requested;
-  auto request_symbols = [&](const std::string& object, const std::string& build_id) -> bool {
-    if (build_id.empty() || !requested.insert(object + '\0' + build_id).second) return true;
-    absl::StatusOr<bool> have = fleet_->HasSymbols(object, build_id);
-    if (!have.ok() || *have) return true;
-    apq::v1::AggregatorMessage ask;
-    ask.mutable_need_symbols()->set_object(object);
-    ask.mutable_need_symbols()->set_build_id(build_id);
-    return stream->Write(ask);
+  // Tables this stream's frames point into that are not stored yet; each
+  // report asks again for those no other stream is uploading.
+  absl::flat_hash_set<std::pair<std::string, std::string>> wanted;
+  if (!hello.kernel().build_id().empty()) wanted.emplace("vmlinux", hello.kernel().build_id());
+  auto ask_for_symbols = [&]() -> bool {
+    for (auto want = wanted.begin(); want != wanted.end();) {
+      auto current = want++;
+      Fleet::SymbolNeed need = fleet_->NeedSymbols(current->first, current->second, *epoch);
+      if (need == Fleet::SymbolNeed::kStored) {
+        wanted.erase(current);
+      } else if (need == Fleet::SymbolNeed::kAskThisStream) {
+        apq::v1::AggregatorMessage ask;
+        ask.mutable_need_symbols()->set_object(current->first);
+        ask.mutable_need_symbols()->set_build_id(current->second);
+        if (!stream->Write(ask)) return false;
+      }
+    }
+    return true;
   };
-  if (!request_symbols("vmlinux", hello.kernel().build_id())) return grpc::Status::OK;
+  if (!ask_for_symbols()) return grpc::Status::OK;
 
   while (stream->Read(&message)) {
     if (message.has_symbols()) {
-      if (absl::Status status = fleet_->PutSymbols(message.symbols()); !status.ok()) return ToGrpc(status);
+      if (absl::Status status = fleet_->PutSymbols(*epoch, message.symbols()); !status.ok()) return ToGrpc(status);
       continue;
     }
     if (!message.has_report()) return grpc::Status(grpc::INVALID_ARGUMENT, "expected a report or symbols");
@@ -272,8 +316,11 @@ grpc::Status IngestService::Stream(
     }
     if (!stream->Write(answer)) return grpc::Status::OK;
     for (const apq::v1::CodeObject& object : report.objects()) {
-      if (object.name() != "[unknown]" && !request_symbols(object.name(), object.build_id())) return grpc::Status::OK;
+      if (object.name() != "[unknown]" && !object.build_id().empty() && wanted.size() < kMaxWantedTables) {
+        wanted.emplace(object.name(), object.build_id());
+      }
     }
+    if (!ask_for_symbols()) return grpc::Status::OK;
   }
   return grpc::Status::OK;
 }

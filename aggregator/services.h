@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregator/epoch_state.h"
 #include "aggregator/fleet_view.h"
@@ -35,8 +36,20 @@ class Fleet {
   absl::StatusOr<int64_t> Attach(const apq::v1::Hello& hello, uint64_t* last_sequence);
   void Detach(int64_t epoch_id);
   absl::StatusOr<EpochState::Outcome> Apply(int64_t epoch_id, const apq::v1::Report& report);
-  absl::Status PutSymbols(const apq::v1::SymbolTable& table);
-  absl::StatusOr<bool> HasSymbols(const std::string& object, const std::string& build_id);
+
+  // Symbol tables are uploaded once per (object, build ID) for the whole
+  // fleet: of all the streams that need one, a single one is asked at a
+  // time, and another only if that one ends or has not uploaded within
+  // kSymbolUploadMillis. (A fleet reconnecting at once would otherwise send
+  // the same few MiB from every host.)
+  enum class SymbolNeed { kStored, kAskThisStream, kAskedElsewhere };
+  static constexpr int64_t kSymbolUploadMillis = 60'000;
+  SymbolNeed NeedSymbols(const std::string& object, const std::string& build_id, int64_t epoch_id);
+  // Stores a table that epoch_id's stream was asked for. A table of a build
+  // already stored is ignored (a slow upload that another overtook) and one
+  // never asked of this stream is refused: no stream can rename frames that
+  // other hosts' tables name.
+  absl::Status PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table);
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
   // Stores the fleet's state now as the history sample of this minute,
@@ -61,7 +74,8 @@ class Fleet {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
 
   // The store's writing methods run under store_mu_, its reading methods
-  // under reader_mu_. Lock order: store_mu_, state_mu_, then reader_mu_ or queue_mu_.
+  // under reader_mu_. Lock order: store_mu_, state_mu_, then reader_mu_,
+  // queue_mu_ or symbols_mu_.
   std::unique_ptr<Store> store_;
   absl::Mutex store_mu_;
   absl::Mutex reader_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
@@ -72,6 +86,15 @@ class Fleet {
   absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  using ObjectBuild = std::pair<std::string, std::string>;
+  struct Upload {
+    absl::flat_hash_set<int64_t> asked;  // epochs asked whose streams are open
+    int64_t asked_millis = 0;            // when the latest was asked
+  };
+  absl::Mutex symbols_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
+  absl::flat_hash_set<ObjectBuild> tables_stored_ ABSL_GUARDED_BY(symbols_mu_);
+  absl::flat_hash_map<ObjectBuild, Upload> uploads_ ABSL_GUARDED_BY(symbols_mu_);  // asked, not yet stored
+
   const int64_t fresh_millis_;
   const Clock clock_;
   std::thread committer_;

@@ -358,11 +358,16 @@ absl::Status Store::PutSymbolTable(const apq::v1::SymbolTable& table) {
   return put->Bind(1, table.object()).BindBlob(2, table.build_id()).BindBlob(3, table.SerializeAsString()).Run();
 }
 
-absl::StatusOr<bool> Store::HasSymbolTable(const std::string& object, const std::string& build_id) {
-  absl::StatusOr<Statement> query = db_.Prepare("SELECT 1 FROM symbol_tables WHERE object = ?1 AND build_id = ?2");
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::SymbolTables() {
+  absl::StatusOr<Statement> query = db_.Prepare("SELECT object, build_id FROM symbol_tables");
   if (!query.ok()) return query.status();
-  query->Bind(1, object).BindBlob(2, build_id);
-  return query->Step();
+  std::vector<std::pair<std::string, std::string>> tables;
+  absl::Status status = query->ForEachRow([&] {
+    tables.emplace_back(query->Text(0), query->Text(1));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return tables;
 }
 
 absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const std::string& object,

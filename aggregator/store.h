@@ -78,7 +78,8 @@ class Store {
                                                   int64_t received_millis);
 
   absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
-  absl::StatusOr<bool> HasSymbolTable(const std::string& object, const std::string& build_id);
+  // (object, build ID) of every stored table.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SymbolTables();
 
   // Stores one minute's sample of the fleet: the minute rows, this hour's
   // last and peak per path (cluster-wide, and the largest paths per host),

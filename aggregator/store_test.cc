@@ -112,10 +112,17 @@ TEST_F(StoreTest, SymbolTablesAreKeptPerBuild) {
   apq::v1::Symbol* symbol = table.add_symbols();
   symbol->set_offset(0x1000);
   symbol->set_name("anon_pipe_write");
-  EXPECT_FALSE(*store->HasSymbolTable("vmlinux", table.build_id()));
+  ASSERT_TRUE(store->SymbolTables().ok());
+  EXPECT_TRUE(store->SymbolTables()->empty());
   ASSERT_TRUE(store->PutSymbolTable(table).ok());
-  EXPECT_TRUE(*store->HasSymbolTable("vmlinux", table.build_id()));
-  EXPECT_FALSE(*store->HasSymbolTable("vmlinux", "other"));
+  using Tables = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(*store->SymbolTables(), (Tables{{"vmlinux", table.build_id()}}));
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> read = store->ReadSymbolTable("vmlinux", table.build_id());
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->SerializeAsString(), table.SerializeAsString());
+  read = store->ReadSymbolTable("vmlinux", "other");
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read->has_value());
 }
 
 TEST_F(StoreTest, HostileInputIsRefusedNotStored) {

@@ -12,8 +12,10 @@
 
 namespace apq {
 
+// Frames in one "vmlinux" at 0xffffffff81000000, of the given build ID.
 class FakeFrames : public FrameEncoder {
  public:
+  explicit FakeFrames(std::string build_id = "") : build_id_(std::move(build_id)) {}
   apq::v1::Frame Encode(uint64_t ip) override {
     if (!named_) {
       named_ = true;
@@ -34,22 +36,27 @@ class FakeFrames : public FrameEncoder {
     apq::v1::CodeObject vmlinux;
     vmlinux.set_id(0);
     vmlinux.set_name("vmlinux");
+    vmlinux.set_build_id(build_id_);
     return {vmlinux};
   }
 
  private:
+  std::string build_id_;
   bool named_ = false, fresh_ = false;
 };
 
-// A tracker whose owners' counters move at random.
+// A tracker whose owners' counters move at random. Stack s is two frames,
+// innermost first: kStackFrame + s called from kCallerFrame.
 class FakeTracker {
  public:
+  static constexpr size_t kMaxOwners = 40;  // two per stack
+  static constexpr uint64_t kStackFrame = 0xffffffff81000100ull, kCallerFrame = 0xffffffff81000010ull;
   explicit FakeTracker(uint32_t seed) : rng_(seed) {}
   TrackerSnapshot Next() {
     TrackerSnapshot snapshot;
-    if (owners_.size() < 40 && rng_() % 3 == 0) {
+    if (owners_.size() < kMaxOwners && rng_() % 3 == 0) {
       uint32_t stack = static_cast<uint32_t>(owners_.size()) / 2;  // two owners per stack
-      if (owners_.size() % 2 == 0) snapshot.new_stacks[stack] = {0xffffffff81000100ull + stack, 0xffffffff81000010ull};
+      if (owners_.size() % 2 == 0) snapshot.new_stacks[stack] = {kStackFrame + stack, kCallerFrame};
       TrackerSnapshot::Owner owner;
       owner.id = APQ_FIRST_OWNER_ID + static_cast<uint32_t>(owners_.size());
       owner.key.stack_id = stack;
