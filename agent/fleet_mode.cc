@@ -134,6 +134,14 @@ absl::Status RunFleet(const FleetOptions& options) {
   StopSignals signals;
   absl::StatusOr<apq::v1::Hello> hello = MakeHello(options);
   if (!hello.ok()) return hello.status();
+  // Bad TLS settings are refused before tracing starts.
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
+  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = ChannelTo(options.aggregator, options.tls, arguments);
+  if (!made.ok()) return made.status();
+  std::shared_ptr<grpc::Channel> channel = std::move(*made);
+  std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
   absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
   if (!tracker.ok()) return tracker.status();
   absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
@@ -146,15 +154,9 @@ absl::Status RunFleet(const FleetOptions& options) {
   for (const std::string& path : (*tracker)->coverage().hooked_paths) coverage.add_hooked(path);
   for (const std::string& path : (*tracker)->coverage().blind_paths) coverage.add_not_visible(path);
 
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
-  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.aggregator, grpc::InsecureChannelCredentials(), arguments);
-  std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
   std::cerr << "apq-agent: tracing started, mode "
             << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
-            << ", streaming to " << options.aggregator << " as " << hello->cluster() << "/" << hello->host() << std::endl;
+            << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as " << hello->cluster() << "/" << hello->host() << std::endl;
 
   std::unique_ptr<Connection> connection;
   uint64_t total_bytes_sent = 0, intervals = 0;

@@ -6,11 +6,13 @@
 
 #include "absl/status/status.h"
 #include "agent/bpf_page_tracker.h"
+#include "common/transport.h"
 
 namespace apq {
 
 struct FleetOptions {
   std::string aggregator;  // HOST:PORT
+  ClientTls tls;           // no CA: plaintext
   std::string cluster;
   std::string host;        // empty: this machine's hostname
   double interval_seconds = 10;

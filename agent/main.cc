@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "agent/fleet_mode.h"
+#include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
 #include "common/flag_names.h"
 
@@ -74,6 +75,7 @@ absl::Status Run() {
 
   apq::FleetOptions fleet;
   fleet.aggregator = aggregator;
+  fleet.tls = apq::ClientTlsFromFlags();
   fleet.cluster = absl::GetFlag(FLAGS_cluster);
   fleet.host = absl::GetFlag(FLAGS_host);
   if (fleet.cluster.empty()) return absl::InvalidArgumentError("--cluster is required with --aggregator");

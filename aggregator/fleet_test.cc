@@ -96,8 +96,9 @@ class FleetTest : public ::testing::Test {
   // Host's stream is asked for the kernel's table and uploads it.
   void Upload(Fleet* fleet, int64_t epoch, PipeHost* host) {
     ASSERT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Fleet::SymbolNeed::kAskThisStream);
-    absl::Status status = fleet->PutSymbols(epoch, host->Symbols());
-    ASSERT_TRUE(status.ok()) << status;
+    absl::StatusOr<bool> stored = fleet->PutSymbols(epoch, host->Symbols());
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    ASSERT_TRUE(*stored);
   }
   apq::v1::TopResponse Top(Fleet* fleet, apq::v1::TopRequest request) {
     request.set_cluster("prod");
@@ -345,15 +346,16 @@ TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kAskThisStream);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskedElsewhere);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kAskedElsewhere) << "asked once";
-  EXPECT_EQ(fleet->PutSymbols(*e2, web2.Symbols()).code(), absl::StatusCode::kInvalidArgument) << "not asked";
+  EXPECT_FALSE(*fleet->PutSymbols(*e2, web2.Symbols())) << "not asked: ignored";
+  EXPECT_EQ(Top(fleet.get(), {}).entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310") << "not named by it";
 
   fleet->Detach(*e1);  // web-1's stream ended before uploading
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskThisStream);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e3), Need::kAskedElsewhere);
   now_ += Fleet::kSymbolUploadMillis;  // web-2 is too slow
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e3), Need::kAskThisStream);
-  ASSERT_TRUE(fleet->PutSymbols(*e3, web3.Symbols()).ok());
-  EXPECT_TRUE(fleet->PutSymbols(*e2, web2.Symbols()).ok()) << "a slow upload is ignored, not an error";
+  EXPECT_TRUE(*fleet->PutSymbols(*e3, web3.Symbols()));
+  EXPECT_FALSE(*fleet->PutSymbols(*e2, web2.Symbols())) << "a slow upload, overtaken: ignored";
   for (int64_t epoch : {*e1, *e2, *e3}) EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Need::kStored);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-2", *e1), Need::kAskThisStream) << "per build";
   apq::v1::TopResponse top = Top(fleet.get(), {});

@@ -14,10 +14,16 @@
 #include "common/files.h"
 #include "aggregator/services.h"
 #include "common/flag_names.h"
+#include "common/transport.h"
 #include "grpcpp/grpcpp.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "Address to listen on (HOST:PORT). The protocol is not encrypted: "
-                                                 "listen beyond localhost only on a trusted network.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
+          "Address to listen on (HOST:PORT). Beyond localhost, give --tls-cert and --tls-key (and --tls-client-ca).");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of this aggregator: serve TLS (default: plaintext).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM file of the CA whose certificates agents and CLIs must present (mutual TLS): without it, anyone who "
+          "reaches the port can report and query.");
 ABSL_FLAG(std::string, db, "apq.db", "SQLite database file (created if missing).");
 ABSL_FLAG(double, fresh_seconds, 60, "A host is part of 'now' if it reported within this many seconds.");
 ABSL_FLAG(absl::Duration, keep_minutes, absl::Hours(48),
@@ -53,6 +59,16 @@ absl::Status Run() {
     return absl::InvalidArgumentError("--sample-seconds must be between 1 and 60");
   }
   const auto sample_millis = static_cast<int64_t>(sample_seconds * 1000);
+  const apq::ServerTls tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                            absl::GetFlag(FLAGS_tls_client_ca)};
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = apq::ServerCredentialsFor(tls);
+  if (!credentials.ok()) return credentials.status();
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (!apq::IsLoopback(listen) && tls.client_ca.empty()) {
+    std::cerr << "apq-aggregator: warning: " << listen << " is reachable beyond this machine and "
+              << (tls.cert.empty() ? "unencrypted (no --tls-cert)" : "admits any client (no --tls-client-ca)")
+              << std::endl;
+  }
   absl::StatusOr<std::unique_ptr<apq::Store>> store = apq::Store::Open(absl::GetFlag(FLAGS_db), retention);
   if (!store.ok()) return store.status();
   absl::StatusOr<std::unique_ptr<apq::Fleet>> fleet =
@@ -63,15 +79,16 @@ absl::Status Run() {
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, *credentials, &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&ingest);
   builder.RegisterService(&query);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
   }
-  std::cerr << "apq-aggregator: listening on port " << port << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
+  std::cerr << "apq-aggregator: listening on port " << port << ", "
+            << (tls.cert.empty() ? "plaintext" : tls.client_ca.empty() ? "TLS" : "mutual TLS") << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
 
   // History: a sample of the fleet at the start of every minute (by default).
   absl::Notification stopped;
@@ -104,7 +121,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  absl::SetProgramUsageMessage("apq-aggregator [--listen HOST:PORT] [--db PATH] [--fresh-seconds S] [--keep-minutes 48h] [--keep-hours 2160h] [--keep-host-hours 336h]");
+  absl::SetProgramUsageMessage("apq-aggregator [--listen HOST:PORT] [--db PATH] [--fresh-seconds S] [--keep-minutes 48h] [--keep-hours 2160h] [--keep-host-hours 336h] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]");
   std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {
     std::cerr << "apq-aggregator: unexpected argument '" << positional[1] << "'\n";

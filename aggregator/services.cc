@@ -182,7 +182,7 @@ Fleet::SymbolNeed Fleet::NeedSymbols(const std::string& object, const std::strin
   return SymbolNeed::kAskThisStream;
 }
 
-absl::Status Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table) {
+absl::StatusOr<bool> Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table) {
   if (table.object().size() > kMaxNameBytes || table.build_id().size() > kMaxNameBytes ||
       table.symbols_size() > kMaxSymbols) {
     return absl::InvalidArgumentError("symbol table over its size limits");
@@ -190,12 +190,8 @@ absl::Status Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& tab
   ObjectBuild key{table.object(), table.build_id()};
   {
     absl::MutexLock lock(&symbols_mu_);
-    if (tables_stored_.contains(key)) return absl::OkStatus();
     auto upload = uploads_.find(key);
-    if (upload == uploads_.end() || !upload->second.asked.contains(epoch_id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("symbol table of ", table.object(), " was not asked of this stream"));
-    }
+    if (upload == uploads_.end() || !upload->second.asked.contains(epoch_id)) return false;
   }
   absl::MutexLock store_lock(&store_mu_);
   if (absl::Status status = store_->PutSymbolTable(table); !status.ok()) return status;
@@ -204,7 +200,7 @@ absl::Status Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& tab
   absl::MutexLock symbols_lock(&symbols_mu_);
   uploads_.erase(key);
   tables_stored_.insert(std::move(key));
-  return absl::OkStatus();
+  return true;
 }
 
 std::vector<const HostEpoch*> Fleet::FreshEpochs(const apq::v1::TopRequest& request, int64_t now_millis) {
@@ -301,7 +297,9 @@ grpc::Status IngestService::Stream(
 
   while (stream->Read(&message)) {
     if (message.has_symbols()) {
-      if (absl::Status status = fleet_->PutSymbols(*epoch, message.symbols()); !status.ok()) return ToGrpc(status);
+      if (absl::StatusOr<bool> stored = fleet_->PutSymbols(*epoch, message.symbols()); !stored.ok()) {
+        return ToGrpc(stored.status());
+      }
       continue;
     }
     if (!message.has_report()) return grpc::Status(grpc::INVALID_ARGUMENT, "expected a report or symbols");

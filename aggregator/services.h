@@ -45,11 +45,11 @@ class Fleet {
   enum class SymbolNeed { kStored, kAskThisStream, kAskedElsewhere };
   static constexpr int64_t kSymbolUploadMillis = 60'000;
   SymbolNeed NeedSymbols(const std::string& object, const std::string& build_id, int64_t epoch_id);
-  // Stores a table that epoch_id's stream was asked for. A table of a build
-  // already stored is ignored (a slow upload that another overtook) and one
-  // never asked of this stream is refused: no stream can rename frames that
-  // other hosts' tables name.
-  absl::Status PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table);
+  // Stores a table that epoch_id's stream was asked for; true if stored. A
+  // table of a build already stored (a slow upload that another overtook)
+  // or one not asked of this epoch (its ask went to another stream) is
+  // ignored: no stream can rename frames that other hosts' tables name.
+  absl::StatusOr<bool> PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table);
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
   // Stores the fleet's state now as the history sample of this minute,

@@ -2,6 +2,7 @@
 //   apq top --aggregator HOST:PORT --cluster NAME [--by stack|function|host|process|cgroup|build] [--top N]
 //           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING] [--at WHEN] [--since WHEN]
 //   apq hosts --aggregator HOST:PORT --cluster NAME [--format table|json]
+//   TLS: [--tls-ca PEM [--tls-cert PEM --tls-key PEM] [--tls-server-name NAME]]
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
+#include "common/client_tls_flags.h"
 #include "common/flag_names.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -180,8 +182,10 @@ absl::Status Run(const std::vector<std::string>& positional) {
   if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(64 << 20);
-  auto stub = apq::v1::Query::NewStub(
-      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_aggregator), grpc::InsecureChannelCredentials(), arguments));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      apq::ChannelTo(absl::GetFlag(FLAGS_aggregator), apq::ClientTlsFromFlags(), arguments);
+  if (!channel.ok()) return channel.status();
+  auto stub = apq::v1::Query::NewStub(*channel);
   return positional[1] == "top" ? RunTop(stub.get(), format) : RunHosts(stub.get(), format);
 }
 

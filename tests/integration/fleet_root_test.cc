@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -45,10 +46,12 @@ class FleetRootTest : public ::testing::Test {
     return aggregator;
   }
 
-  std::unique_ptr<Subprocess> StartAgent(const std::string& host) {
-    auto agent = std::make_unique<Subprocess>(std::vector<std::string>{
-        BuiltBinary("agent/apq-agent"), "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster", "ci",
-        "--host", host, "--interval", "1", "--sample-bytes", "0"});
+  std::unique_ptr<Subprocess> StartAgent(const std::string& host, const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> command = {BuiltBinary("agent/apq-agent"), "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--host", host,
+                                        "--interval", "1", "--sample-bytes", "0"};
+    command.insert(command.end(), flags.begin(), flags.end());
+    auto agent = std::make_unique<Subprocess>(command);
     EXPECT_TRUE(agent->WaitForOutput("tracing started", 60, true)) << agent->Stderr();
     return agent;
   }
@@ -84,11 +87,11 @@ class FleetRootTest : public ::testing::Test {
   }
 
   // Polls until the pipe path is within [low, high]; returns the last value.
-  uint64_t WaitForPipeBytes(uint64_t low, uint64_t high, double seconds) {
+  uint64_t WaitForPipeBytes(uint64_t low, uint64_t high, double seconds, const std::vector<std::string>& flags = {}) {
     uint64_t bytes = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (std::chrono::steady_clock::now() < deadline) {
-      bytes = PipeBytes();
+      bytes = PipeBytes(flags);
       if (bytes >= low && bytes <= high) return bytes;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -150,6 +153,42 @@ TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {
   EXPECT_GE(bytes, 2 * one);
   EXPECT_LE(bytes, 2 * one + 2 * one / 1000);
   EXPECT_NE(a->Stderr().find("aggregator unreachable"), std::string::npos) << a->Stderr();
+}
+
+// With mutual TLS, an agent holding a certificate of the fleet's CA streams
+// as before; a plaintext agent and a plaintext CLI get nothing in or out.
+TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
+  const std::string certs = (std::filesystem::path(::testing::TempDir()) /
+                             ("apq-fleet-certs-" + std::to_string(getpid()))).string();
+  ASSERT_EQ(std::system(("bash " APQ_SOURCE_DIR "/tests/make-test-certs.sh " + certs).c_str()), 0);
+  auto file = [&](const std::string& name) { return certs + "/" + name; };
+  constexpr int kPipes = 8;
+  auto aggregator = StartAggregator({"--tls-cert", file("server.pem"), "--tls-key", file("server.key"),
+                                     "--tls-client-ca", file("ca.pem")});
+  EXPECT_NE(aggregator->Stderr().find("mutual TLS"), std::string::npos) << aggregator->Stderr();
+  const std::vector<std::string> client = {"--tls-ca", file("ca.pem"), "--tls-cert", file("client.pem"),
+                                           "--tls-key", file("client.key")};
+  auto member = StartAgent("host-tls", client);
+  auto stranger = StartAgent("host-plaintext");
+  ASSERT_TRUE(member->WaitForOutput("connected to", 30, true)) << member->Stderr();
+  ASSERT_TRUE(stranger->WaitForOutput("aggregator unreachable", 30, true)) << stranger->Stderr();
+  auto workload = StartPipes(kPipes);
+  const uint64_t expected = kPipes * kMiB;  // one agent's view: the stranger's reports never land
+  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30, client);
+  EXPECT_GE(bytes, expected);
+  EXPECT_LE(bytes, expected + expected / 1000);
+
+  std::vector<std::string> hosts = {BuiltBinary("cli/apq"), "hosts", "--aggregator",
+                                    "127.0.0.1:" + std::to_string(port_), "--cluster", "ci"};
+  hosts.insert(hosts.end(), client.begin(), client.end());
+  Subprocess listed(hosts);
+  ASSERT_EQ(listed.Wait(30), 0) << listed.Stderr();
+  EXPECT_NE(listed.Stdout().find("host-tls"), std::string::npos) << listed.Stdout();
+  EXPECT_EQ(listed.Stdout().find("host-plaintext"), std::string::npos) << listed.Stdout();
+  Subprocess plaintext_cli({BuiltBinary("cli/apq"), "hosts", "--aggregator", "127.0.0.1:" + std::to_string(port_),
+                            "--cluster", "ci", "--timeout", "5"});
+  EXPECT_NE(plaintext_cli.Wait(30), 0) << "a CLI without TLS was answered: " << plaintext_cli.Stdout();
+  std::filesystem::remove_all(certs);
 }
 
 }  // namespace
