@@ -95,8 +95,11 @@ absl::Status Run() {
   std::thread sampler([&] {
     while (!stopped.WaitForNotificationWithTimeout(
         absl::Milliseconds(sample_millis - apq::UnixMillis() % sample_millis))) {
+      const absl::Time start = absl::Now();
       if (absl::Status status = (*fleet)->Sample(); !status.ok()) {
         std::cerr << "apq-aggregator: history sample not stored: " << status.message() << std::endl;
+      } else if (absl::Duration took = absl::Now() - start; took >= absl::Seconds(1)) {
+        std::cerr << "apq-aggregator: slow history sample: " << absl::FormatDuration(took) << std::endl;
       }
     }
   });

@@ -1,6 +1,7 @@
 #include "aggregator/services.h"
 
 #include <chrono>
+#include <iostream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +146,8 @@ void Fleet::CommitLoop() {
       absl::MutexLock store_lock(&store_mu_);
       status = store_->CommitReports(writes);
       if (!status.ok()) {
+        std::cerr << "apq-aggregator: storing " << writes.size() << " reports failed (their streams end; agents "
+                  << "resend): " << status.message() << std::endl;
         // Memory ran ahead of the file: take the file's state back, so the
         // agents' resends apply again.
         absl::flat_hash_set<int64_t> failed;

@@ -6,16 +6,21 @@
 # query times while ingesting beside the same queries once ingestion has
 # stopped (the baseline, same hosts in memory).
 # Target from the fleet issue: 10,000 hosts every 10 s, 1,000 reports/s.
-#   scripts/bench-ingest.sh [AGENTS] [SECONDS] [INTERVAL]   (INTERVAL 0: as fast as acked)
+# History samples of the fleet are taken every SAMPLE_SECONDS (the
+# aggregator's default is 60); the aggregator logs each one that takes 1 s
+# or more.
+#   scripts/bench-ingest.sh [AGENTS] [SECONDS] [INTERVAL] [SAMPLE_SECONDS]   (INTERVAL 0: as fast as acked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 agents=${1:-100}
 seconds=${2:-10}
 interval=${3:-0}
+sample_seconds=${4:-60}
 bash scripts/build.sh >/dev/null
 workdir=$(mktemp -d -p "${APQ_BENCH_DIR:-/var/tmp}")
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$workdir"' EXIT
-build/aggregator/apq-aggregator --listen 127.0.0.1:0 --db "$workdir/apq.db" 2>"$workdir/aggregator.err" &
+trap 'kill $(jobs -p) 2>/dev/null || true; [[ -n ${APQ_BENCH_KEEP:-} ]] || rm -rf "$workdir"' EXIT
+build/aggregator/apq-aggregator --listen 127.0.0.1:0 --db "$workdir/apq.db" --sample-seconds "$sample_seconds" \
+  2>"$workdir/aggregator.err" &
 aggregator=$!
 for _ in $(seq 1 100); do grep -q "listening on port" "$workdir/aggregator.err" && break; sleep 0.1; done
 port=$(sed -n 's/.*listening on port \([0-9]*\),.*/\1/p' "$workdir/aggregator.err")
@@ -53,6 +58,8 @@ tail -n +2 "$workdir/load.out"
 echo "aggregator: $(awk -v a="$cpu_start" -v b="$cpu_end" -v s="$seconds" 'BEGIN { printf "%.2f", (b - a) / s }') CPUs busy while ingesting," \
   "mid-run $threads threads and $resident resident," \
   "database $(du -sm "$workdir" | cut -f1) MiB"
+echo "history samples every $sample_seconds s; slow ones (1 s or more): $(grep -c "slow history sample" "$workdir/aggregator.err" || true)"
+grep "slow history sample\|not stored" "$workdir/aggregator.err" | sed 's/^/  /' || true
 sleep 1
 queries >"$workdir/idle"
 echo "query ($agents hosts): seconds while ingesting / seconds after (baseline) = ratio"

@@ -152,7 +152,11 @@ int main(int argc, char** argv) {
           ++tables_sent;
         }
         if (!ok || !reply.has_ack()) {
-          failed = true;
+          if (!failed.exchange(true)) {
+            grpc::Status status = ok ? grpc::Status::OK : rpc->Finish();
+            std::fprintf(stderr, "apq-fleet-load: agent %d, report %zu: %s\n", a, mine.size() + 1,
+                         ok ? reply.DebugString().c_str() : status.error_message().c_str());
+          }
           return;
         }
         mine.push_back(std::chrono::duration<double>(Clock::now() - sent).count());
