@@ -56,7 +56,8 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   if (!sampling.ok()) return sampling.status();
   options.tracker.sampling = *sampling;
   int64_t max_owners = absl::GetFlag(FLAGS_max_owners), max_stacks = absl::GetFlag(FLAGS_max_stacks);
-  if (max_owners < 16 || max_owners > (int64_t{1} << 26)) return absl::InvalidArgumentError("--max-owners must be in [16, 2^26]");
+  // The aggregator holds at most 2^22 series and stacks per agent run.
+  if (max_owners < 16 || max_owners > (int64_t{1} << 22)) return absl::InvalidArgumentError("--max-owners must be in [16, 2^22]");
   if (max_stacks < 16 || max_stacks > (int64_t{1} << 22)) return absl::InvalidArgumentError("--max-stacks must be in [16, 2^22]");
   options.tracker.max_owners = static_cast<uint32_t>(max_owners);
   options.tracker.max_stacks = static_cast<uint32_t>(max_stacks);

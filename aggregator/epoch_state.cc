@@ -11,6 +11,19 @@ namespace {
 constexpr int kMaxFramesPerStack = 128;
 constexpr size_t kMaxCommBytes = 64, kMaxCgroupBytes = 4096, kMaxObjectNameBytes = 256;
 constexpr uint32_t kFirstSpecialStackId = 0xfffffffeu;  // unknown, unsampled
+// Bounds on what one epoch may hold, so no stream can grow the aggregator
+// without limit: an agent's tables hold at most 2^22 owners (--max-owners)
+// and 2^22 stacks (--max-stacks), and a kernel far fewer modules.
+constexpr size_t kMaxObjectsPerEpoch = 1 << 13, kMaxStacksPerEpoch = 1 << 22, kMaxSeriesPerEpoch = 1 << 22;
+
+// How many of the ids in `here` are not yet in `known` (all of them for a snapshot).
+template <typename Map>
+size_t NewIds(const absl::flat_hash_set<uint32_t>& here, const Map& known, bool snapshot) {
+  if (snapshot) return here.size();
+  size_t fresh = 0;
+  for (uint32_t id : here) fresh += known.contains(id) ? 0 : 1;
+  return fresh;
+}
 
 }  // namespace
 
@@ -56,6 +69,21 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
         return absl::InvalidArgumentError(
             absl::StrCat("series ", delta.series_id(), " refers to unknown stack ", stack));
       }
+    }
+  }
+  const bool snapshot = report.full_snapshot();
+  const struct {
+    const char* what;
+    size_t held, added, limit;
+  } totals[] = {
+      {"code objects", snapshot ? 0 : objects_.size(), NewIds(objects_here, objects_, snapshot), kMaxObjectsPerEpoch},
+      {"stacks", snapshot ? 0 : stacks_.size(), NewIds(stacks_here, stacks_, snapshot), kMaxStacksPerEpoch},
+      {"series", snapshot ? 0 : series_.size(), NewIds(series_here, series_, snapshot), kMaxSeriesPerEpoch},
+  };
+  for (const auto& total : totals) {
+    if (total.held + total.added > total.limit) {
+      return absl::InvalidArgumentError(absl::StrCat("the epoch would hold ", total.held + total.added, " ",
+                                                       total.what, ", over the aggregator's limit of ", total.limit));
     }
   }
   return absl::OkStatus();

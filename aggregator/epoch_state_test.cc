@@ -222,5 +222,35 @@ TEST(EpochStateTest, MalformedReportsChangeNothing) {
   EXPECT_EQ(state.last_sequence(), 1u);
 }
 
+// An epoch's tables are bounded: a stream that keeps adding code objects
+// (likewise stacks and series) is refused once over the limit, in one
+// report or across many.
+TEST(EpochStateTest, EpochsCannotGrowWithoutBound) {
+  EpochState state;
+  constexpr int kLimit = 1 << 13;
+  apq::v1::Report first;
+  first.set_sequence(1);
+  for (int i = 0; i < kLimit - 1; ++i) first.add_objects()->set_id(static_cast<uint32_t>(i));
+  ASSERT_EQ(*state.Apply(first), EpochState::Outcome::kApplied);
+  apq::v1::Report two_more;
+  two_more.set_sequence(2);
+  two_more.add_objects()->set_id(kLimit);
+  two_more.add_objects()->set_id(kLimit + 1);
+  absl::StatusOr<EpochState::Outcome> refused = state.Apply(two_more);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("over the aggregator's limit"), std::string::npos) << refused.status();
+  EXPECT_EQ(state.objects().size(), static_cast<size_t>(kLimit - 1));
+  apq::v1::Report redefined;  // ids it holds already do not count again
+  redefined.set_sequence(2);
+  redefined.add_objects()->set_id(0);
+  redefined.add_objects()->set_id(kLimit);
+  EXPECT_EQ(*state.Apply(redefined), EpochState::Outcome::kApplied);
+  EXPECT_EQ(state.objects().size(), static_cast<size_t>(kLimit));
+  apq::v1::Report snapshot = first;  // a snapshot replaces what is held
+  snapshot.set_sequence(3);
+  snapshot.set_full_snapshot(true);
+  EXPECT_EQ(*state.Apply(snapshot), EpochState::Outcome::kApplied);
+}
+
 }  // namespace
 }  // namespace apq
