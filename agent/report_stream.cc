@@ -38,10 +38,18 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
     bool changed = now.pages_outstanding != sent.counters.pages_outstanding ||
                    now.pages_allocated != sent.counters.pages_allocated ||
                    now.allocations != sent.counters.allocations;
-    if (!full && !changed && sent.key_sent) continue;
+    if (!changed && sent.series_id != 0 && now.pages_outstanding == 0 &&
+        ++sent.idle_reports >= kIdleReportsToRetire) {
+      if (!full) report.add_retired_series(sent.series_id);
+      sent.series_id = 0;
+    }
+    if (changed) sent.idle_reports = 0;
+    if (!changed && (sent.series_id == 0 || !full)) continue;  // retired: nothing to say until it changes
+    const bool new_series = sent.series_id == 0;
+    if (new_series) sent.series_id = next_series_id_++;
     apq::v1::SeriesDelta* delta = report.add_series();
-    delta->set_series_id(owner.id);
-    if (full || !sent.key_sent) {
+    delta->set_series_id(sent.series_id);
+    if (full || new_series) {
       apq::v1::SeriesKey* key = delta->mutable_key();
       key->set_stack_id(owner.key.stack_id);
       key->set_tgid(owner.key.tgid);
@@ -49,8 +57,9 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
       if (name != snapshot.process_names.end()) key->set_comm(name->second);
       key->set_cgroup(cgroup_name_ ? cgroup_name_(owner.key.cgroup_id) : std::to_string(owner.key.cgroup_id));
       key->set_order(owner.key.order);
-      sent.key_sent = true;
     }
+    // A snapshot carries absolute values (what the owner holds; cumulative
+    // counts since tracking began), a delta what changed since the last report.
     const apq_owner_counters base = full ? apq_owner_counters{} : sent.counters;
     delta->set_pages_outstanding(now.pages_outstanding - base.pages_outstanding);
     delta->set_pages_allocated(now.pages_allocated - base.pages_allocated);
@@ -81,6 +90,11 @@ void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& l
   *report.mutable_coverage() = coverage;
   queued_bytes_ += report.ByteSizeLong();
   queue_.push_back(std::move(report));
+}
+
+uint32_t ReportStream::SeriesOf(uint32_t owner_id) const {
+  auto sent = sent_.find(owner_id);
+  return sent == sent_.end() ? 0 : sent->second.series_id;
 }
 
 void ReportStream::Acknowledge(uint64_t sequence) {

@@ -31,6 +31,12 @@ class FrameEncoder {
 // byte budget (the aggregator is away for long), the queued deltas are
 // dropped and the next report is a full snapshot of absolute values: counts
 // are never lost, only their history in between.
+//
+// A series that holds no pages and stays unchanged for kIdleReportsToRetire
+// reports is retired: the report says so and the aggregator forgets it, so
+// a host that runs many short-lived processes does not grow the
+// aggregator's state without bound. If its owner allocates again, it comes
+// back as a new series.
 class ReportStream {
  public:
   // cgroup_name names a cgroup id for the wire (its path); null sends the id.
@@ -50,11 +56,16 @@ class ReportStream {
   const std::deque<apq::v1::Report>& unacknowledged() const { return queue_; }
   size_t queued_bytes() const { return queued_bytes_; }
   uint64_t reports_dropped() const { return reports_dropped_; }
+  // The series an owner is reported as now; 0 if it has none (retired, or never sent).
+  uint32_t SeriesOf(uint32_t owner_id) const;
+
+  static constexpr int kIdleReportsToRetire = 3;
 
  private:
   struct Sent {
-    apq_owner_counters counters{};
-    bool key_sent = false;
+    apq_owner_counters counters{};  // as of the last report that carried them
+    uint32_t series_id = 0;         // 0: no series (retired, or never sent)
+    int idle_reports = 0;           // reports since it last changed, while it holds no pages
   };
   apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full);
 
@@ -69,7 +80,8 @@ class ReportStream {
   // Every stack of the epoch, encoded (snapshots resend them all).
   absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
   std::vector<uint32_t> new_stack_ids_;
-  absl::flat_hash_map<uint32_t, Sent> sent_;  // by owner id (the series id)
+  absl::flat_hash_map<uint32_t, Sent> sent_;  // by owner id
+  uint32_t next_series_id_ = 1;
 };
 
 }  // namespace apq

@@ -111,6 +111,7 @@ absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& rep
     series.pages_allocated += delta.pages_allocated();
     series.allocations += delta.allocations();
   }
+  for (uint32_t id : report.retired_series()) series_.erase(id);
   last_sequence_ = report.sequence();
   return Outcome::kApplied;
 }

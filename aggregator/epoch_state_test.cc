@@ -10,17 +10,25 @@
 
 namespace apq {
 
-void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker) {
-  ASSERT_EQ(state.series().size(), tracker.owners().size());
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream) {
+  size_t series = 0;
   for (const TrackerSnapshot::Owner& owner : tracker.owners()) {
-    auto series = state.series().find(owner.id);
-    ASSERT_NE(series, state.series().end()) << owner.id;
-    EXPECT_EQ(series->second.pages_outstanding, owner.counters.pages_outstanding) << owner.id;
-    EXPECT_EQ(series->second.pages_allocated, owner.counters.pages_allocated) << owner.id;
-    EXPECT_EQ(series->second.allocations, owner.counters.allocations) << owner.id;
-    EXPECT_EQ(series->second.key.stack_id(), owner.key.stack_id);
+    uint32_t id = stream.SeriesOf(owner.id);
+    if (id == 0) {  // retired, or never reported
+      EXPECT_EQ(owner.counters.pages_outstanding, 0) << owner.id;
+      continue;
+    }
+    ++series;
+    auto held = state.series().find(id);
+    ASSERT_NE(held, state.series().end()) << owner.id;
+    EXPECT_EQ(held->second.pages_outstanding, owner.counters.pages_outstanding) << owner.id;
+    // Counted since the series began: all of the owner's unless it was retired before.
+    EXPECT_LE(held->second.pages_allocated, owner.counters.pages_allocated) << owner.id;
+    EXPECT_LE(held->second.allocations, owner.counters.allocations) << owner.id;
+    EXPECT_EQ(held->second.key.stack_id(), owner.key.stack_id);
     EXPECT_TRUE(state.stacks().contains(owner.key.stack_id));
   }
+  EXPECT_EQ(state.series().size(), series) << "the aggregator holds a series the agent retired";
 }
 
 namespace {
@@ -51,8 +59,10 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
     std::mt19937 rng(seed);
     bool connected = true;
     int duplicates = 0;
+    int retired = 0;
     for (int interval = 0; interval < 300; ++interval) {
       stream.Add(tracker.Next(), {}, {}, interval * 1000);
+      retired += stream.unacknowledged().back().retired_series_size();
       if (rng() % 10 == 0) connected = !connected;
       if (connected) {
         ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/true, &duplicates));
@@ -64,8 +74,9 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
       ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/false, &duplicates));
     }
     ASSERT_TRUE(stream.unacknowledged().empty()) << "seed " << seed;
-    ExpectStateMatches(state, tracker);
+    ExpectStateMatches(state, tracker, stream);
     EXPECT_GT(duplicates, 0) << "seed " << seed << ": no resend was exercised";
+    EXPECT_GT(retired, 0) << "seed " << seed << ": no series was retired";
     EXPECT_GT(stream.reports_dropped(), 0u) << "seed " << seed << ": the budget never overflowed";
     EXPECT_LE(stream.queued_bytes(), 4096u);
   }
@@ -91,8 +102,64 @@ TEST(ReportStreamTest, SeriesWaitForTheirStack) {
     absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);
     ASSERT_TRUE(outcome.ok()) << outcome.status();
   }
-  EXPECT_EQ(state.series().at(2).pages_outstanding, 7);
-  EXPECT_EQ(state.series().at(2).pages_allocated, 7u);
+  ASSERT_NE(stream.SeriesOf(2), 0u);
+  EXPECT_EQ(state.series().at(stream.SeriesOf(2)).pages_outstanding, 7);
+  EXPECT_EQ(state.series().at(stream.SeriesOf(2)).pages_allocated, 7u);
+}
+
+// A process that freed everything and went quiet is forgotten by the
+// aggregator; if its owner allocates again, it is a new series.
+TEST(ReportStreamTest, IdleEmptySeriesAreRetiredAndComeBackAsNew) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  EpochState state;
+  TrackerSnapshot snapshot;
+  snapshot.new_stacks[9] = {0xffffffff81000100ull};
+  TrackerSnapshot::Owner owner;
+  owner.id = 2;
+  owner.key.stack_id = 9;
+  owner.counters = {5, 5, 1};  // outstanding, allocated, allocations
+  snapshot.owners = {owner};
+  auto deliver = [&] {
+    for (const apq::v1::Report& report : stream.unacknowledged()) {
+      absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);
+      ASSERT_TRUE(outcome.ok()) << outcome.status();
+      ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
+    }
+    stream.Acknowledge(stream.unacknowledged().back().sequence());
+  };
+  stream.Add(snapshot, {}, {}, 0);
+  snapshot.new_stacks.clear();
+  const uint32_t first = stream.SeriesOf(2);
+  ASSERT_NE(first, 0u);
+  snapshot.owners[0].counters.pages_outstanding = 0;  // freed everything
+  stream.Add(snapshot, {}, {}, 1);
+  for (int idle = 1; idle < ReportStream::kIdleReportsToRetire; ++idle) stream.Add(snapshot, {}, {}, 1 + idle);
+  ASSERT_NO_FATAL_FAILURE(deliver());
+  EXPECT_EQ(state.series().size(), 1u) << "retired too soon";
+  stream.Add(snapshot, {}, {}, 10);
+  EXPECT_EQ(stream.unacknowledged().back().retired_series_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(deliver());
+  EXPECT_EQ(stream.SeriesOf(2), 0u);
+  EXPECT_TRUE(state.series().empty());
+  stream.Add(snapshot, {}, {}, 11);
+  EXPECT_EQ(stream.unacknowledged().back().series_size(), 0) << "a retired owner that stays quiet is not sent";
+
+  snapshot.owners[0].counters = {4, 9, 2};  // allocates again
+  stream.Add(snapshot, {}, {}, 12);
+  ASSERT_NO_FATAL_FAILURE(deliver());
+  const uint32_t second = stream.SeriesOf(2);
+  EXPECT_NE(second, 0u);
+  EXPECT_NE(second, first);
+  ASSERT_EQ(state.series().size(), 1u);
+  EXPECT_EQ(state.series().at(second).pages_outstanding, 4);
+  EXPECT_EQ(state.series().at(second).pages_allocated, 4u) << "counted from retirement on";
+  EXPECT_EQ(state.series().at(second).key.stack_id(), 9u);
+  stream.RequestSnapshot();  // a snapshot carries it whole, and nothing retired
+  stream.Add(snapshot, {}, {}, 13);
+  ASSERT_NO_FATAL_FAILURE(deliver());
+  ASSERT_EQ(state.series().size(), 1u);
+  EXPECT_EQ(state.series().at(second).pages_outstanding, 4);
 }
 
 TEST(ReportStreamTest, UnchangedSeriesAreNotResent) {

@@ -165,16 +165,21 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
 TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
   constexpr int kStreams = 8, kReports = 60;
   std::vector<FakeTracker> trackers;
+  std::vector<std::unique_ptr<FakeFrames>> frames;
+  std::vector<std::unique_ptr<ReportStream>> reports;
+  for (int i = 0; i < kStreams; ++i) {
+    trackers.emplace_back(100 + i);
+    frames.push_back(std::make_unique<FakeFrames>());
+    reports.push_back(std::make_unique<ReportStream>(frames.back().get(), 1 << 20));
+  }
   {
     std::unique_ptr<Fleet> fleet = StartFleet();
     ASSERT_NE(fleet, nullptr);
     std::vector<std::thread> streams;
     std::atomic<int> failures{0};
-    for (int i = 0; i < kStreams; ++i) trackers.emplace_back(100 + i);
     for (int i = 0; i < kStreams; ++i) {
       streams.emplace_back([&, i] {
-        FakeFrames frames;
-        ReportStream stream(&frames, 1 << 20);
+        ReportStream& stream = *reports[i];
         apq::v1::Hello hello;
         hello.set_cluster("prod");
         hello.set_host("host-" + std::to_string(i));
@@ -209,7 +214,7 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
     EpochState state;
     ASSERT_TRUE((*store)->OpenEpoch(hello, &state).ok());
     EXPECT_EQ(state.last_sequence(), static_cast<uint64_t>(kReports));
-    ExpectStateMatches(state, trackers[i]);
+    ExpectStateMatches(state, trackers[i], *reports[i]);
   }
 }
 

@@ -246,11 +246,13 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
 
 Store::AppliedReport Store::Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
                                     int64_t received_millis) {
-  AppliedReport applied{epoch_id, &report, received_millis, {}};
+  AppliedReport applied{epoch_id, &report, received_millis, {}, {}};
   applied.series.reserve(static_cast<size_t>(report.series_size()));
   for (const apq::v1::SeriesDelta& delta : report.series()) {
-    applied.series.emplace_back(delta.series_id(), state.series().at(delta.series_id()));
+    auto series = state.series().find(delta.series_id());
+    if (series != state.series().end()) applied.series.emplace_back(delta.series_id(), series->second);
   }
+  applied.retired.assign(report.retired_series().begin(), report.retired_series().end());
   return applied;
 }
 
@@ -293,6 +295,13 @@ absl::Status Store::StoreReport(const AppliedReport& applied) {
         .Bind(5, static_cast<int64_t>(now.pages_allocated))
         .Bind(6, static_cast<int64_t>(now.allocations));
     if (absl::Status status = series->Run(); !status.ok()) return status;
+  }
+  absl::StatusOr<Statement> retire = db_.Prepare("DELETE FROM series WHERE epoch_id = ?1 AND series_id = ?2");
+  if (!retire.ok()) return retire.status();
+  for (uint32_t series_id : applied.retired) {
+    retire->Reset();
+    retire->Bind(1, epoch_id).Bind(2, static_cast<int64_t>(series_id));
+    if (absl::Status status = retire->Run(); !status.ok()) return status;
   }
   absl::StatusOr<Statement> epoch = db_.Prepare(
       "UPDATE epochs SET last_sequence = ?2, last_report_ms = ?3, losses = ?4, coverage = ?5 WHERE epoch_id = ?1");

@@ -59,7 +59,7 @@ class Store {
   absl::StatusOr<std::vector<EpochInfo>> RecentEpochs(int64_t since_ms);
 
   // A report already applied to its epoch in memory, with the series it
-  // changed as they now are.
+  // changed as they now are and those it retired.
   // The epoch's last report time is the aggregator's clock at receipt: an
   // agent's clock cannot make its host look fresh, or old.
   struct AppliedReport {
@@ -67,6 +67,7 @@ class Store {
     const apq::v1::Report* report = nullptr;
     int64_t received_millis = 0;
     std::vector<std::pair<uint32_t, EpochState::Series>> series;
+    std::vector<uint32_t> retired;  // series the epoch no longer holds
   };
   static AppliedReport Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
                                int64_t received_millis);

@@ -74,12 +74,42 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     duplicates += *outcome == EpochState::Outcome::kDuplicate;
   }
   EXPECT_EQ(duplicates, 5);
-  ExpectStateMatches(state, tracker);
+  ExpectStateMatches(state, tracker, stream);
 
   // And what the file holds is the same.
   EpochState reloaded;
   ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
-  ExpectStateMatches(reloaded, tracker);
+  ExpectStateMatches(reloaded, tracker, stream);
+}
+
+TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  TrackerSnapshot snapshot;
+  snapshot.new_stacks[9] = {0xffffffff81000100ull};
+  TrackerSnapshot::Owner owner;
+  owner.id = 2;
+  owner.key.stack_id = 9;
+  owner.counters = {5, 5, 1};
+  snapshot.owners = {owner};
+  stream.Add(snapshot, {}, {}, 0);
+  snapshot.new_stacks.clear();
+  snapshot.owners[0].counters.pages_outstanding = 0;
+  for (int i = 0; i <= ReportStream::kIdleReportsToRetire; ++i) stream.Add(snapshot, {}, {}, 1 + i);
+  ASSERT_EQ(stream.unacknowledged().back().retired_series_size(), 1);
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EpochState state;
+  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  for (const apq::v1::Report& report : stream.unacknowledged()) {
+    ASSERT_TRUE(store->ApplyReport(epoch->epoch_id, &state, report, 1000).ok());
+  }
+  EXPECT_TRUE(state.series().empty());
+  absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_TRUE(reloaded->series().empty()) << "the file still holds a retired series";
+  EXPECT_EQ(reloaded->last_sequence(), stream.unacknowledged().back().sequence());
 }
 
 TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {

@@ -82,8 +82,9 @@ class FakeTracker {
   std::vector<TrackerSnapshot::Owner> owners_;
 };
 
-// Fails the test unless the epoch holds exactly the tracker's counters.
-void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker);
+// Fails the test unless the epoch holds exactly the tracker's pages, as the
+// series the stream reports them under, and no series the stream retired.
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream);
 
 }  // namespace apq
 
