@@ -141,7 +141,15 @@ struct BpfPageTracker::State {
   bool counts_recursion_misses = false;
   uint64_t stacks_seen = 0;
   uint64_t owners_seen = 0;
-  absl::flat_hash_map<uint32_t, apq_owner_key> owner_keys;
+  // Every owner id in use, linked in owner_ids or waiting to be reused.
+  struct OwnerLife {
+    apq_owner_key key{};
+    apq_owner_counters last{};  // at the previous snapshot
+    int idle_snapshots = 0;     // snapshots in a row holding no pages, unchanged
+    bool unlinked = false;      // removed from owner_ids; reused once a snapshot finds it still idle
+  };
+  absl::flat_hash_map<uint32_t, OwnerLife> owners;
+  absl::flat_hash_map<uint32_t, uint32_t> reuses;  // by owner id: the high half of its serial
   absl::flat_hash_set<uint32_t> stack_ids_seen;
   absl::flat_hash_map<uint32_t, std::vector<uint64_t>> new_stacks;  // since the last snapshot
   absl::flat_hash_map<uint32_t, std::string> process_names;
@@ -258,6 +266,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
       {skel->maps.page_owner, static_cast<uint32_t>((*table_size + 1) / 2)},  // two pages an entry
       {skel->maps.owner_counters, options.max_owners},
       {skel->maps.owner_ids, options.max_owners},
+      {skel->maps.free_owner_ids, options.max_owners},
       {skel->maps.stack_ids, options.max_stacks},
       {skel->maps.process_names, kMaxProcessNames},
   };
@@ -383,7 +392,7 @@ absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t own
         bpf_map__fd(skel->maps.owner_ids), "owner_ids", [&](const apq_owner_key& key) -> absl::Status {
           uint32_t id = 0;
           if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.owner_ids), &key, &id) != 0) return absl::OkStatus();
-          if (state_->owner_keys.emplace(id, key).second && key.stack_id < APQ_STACK_LOST &&
+          if (state_->owners.try_emplace(id, State::OwnerLife{key}).second && key.stack_id < APQ_STACK_LOST &&
               !state_->stack_ids_seen.contains(key.stack_id)) {
             owner_needs_stack = true;
           }
@@ -445,11 +454,44 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
     c.allocations = __atomic_load_n(&counters[id].allocations, __ATOMIC_RELAXED);
     return c;
   };
-  snapshot.owners.reserve(state_->owner_keys.size() + 1);
-  for (const auto& [id, key] : state_->owner_keys) {
+  // Owners that hold no pages and stay idle are retired, so a host that
+  // runs short-lived processes does not fill the table: first unlinked from
+  // owner_ids (a new allocation of that key gets a new owner), then, if the
+  // next snapshot finds them still idle (no allocation that looked the id up
+  // before the unlink landed since), their counters are zeroed and the id is
+  // handed back to BPF through free_owner_ids.
+  snapshot.owners.reserve(state_->owners.size() + 1);
+  bool unlinked_any = false;
+  std::vector<uint32_t> recycled;
+  int owner_ids_fd = bpf_map__fd(state_->skel->maps.owner_ids);
+  for (auto& [id, life] : state_->owners) {
     if (id >= state_->max_owners) continue;
-    snapshot.owners.push_back({id, key, read_counters(id)});
+    const apq_owner_counters now = read_counters(id);
+    const bool idle = now.pages_outstanding == 0 && now.pages_allocated == life.last.pages_allocated &&
+                      now.allocations == life.last.allocations && life.last.pages_outstanding == 0;
+    life.idle_snapshots = idle ? life.idle_snapshots + 1 : 0;
+    life.last = now;
+    if (life.unlinked && idle) {
+      const apq_owner_counters zero{};
+      if (bpf_map_update_elem(bpf_map__fd(state_->skel->maps.owner_counters), &id, &zero, BPF_ANY) == 0 &&
+          bpf_map_update_elem(bpf_map__fd(state_->skel->maps.free_owner_ids), nullptr, &id, BPF_ANY) == 0) {
+        recycled.push_back(id);
+        continue;
+      }
+    } else if (!life.unlinked && life.idle_snapshots >= kIdleSnapshotsToRetire) {
+      // Gone from owner_ids already (ENOENT) is as good.
+      bpf_map_delete_elem(owner_ids_fd, &life.key);
+      life.unlinked = true;
+      unlinked_any = true;
+    }
+    snapshot.owners.push_back({OwnerSerial(id, state_->reuses[id]), life.key, now});
   }
+  for (uint32_t id : recycled) {
+    state_->owners.erase(id);
+    ++state_->reuses[id];
+  }
+  // Per-CPU caches filled before this may name an unlinked owner.
+  if (unlinked_any) __atomic_add_fetch(&state_->skel->bss->owner_generation, 1, __ATOMIC_RELEASE);
   apq_owner_counters overflow = read_counters(APQ_OWNER_OVERFLOW);
   if (overflow.pages_allocated != 0) {
     apq_owner_key key{};

@@ -38,6 +38,10 @@ class BpfPageTracker : public PageTrackerSource {
   absl::StatusOr<TrackerSnapshot> Snapshot() override;
   const KernelCoverage& coverage() const { return coverage_; }
 
+  // Snapshots an owner must hold no pages and stay unchanged before its id
+  // is retired (then reused for another owner).
+  static constexpr int kIdleSnapshotsToRetire = 6;
+
  private:
   struct State;
   explicit BpfPageTracker(std::unique_ptr<State> state);

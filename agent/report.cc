@@ -99,7 +99,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
   report.migrated_pages = c[APQ_CTR_MIGRATED_PAGES];
   report.losses = LossesOf(now);
 
-  absl::flat_hash_map<uint32_t, const apq_owner_counters*> previous_counters;
+  absl::flat_hash_map<uint64_t, const apq_owner_counters*> previous_counters;
   if (previous) {
     report.interval_seconds = now.monotonic_seconds - previous->monotonic_seconds;
     for (const auto& owner : previous->owners) previous_counters[owner.id] = &owner.counters;

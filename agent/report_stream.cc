@@ -28,12 +28,17 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
   }
   new_stack_ids_.clear();
 
+  const uint64_t build = ++builds_;
   for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
     // The wire must never refer to an undefined stack: an owner whose stack
     // has not been delivered (BpfPageTracker snapshots never do this) keeps
     // its counts until a report can define the stack.
-    if (owner.key.stack_id < APQ_STACK_LOST && !stacks_.contains(owner.key.stack_id)) continue;
+    if (owner.key.stack_id < APQ_STACK_LOST && !stacks_.contains(owner.key.stack_id)) {
+      if (auto held = sent_.find(owner.id); held != sent_.end()) held->second.seen_in_build = build;
+      continue;
+    }
     Sent& sent = sent_[owner.id];
+    sent.seen_in_build = build;
     const apq_owner_counters& now = owner.counters;
     bool changed = now.pages_outstanding != sent.counters.pages_outstanding ||
                    now.pages_allocated != sent.counters.pages_allocated ||
@@ -66,6 +71,13 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
     delta->set_allocations(now.allocations - base.allocations);
     sent.counters = now;
   }
+  // Owners the tracker retired held no pages: their series go too.
+  for (auto entry = sent_.begin(); entry != sent_.end();) {
+    auto current = entry++;
+    if (current->second.seen_in_build == build) continue;
+    if (!full && current->second.series_id != 0) report.add_retired_series(current->second.series_id);
+    sent_.erase(current);
+  }
   return report;
 }
 
@@ -92,7 +104,7 @@ void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& l
   queue_.push_back(std::move(report));
 }
 
-uint32_t ReportStream::SeriesOf(uint32_t owner_id) const {
+uint32_t ReportStream::SeriesOf(uint64_t owner_id) const {
   auto sent = sent_.find(owner_id);
   return sent == sent_.end() ? 0 : sent->second.series_id;
 }

@@ -36,7 +36,8 @@ class FrameEncoder {
 // reports is retired: the report says so and the aggregator forgets it, so
 // a host that runs many short-lived processes does not grow the
 // aggregator's state without bound. If its owner allocates again, it comes
-// back as a new series.
+// back as a new series. An owner the tracker retired (absent from its
+// snapshot) is retired on the wire too.
 class ReportStream {
  public:
   // cgroup_name names a cgroup id for the wire (its path); null sends the id.
@@ -57,7 +58,7 @@ class ReportStream {
   size_t queued_bytes() const { return queued_bytes_; }
   uint64_t reports_dropped() const { return reports_dropped_; }
   // The series an owner is reported as now; 0 if it has none (retired, or never sent).
-  uint32_t SeriesOf(uint32_t owner_id) const;
+  uint32_t SeriesOf(uint64_t owner_id) const;
 
   static constexpr int kIdleReportsToRetire = 3;
 
@@ -66,6 +67,7 @@ class ReportStream {
     apq_owner_counters counters{};  // as of the last report that carried them
     uint32_t series_id = 0;         // 0: no series (retired, or never sent)
     int idle_reports = 0;           // reports since it last changed, while it holds no pages
+    uint64_t seen_in_build = 0;     // the last Build whose snapshot had this owner
   };
   apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full);
 
@@ -80,8 +82,9 @@ class ReportStream {
   // Every stack of the epoch, encoded (snapshots resend them all).
   absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
   std::vector<uint32_t> new_stack_ids_;
-  absl::flat_hash_map<uint32_t, Sent> sent_;  // by owner id
+  absl::flat_hash_map<uint64_t, Sent> sent_;  // by owner id
   uint32_t next_series_id_ = 1;
+  uint64_t builds_ = 0;
 };
 
 }  // namespace apq

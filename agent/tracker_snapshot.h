@@ -17,11 +17,17 @@ inline uint64_t PagesFreed(const apq_owner_counters& counters) {
   return freed > 0 ? static_cast<uint64_t>(freed) : 0;
 }
 
+// An owner as consumers see it: the BPF owner id in the low half, how many
+// times that id was retired and reused in the high half, so that a reused id
+// is a new owner, never a continuation of the old one.
+inline uint64_t OwnerSerial(uint32_t id, uint32_t reuses) { return (uint64_t{reuses} << 32) | id; }
+
 // Everything the kernel side knows at one moment, copied out of the BPF
-// maps. Counters are cumulative since the tracker was loaded.
+// maps. Counters are cumulative since the owner was created. An owner
+// absent from a later snapshot was retired: it held no pages.
 struct TrackerSnapshot {
   struct Owner {
-    uint32_t id = 0;
+    uint64_t id = 0;  // OwnerSerial
     apq_owner_key key{};
     apq_owner_counters counters{};
   };

@@ -107,6 +107,39 @@ TEST(ReportStreamTest, SeriesWaitForTheirStack) {
   EXPECT_EQ(state.series().at(stream.SeriesOf(2)).pages_allocated, 7u);
 }
 
+// An owner the tracker retired (absent from its snapshot) is retired on the
+// wire; a new owner under the same BPF id (another serial) is a new series.
+TEST(ReportStreamTest, OwnersTheTrackerRetiredLeaveTheWire) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  EpochState state;
+  TrackerSnapshot snapshot;
+  snapshot.new_stacks[9] = {0xffffffff81000100ull};
+  TrackerSnapshot::Owner owner;
+  owner.id = OwnerSerial(2, 0);
+  owner.key.stack_id = 9;
+  owner.counters = {0, 5, 1};
+  snapshot.owners = {owner};
+  stream.Add(snapshot, {}, {}, 0);
+  const uint32_t first = stream.SeriesOf(owner.id);
+  ASSERT_NE(first, 0u);
+  snapshot.new_stacks.clear();
+  snapshot.owners[0].id = OwnerSerial(2, 1);  // id 2 retired and reused
+  snapshot.owners[0].key.tgid = 77;
+  snapshot.owners[0].counters = {3, 3, 1};
+  stream.Add(snapshot, {}, {}, 1);
+  const apq::v1::Report& second = stream.unacknowledged().back();
+  ASSERT_EQ(second.retired_series_size(), 1);
+  EXPECT_EQ(second.retired_series(0), first);
+  EXPECT_EQ(stream.SeriesOf(OwnerSerial(2, 0)), 0u);
+  const uint32_t reused = stream.SeriesOf(OwnerSerial(2, 1));
+  EXPECT_NE(reused, first);
+  for (const apq::v1::Report& report : stream.unacknowledged()) ASSERT_TRUE(state.Apply(report).ok());
+  ASSERT_EQ(state.series().size(), 1u);
+  EXPECT_EQ(state.series().at(reused).key.tgid(), 77u);
+  EXPECT_EQ(state.series().at(reused).pages_outstanding, 3);
+}
+
 // A process that freed everything and went quiet is forgotten by the
 // aggregator; if its owner allocates again, it is a new series.
 TEST(ReportStreamTest, IdleEmptySeriesAreRetiredAndComeBackAsNew) {

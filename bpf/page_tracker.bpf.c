@@ -61,6 +61,19 @@ struct {
   __type(value, __u32);
 } owner_ids SEC(".maps");
 
+/* Owner ids userspace retired (no pages, idle, unlinked from owner_ids,
+ * counters zeroed): taken before new ones are drawn, so a host that runs
+ * short-lived processes for months never fills the owner table. */
+struct {
+  __uint(type, BPF_MAP_TYPE_QUEUE);
+  __uint(max_entries, 1);
+  __type(value, __u32);
+} free_owner_ids SEC(".maps");
+
+/* Bumped by userspace whenever it unlinks owners: a per-CPU cache entry of
+ * an older generation may name an unlinked owner and is not used. */
+__u32 owner_generation = 0;
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 1);
@@ -88,10 +101,12 @@ struct {
 } stack_scratch SEC(".maps");
 
 /* The last owner each CPU resolved: consecutive allocations mostly come from
- * the same (stack, process, cgroup, order), and ids never change meaning. */
+ * the same (stack, process, cgroup, order). Valid while owner_generation
+ * is the one it was filled under. */
 struct owner_cache {
   struct apq_owner_key key;
   __u32 id;
+  __u32 generation;
 };
 
 struct {
@@ -213,12 +228,17 @@ static __always_inline __u32 owner_of(struct apq_owner_key *key) {
   __u32 zero = 0, id;
   struct owner_cache *cache = bpf_map_lookup_elem(&last_owner, &zero);
 
-  if (cache && cache->id != APQ_OWNER_NONE && same_owner_key(&cache->key, key)) return cache->id;
+  __u32 generation = owner_generation;
+
+  if (cache && cache->id != APQ_OWNER_NONE && cache->generation == generation && same_owner_key(&cache->key, key)) {
+    return cache->id;
+  }
   id = interned_owner(key);
   /* The overflow owner is not cached: a later allocation may find room. */
   if (cache && id != APQ_OWNER_OVERFLOW) {
     cache->key = *key;
     cache->id = id;
+    cache->generation = generation;
   }
   return id;
 }
@@ -229,16 +249,23 @@ static __always_inline __u32 interned_owner(struct apq_owner_key *key) {
   __u64 id;
   __u32 id32;
 
+  bool reused;
+
   if (existing) return *existing;
-  seq = next_sequence(SEQ_OWNER);
-  id = seq < 0 ? max_owners : APQ_FIRST_OWNER_ID + unique_id(seq);
-  if (id >= max_owners) goto full;
-  id32 = (__u32)id;
+  reused = bpf_map_pop_elem(&free_owner_ids, &id32) == 0;
+  if (!reused) {
+    seq = next_sequence(SEQ_OWNER);
+    id = seq < 0 ? max_owners : APQ_FIRST_OWNER_ID + unique_id(seq);
+    if (id >= max_owners) goto full;
+    id32 = (__u32)id;
+  }
   if (bpf_map_update_elem(&owner_ids, key, &id32, BPF_NOEXIST) == 0) {
     count(APQ_CTR_OWNERS_CREATED, 1);
     remember_process_name(key->tgid);
     return id32;
   }
+  /* Another CPU interned this key first (or the table is full): a reused id goes back. */
+  if (reused) bpf_map_push_elem(&free_owner_ids, &id32, BPF_ANY);
   existing = bpf_map_lookup_elem(&owner_ids, key);
   if (existing) return *existing;
 full:

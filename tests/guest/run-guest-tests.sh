@@ -49,7 +49,8 @@ copy_with_libraries() {
     cp -L "$lib" "$root$lib"
   done
 }
-for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/agent_root_test; do
+for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/apq-churn \
+  tests/agent_root_test; do
   copy_with_libraries "$build/$binary"
 done
 copy_with_libraries /usr/bin/setpriv

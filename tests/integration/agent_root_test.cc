@@ -222,6 +222,29 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   ExpectNothingLostSilently(after);
 }
 
+// A host that runs short-lived processes for months must not fill the owner
+// table: the owners of processes that freed everything are retired and
+// their ids reused. With a table of 256 owners, a burst of short-lived
+// processes overflows it (counted); once they are gone and retired, a new
+// workload is attributed to the byte again.
+TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
+  constexpr int kPipes = 8;
+  auto agent = StartAgent({"--duration", "30", "--interval", "1", "--max-owners", "256"});
+  for (int i = 0; i < 24; ++i) {
+    Subprocess churn({BuiltBinary("tests/apq-churn"), "--fault", std::to_string(8 * kMiB)});
+    ASSERT_EQ(churn.Wait(30), 0) << churn.Stderr();
+    usleep(200'000);
+  }
+  sleep(12);  // idle for the tracker's 6 snapshots, then recycled at the next
+  auto workload = StartPipes(kPipes, 30);
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
+  EXPECT_GT(report["losses"]["owner_table_full"].get<int64_t>(), 0)
+      << "the burst never filled the table: this test shows nothing";
+  EXPECT_EQ(BytesOfProcess(report, workload->pid(), OnPipeWritePath), kPipes * kMiB)
+      << PathsOfProcess(report, workload->pid());
+}
+
 TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
   constexpr int kPipes = 16;
   std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "4"};
