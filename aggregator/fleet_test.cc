@@ -333,6 +333,32 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
   EXPECT_EQ(hour.entries(0).bytes_outstanding(), 200 * kPage) << "the hour's last sample";
 }
 
+// Epochs that attach while a history sample prunes old ones are spared:
+// pruning must not delete the row of an epoch it did not know was attached
+// (its next commit would fail).
+TEST_F(FleetTest, EpochsAttachingDuringASampleSurviveIt) {
+  now_ = 100 * 1440 * kMinute;  // new epochs' rows, never reported yet, look silent for 100 days
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    while (!done) EXPECT_TRUE(fleet->Sample().ok());
+  });
+  int failures = 0;
+  for (int i = 0; i < 300; ++i) {
+    PipeHost host("host-" + std::to_string(i), 0xffffffff81000000ull);
+    uint64_t last = 0;
+    absl::StatusOr<int64_t> epoch = fleet->Attach(host.hello(), &last);
+    ASSERT_TRUE(epoch.ok()) << epoch.status();
+    absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(*epoch, host.Hold(1, now_));
+    if (!outcome.ok()) ++failures;
+    fleet->Detach(*epoch);
+  }
+  done = true;
+  sampler.join();
+  EXPECT_EQ(failures, 0) << "reports refused because a sample pruned their epoch";
+}
+
 // A fleet that connects at once must not send the same table from every
 // host: one stream is asked, another only when it ends or is too slow.
 TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {

@@ -237,7 +237,6 @@ absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest&
 absl::Status Fleet::Sample() {
   const int64_t now = clock_();
   absl::StatusOr<FleetSample> sample;
-  absl::flat_hash_set<int64_t> in_memory;
   {
     absl::MutexLock lock(&state_mu_);
     for (auto live = epochs_.begin(); live != epochs_.end();) {
@@ -247,7 +246,7 @@ absl::Status Fleet::Sample() {
         if (newest_epoch_[epoch.host_id] == live->first) newest_epoch_.erase(epoch.host_id);
         epochs_.erase(live++);
       } else {
-        in_memory.insert((live++)->first);
+        ++live;
       }
     }
     sample = SampleFleet(FreshEpochs(apq::v1::TopRequest(), now), &namer_, now / 60'000);
@@ -255,6 +254,13 @@ absl::Status Fleet::Sample() {
   if (!sample.ok()) return sample.status();
   absl::MutexLock store_lock(&store_mu_);
   if (absl::Status status = store_->WriteSample(*sample); !status.ok()) return status;
+  // Taken under store_mu_, which Attach holds from creating an epoch's row
+  // until the epoch is in memory: an epoch attached meanwhile is spared.
+  absl::flat_hash_set<int64_t> in_memory;
+  {
+    absl::MutexLock lock(&state_mu_);
+    for (const auto& [id, live] : epochs_) in_memory.insert(id);
+  }
   return store_->PruneEpochs(now, in_memory);
 }
 
