@@ -1,10 +1,13 @@
 #include "aggregator/services.h"
 
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <iostream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/files.h"
 
 namespace apq {
@@ -107,29 +110,45 @@ void Fleet::Detach(int64_t epoch_id) {
   }
 }
 
-absl::StatusOr<EpochState::Outcome> Fleet::Apply(int64_t epoch_id, const apq::v1::Report& report) {
-  Pending pending;
+void Fleet::ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback done) {
+  auto pending = std::make_unique<Pending>();
+  pending->report = std::move(report);
+  absl::StatusOr<EpochState::Outcome> outcome;
   {
     absl::MutexLock lock(&state_mu_);
     auto live = epochs_.find(epoch_id);
-    if (live == epochs_.end()) return absl::FailedPreconditionError("epoch not attached");
-    HostEpoch& epoch = live->second.epoch;
-    absl::StatusOr<EpochState::Outcome> outcome = epoch.state.Apply(report);
-    if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
-    epoch.last_report_ms = clock_();
-    pending.write = Store::Applied(epoch_id, epoch.state, report, epoch.last_report_ms);
-    absl::MutexLock queue_lock(&queue_mu_);  // queued in the order applied
-    queue_.push_back(&pending);
+    if (live == epochs_.end()) {
+      outcome = absl::FailedPreconditionError("epoch not attached");
+    } else {
+      HostEpoch& epoch = live->second.epoch;
+      outcome = epoch.state.Apply(pending->report);
+      if (outcome.ok() && *outcome == EpochState::Outcome::kApplied) {
+        epoch.last_report_ms = clock_();
+        pending->write = Store::Applied(epoch_id, epoch.state, pending->report, epoch.last_report_ms);
+        pending->done = std::move(done);
+        absl::MutexLock queue_lock(&queue_mu_);  // queued in the order applied
+        queue_.push_back(std::move(pending));
+        return;
+      }
+    }
   }
-  absl::MutexLock queue_lock(&queue_mu_);
-  queue_mu_.Await(absl::Condition(&pending.done));
-  if (!pending.status.ok()) return pending.status;
-  return EpochState::Outcome::kApplied;
+  done(std::move(outcome));  // nothing to store: answered at once, outside the locks
+}
+
+absl::StatusOr<EpochState::Outcome> Fleet::Apply(int64_t epoch_id, const apq::v1::Report& report) {
+  absl::Notification stored;
+  absl::StatusOr<EpochState::Outcome> result;
+  ApplyThen(epoch_id, report, [&](absl::StatusOr<EpochState::Outcome> outcome) {
+    result = std::move(outcome);
+    stored.Notify();
+  });
+  stored.WaitForNotification();
+  return result;
 }
 
 void Fleet::CommitLoop() {
   while (true) {
-    std::vector<Pending*> batch;
+    std::vector<std::unique_ptr<Pending>> batch;
     {
       absl::MutexLock queue_lock(&queue_mu_);
       queue_mu_.Await(absl::Condition(
@@ -140,7 +159,7 @@ void Fleet::CommitLoop() {
     }
     std::vector<const Store::AppliedReport*> writes;
     writes.reserve(batch.size());
-    for (const Pending* pending : batch) writes.push_back(&pending->write);
+    for (const auto& pending : batch) writes.push_back(&pending->write);
     absl::Status status;
     {
       absl::MutexLock store_lock(&store_mu_);
@@ -151,7 +170,7 @@ void Fleet::CommitLoop() {
         // Memory ran ahead of the file: take the file's state back, so the
         // agents' resends apply again.
         absl::flat_hash_set<int64_t> failed;
-        for (const Pending* pending : batch) failed.insert(pending->write.epoch_id);
+        for (const auto& pending : batch) failed.insert(pending->write.epoch_id);
         for (int64_t epoch_id : failed) {
           absl::StatusOr<EpochState> reloaded = store_->LoadEpoch(epoch_id);
           absl::MutexLock lock(&state_mu_);
@@ -165,10 +184,12 @@ void Fleet::CommitLoop() {
         }
       }
     }
-    absl::MutexLock queue_lock(&queue_mu_);
-    for (Pending* pending : batch) {
-      pending->status = status;
-      pending->done = true;
+    for (const auto& pending : batch) {
+      if (status.ok()) {
+        pending->done(EpochState::Outcome::kApplied);
+      } else {
+        pending->done(status);
+      }
     }
   }
 }
@@ -264,72 +285,156 @@ absl::Status Fleet::Sample() {
   return store_->PruneEpochs(now, in_memory);
 }
 
-grpc::Status IngestService::Stream(
-    grpc::ServerContext* /*context*/,
-    grpc::ServerReaderWriter<apq::v1::AggregatorMessage, apq::v1::AgentMessage>* stream) {
-  apq::v1::AgentMessage message;
-  if (!stream->Read(&message)) return grpc::Status::OK;
-  if (!message.has_hello()) return grpc::Status(grpc::INVALID_ARGUMENT, "the first message must be a hello");
-  const apq::v1::Hello hello = message.hello();
-  uint64_t last_sequence = 0;
-  absl::StatusOr<int64_t> epoch = fleet_->Attach(hello, &last_sequence);
-  if (!epoch.ok()) return ToGrpc(epoch.status());
-  struct Detacher {
-    Fleet* fleet;
-    int64_t epoch;
-    ~Detacher() { fleet->Detach(epoch); }
-  } detach{fleet_, *epoch};
+namespace {
 
-  apq::v1::AggregatorMessage reply;
-  reply.mutable_ack()->set_sequence(last_sequence);  // what is stored already need not come again
-  if (!stream->Write(reply)) return grpc::Status::OK;
-  // Tables this stream's frames point into that are not stored yet; each
-  // report asks again for those no other stream is uploading.
-  absl::flat_hash_set<std::pair<std::string, std::string>> wanted;
-  if (!hello.kernel().build_id().empty()) wanted.emplace("vmlinux", hello.kernel().build_id());
-  auto ask_for_symbols = [&]() -> bool {
-    for (auto want = wanted.begin(); want != wanted.end();) {
-      auto current = want++;
-      Fleet::SymbolNeed need = fleet_->NeedSymbols(current->first, current->second, *epoch);
-      if (need == Fleet::SymbolNeed::kStored) {
-        wanted.erase(current);
-      } else if (need == Fleet::SymbolNeed::kAskThisStream) {
-        apq::v1::AggregatorMessage ask;
-        ask.mutable_need_symbols()->set_object(current->first);
-        ask.mutable_need_symbols()->set_build_id(current->second);
-        if (!stream->Write(ask)) return false;
+// One agent's stream: a Hello, then reports (and symbol tables when asked),
+// one report at a time: the next is read once the previous one's outcome is
+// known (after its commit), so acks go out in order and each means stored.
+class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage> {
+ public:
+  explicit IngestReactor(Fleet* fleet) : fleet_(fleet) { StartRead(&in_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return End(grpc::Status::OK);  // the agent closed the stream, or went away
+    if (epoch_ == 0) return OnHello();
+    if (in_.has_symbols()) {
+      absl::StatusOr<bool> stored = fleet_->PutSymbols(epoch_, in_.symbols());
+      if (!stored.ok()) return End(ToGrpc(stored.status()));
+      return StartRead(&in_);
+    }
+    if (!in_.has_report()) return End(grpc::Status(grpc::INVALID_ARGUMENT, "expected a report or symbols"));
+    for (const apq::v1::CodeObject& object : in_.report().objects()) {
+      if (object.name() != "[unknown]" && !object.build_id().empty() && wanted_.size() < kMaxWantedTables) {
+        wanted_.emplace(object.name(), object.build_id());
       }
     }
-    return true;
-  };
-  if (!ask_for_symbols()) return grpc::Status::OK;
-
-  while (stream->Read(&message)) {
-    if (message.has_symbols()) {
-      if (absl::StatusOr<bool> stored = fleet_->PutSymbols(*epoch, message.symbols()); !stored.ok()) {
-        return ToGrpc(stored.status());
-      }
-      continue;
+    const uint64_t sequence = in_.report().sequence();
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_;
     }
-    if (!message.has_report()) return grpc::Status(grpc::INVALID_ARGUMENT, "expected a report or symbols");
-    const apq::v1::Report& report = message.report();
-    absl::StatusOr<EpochState::Outcome> outcome = fleet_->Apply(*epoch, report);
-    if (!outcome.ok()) return ToGrpc(outcome.status());
+    fleet_->ApplyThen(epoch_, std::move(*in_.mutable_report()),
+                      [this, sequence](absl::StatusOr<EpochState::Outcome> outcome) { OnApplied(sequence, outcome); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    out_.pop_front();
+    if (!ok) broken_ = true;  // the agent is gone: the next read fails and ends the stream
+    if (!out_.empty() && !broken_) {
+      StartWrite(&out_.front());
+      return;
+    }
+    out_.clear();
+    writing_ = false;
+    if (finish_) Finish(*finish_);
+  }
+
+  void OnDone() override {
+    if (epoch_ != 0) fleet_->Detach(epoch_);
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      last = pending_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  void OnHello() {
+    if (!in_.has_hello()) return End(grpc::Status(grpc::INVALID_ARGUMENT, "the first message must be a hello"));
+    uint64_t last_sequence = 0;
+    absl::StatusOr<int64_t> epoch = fleet_->Attach(in_.hello(), &last_sequence);
+    if (!epoch.ok()) return End(ToGrpc(epoch.status()));
+    epoch_ = *epoch;
+    if (!in_.hello().kernel().build_id().empty()) wanted_.emplace("vmlinux", in_.hello().kernel().build_id());
+    apq::v1::AggregatorMessage reply;
+    reply.mutable_ack()->set_sequence(last_sequence);  // what is stored already need not come again
+    Send(std::move(reply));
+    AskForSymbols();
+    StartRead(&in_);
+  }
+
+  // On the committer thread, or at once for what needs no commit.
+  void OnApplied(uint64_t sequence, const absl::StatusOr<EpochState::Outcome>& outcome) {
+    bool ended, last;
+    {
+      absl::MutexLock lock(&mu_);
+      --pending_;
+      ended = done_;
+      last = pending_ == 0;
+    }
+    if (ended) {
+      if (last) delete this;
+      return;
+    }
+    if (!outcome.ok()) return End(ToGrpc(outcome.status()));
     apq::v1::AggregatorMessage answer;
     if (*outcome == EpochState::Outcome::kNeedSnapshot) {
       answer.mutable_need_snapshot();
     } else {
-      answer.mutable_ack()->set_sequence(report.sequence());
+      answer.mutable_ack()->set_sequence(sequence);
     }
-    if (!stream->Write(answer)) return grpc::Status::OK;
-    for (const apq::v1::CodeObject& object : report.objects()) {
-      if (object.name() != "[unknown]" && !object.build_id().empty() && wanted.size() < kMaxWantedTables) {
-        wanted.emplace(object.name(), object.build_id());
+    Send(std::move(answer));
+    AskForSymbols();
+    StartRead(&in_);
+  }
+
+  // Asks this stream for the tables its frames need that no other stream
+  // is uploading (see Fleet::NeedSymbols).
+  void AskForSymbols() {
+    for (auto want = wanted_.begin(); want != wanted_.end();) {
+      auto current = want++;
+      Fleet::SymbolNeed need = fleet_->NeedSymbols(current->first, current->second, epoch_);
+      if (need == Fleet::SymbolNeed::kStored) {
+        wanted_.erase(current);
+      } else if (need == Fleet::SymbolNeed::kAskThisStream) {
+        apq::v1::AggregatorMessage ask;
+        ask.mutable_need_symbols()->set_object(current->first);
+        ask.mutable_need_symbols()->set_build_id(current->second);
+        Send(std::move(ask));
       }
     }
-    if (!ask_for_symbols()) return grpc::Status::OK;
   }
-  return grpc::Status::OK;
+
+  void Send(apq::v1::AggregatorMessage message) {
+    absl::MutexLock lock(&mu_);
+    if (broken_ || finish_) return;
+    out_.push_back(std::move(message));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&out_.front());
+    }
+  }
+
+  // Ends the stream once what is queued is written.
+  void End(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    if (finish_) return;
+    finish_ = std::move(status);
+    if (!writing_) Finish(*finish_);
+  }
+
+  Fleet* const fleet_;
+  apq::v1::AgentMessage in_;  // one read at a time
+  int64_t epoch_ = 0;         // 0 until the Hello; touched only between reads
+  absl::flat_hash_set<std::pair<std::string, std::string>> wanted_;  // tables not stored yet, likewise
+
+  absl::Mutex mu_;
+  std::deque<apq::v1::AggregatorMessage> out_ ABSL_GUARDED_BY(mu_);  // front: being written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;  // reports waiting for their outcome
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage>* IngestService::Stream(
+    grpc::CallbackServerContext* /*context*/) {
+  return new IngestReactor(fleet_);
 }
 
 grpc::Status QueryService::Top(grpc::ServerContext*, const apq::v1::TopRequest* request,

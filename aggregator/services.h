@@ -35,6 +35,12 @@ class Fleet {
 
   absl::StatusOr<int64_t> Attach(const apq::v1::Hello& hello, uint64_t* last_sequence);
   void Detach(int64_t epoch_id);
+  // Applies a report to its epoch in memory at once; `done` runs when it is
+  // durably stored (on the committer thread, with the group's outcome), or
+  // at once when there is nothing to store (a duplicate, a gap, a refusal).
+  using AppliedCallback = std::function<void(absl::StatusOr<EpochState::Outcome>)>;
+  void ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback done);
+  // The same, waiting for `done`.
   absl::StatusOr<EpochState::Outcome> Apply(int64_t epoch_id, const apq::v1::Report& report);
 
   // Symbol tables are uploaded once per (object, build ID) for the whole
@@ -62,9 +68,9 @@ class Fleet {
     int streams = 0;
   };
   struct Pending {
-    Store::AppliedReport write;
-    absl::Status status;
-    bool done = false;
+    apq::v1::Report report;
+    Store::AppliedReport write;  // points into report
+    AppliedCallback done;
   };
   Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock);
   void CommitLoop();
@@ -84,7 +90,7 @@ class Fleet {
   absl::flat_hash_map<int64_t, int64_t> newest_epoch_ ABSL_GUARDED_BY(state_mu_);  // by host ID
   PathNamer namer_ ABSL_GUARDED_BY(state_mu_);
   absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
-  std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  std::vector<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   using ObjectBuild = std::pair<std::string, std::string>;
   struct Upload {
@@ -100,11 +106,14 @@ class Fleet {
   std::thread committer_;
 };
 
-class IngestService final : public apq::v1::Ingest::Service {
+// The agents' streams, on gRPC's callback API: a stream waiting for its
+// agent, or for its report's commit, holds no thread, so one aggregator
+// serves tens of thousands of connected hosts.
+class IngestService final : public apq::v1::Ingest::CallbackService {
  public:
   explicit IngestService(Fleet* fleet) : fleet_(fleet) {}
-  grpc::Status Stream(grpc::ServerContext* context,
-                      grpc::ServerReaderWriter<apq::v1::AggregatorMessage, apq::v1::AgentMessage>* stream) override;
+  grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage>* Stream(
+      grpc::CallbackServerContext* context) override;
 
  private:
   Fleet* fleet_;
