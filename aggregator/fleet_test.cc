@@ -8,6 +8,7 @@
 #include "agent/code_objects.h"
 #include "aggregator/services.h"
 #include "aggregator/testing_fakes.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace apq {
@@ -19,6 +20,18 @@ constexpr double kPage = 4096;
 std::string Kallsyms(uint64_t base) {
   return absl::StrFormat("%x T _stext\n%x T ksys_write\n%x t anon_pipe_write\n%x T alloc_pages_noprof\n", base,
                          base + 0x100, base + 0x200, base + 0x300);
+}
+
+// Fleet::ApplyThen, waiting for the outcome (after the commit).
+absl::StatusOr<EpochState::Outcome> ApplyAndWait(Fleet* fleet, int64_t epoch_id, const apq::v1::Report& report) {
+  absl::Notification stored;
+  absl::StatusOr<EpochState::Outcome> result;
+  fleet->ApplyThen(epoch_id, report, [&](absl::StatusOr<EpochState::Outcome> outcome) {
+    result = std::move(outcome);
+    stored.Notify();
+  });
+  stored.WaitForNotification();
+  return result;
 }
 
 // One agent on a host of build "build-1" whose text starts at `base`
@@ -88,7 +101,7 @@ class FleetTest : public ::testing::Test {
   }
   // Streams host's report holding `pages` into the fleet and acknowledges it.
   void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages) {
-    absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(epoch, host->Hold(pages, now_));
+    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet, epoch, host->Hold(pages, now_));
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     host->Acknowledge();
@@ -189,11 +202,11 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
         if (!epoch.ok()) return failures.fetch_add(1), void();
         for (int r = 0; r < kReports; ++r) {
           stream.Add(trackers[i].Next(), {}, {}, r);
-          absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(*epoch, stream.unacknowledged().back());
+          absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
           if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) failures.fetch_add(1);
           // Every third ack is lost: the resend must be a duplicate.
           if (r % 3 == 0) {
-            absl::StatusOr<EpochState::Outcome> again = fleet->Apply(*epoch, stream.unacknowledged().back());
+            absl::StatusOr<EpochState::Outcome> again = ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
             if (!again.ok() || *again != EpochState::Outcome::kDuplicate) failures.fetch_add(1);
           }
           stream.Acknowledge(stream.unacknowledged().back().sequence());
@@ -350,7 +363,7 @@ TEST_F(FleetTest, EpochsAttachingDuringASampleSurviveIt) {
     uint64_t last = 0;
     absl::StatusOr<int64_t> epoch = fleet->Attach(host.hello(), &last);
     ASSERT_TRUE(epoch.ok()) << epoch.status();
-    absl::StatusOr<EpochState::Outcome> outcome = fleet->Apply(*epoch, host.Hold(1, now_));
+    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet.get(), *epoch, host.Hold(1, now_));
     if (!outcome.ok()) ++failures;
     fleet->Detach(*epoch);
   }

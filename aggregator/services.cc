@@ -7,7 +7,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "common/files.h"
 
 namespace apq {
@@ -133,17 +132,6 @@ void Fleet::ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback 
     }
   }
   done(std::move(outcome));  // nothing to store: answered at once, outside the locks
-}
-
-absl::StatusOr<EpochState::Outcome> Fleet::Apply(int64_t epoch_id, const apq::v1::Report& report) {
-  absl::Notification stored;
-  absl::StatusOr<EpochState::Outcome> result;
-  ApplyThen(epoch_id, report, [&](absl::StatusOr<EpochState::Outcome> outcome) {
-    result = std::move(outcome);
-    stored.Notify();
-  });
-  stored.WaitForNotification();
-  return result;
 }
 
 void Fleet::CommitLoop() {

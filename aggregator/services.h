@@ -40,8 +40,6 @@ class Fleet {
   // at once when there is nothing to store (a duplicate, a gap, a refusal).
   using AppliedCallback = std::function<void(absl::StatusOr<EpochState::Outcome>)>;
   void ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback done);
-  // The same, waiting for `done`.
-  absl::StatusOr<EpochState::Outcome> Apply(int64_t epoch_id, const apq::v1::Report& report);
 
   // Symbol tables are uploaded once per (object, build ID) for the whole
   // fleet: of all the streams that need one, a single one is asked at a
