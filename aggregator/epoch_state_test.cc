@@ -113,15 +113,9 @@ TEST(ReportStreamTest, OwnersTheTrackerRetiredLeaveTheWire) {
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);
   EpochState state;
-  TrackerSnapshot snapshot;
-  snapshot.new_stacks[9] = {0xffffffff81000100ull};
-  TrackerSnapshot::Owner owner;
-  owner.id = OwnerSerial(2, 0);
-  owner.key.stack_id = 9;
-  owner.counters = {0, 5, 1};
-  snapshot.owners = {owner};
+  TrackerSnapshot snapshot = OneOwnerSnapshot(OwnerSerial(2, 0), {0, 5, 1});
   stream.Add(snapshot, {}, {}, 0);
-  const uint32_t first = stream.SeriesOf(owner.id);
+  const uint32_t first = stream.SeriesOf(OwnerSerial(2, 0));
   ASSERT_NE(first, 0u);
   snapshot.new_stacks.clear();
   snapshot.owners[0].id = OwnerSerial(2, 1);  // id 2 retired and reused
@@ -146,13 +140,7 @@ TEST(ReportStreamTest, IdleEmptySeriesAreRetiredAndComeBackAsNew) {
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);
   EpochState state;
-  TrackerSnapshot snapshot;
-  snapshot.new_stacks[9] = {0xffffffff81000100ull};
-  TrackerSnapshot::Owner owner;
-  owner.id = 2;
-  owner.key.stack_id = 9;
-  owner.counters = {5, 5, 1};  // outstanding, allocated, allocations
-  snapshot.owners = {owner};
+  TrackerSnapshot snapshot = OneOwnerSnapshot(2, {5, 5, 1});  // outstanding, allocated, allocations
   auto deliver = [&] {
     for (const apq::v1::Report& report : stream.unacknowledged()) {
       absl::StatusOr<EpochState::Outcome> outcome = state.Apply(report);

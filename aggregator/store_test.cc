@@ -85,13 +85,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
 TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);
-  TrackerSnapshot snapshot;
-  snapshot.new_stacks[9] = {0xffffffff81000100ull};
-  TrackerSnapshot::Owner owner;
-  owner.id = 2;
-  owner.key.stack_id = 9;
-  owner.counters = {5, 5, 1};
-  snapshot.owners = {owner};
+  TrackerSnapshot snapshot = OneOwnerSnapshot(2, {5, 5, 1});
   stream.Add(snapshot, {}, {}, 0);
   snapshot.new_stacks.clear();
   snapshot.owners[0].counters.pages_outstanding = 0;

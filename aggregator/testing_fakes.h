@@ -82,6 +82,18 @@ class FakeTracker {
   std::vector<TrackerSnapshot::Owner> owners_;
 };
 
+// A snapshot defining stack 9 (one frame) and one owner of it.
+inline TrackerSnapshot OneOwnerSnapshot(uint64_t owner_id, apq_owner_counters counters) {
+  TrackerSnapshot snapshot;
+  snapshot.new_stacks[9] = {0xffffffff81000100ull};
+  TrackerSnapshot::Owner owner;
+  owner.id = owner_id;
+  owner.key.stack_id = 9;
+  owner.counters = counters;
+  snapshot.owners = {owner};
+  return snapshot;
+}
+
 // Fails the test unless the epoch holds exactly the tracker's pages, as the
 // series the stream reports them under, and no series the stream retired.
 void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream);
