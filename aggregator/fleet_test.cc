@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
 #include "aggregator/services.h"
+#include "aggregator/sqlite.h"
 #include "aggregator/testing_fakes.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
@@ -344,6 +345,41 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
   EXPECT_EQ(hour.resolution_millis(), 60 * kMinute);
   ASSERT_EQ(hour.entries_size(), 1);
   EXPECT_EQ(hour.entries(0).bytes_outstanding(), 200 * kPage) << "the hour's last sample";
+}
+
+// An ack means stored. A report whose commit fails is acknowledged neither
+// as applied nor as a duplicate resent meanwhile (by another stream of the
+// same agent, after a reconnect).
+TEST_F(FleetTest, NothingIsAcknowledgedThatIsNotStored) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull);
+  uint64_t last = 0;
+  absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+  ASSERT_TRUE(epoch.ok());
+  Report(fleet.get(), *epoch, &web1, 10);
+  // The epoch's rows vanish under the fleet, so the next commit fails.
+  absl::StatusOr<Database> other = Database::Open(path_.string());
+  ASSERT_TRUE(other.ok()) << other.status();
+  for (const char* table : {"series", "stacks", "objects", "epochs"}) {
+    ASSERT_TRUE(other->Exec(absl::StrCat("DELETE FROM ", table, " WHERE epoch_id = ", *epoch)).ok());
+  }
+  const apq::v1::Report second = web1.Hold(20, now_);
+  absl::Notification first_done, resend_done;
+  absl::StatusOr<EpochState::Outcome> first, resend;
+  fleet->ApplyThen(*epoch, second, [&](absl::StatusOr<EpochState::Outcome> outcome) {
+    first = outcome;
+    first_done.Notify();
+  });
+  fleet->ApplyThen(*epoch, second, [&](absl::StatusOr<EpochState::Outcome> outcome) {
+    resend = outcome;
+    resend_done.Notify();
+  });
+  first_done.WaitForNotification();
+  resend_done.WaitForNotification();
+  EXPECT_FALSE(first.ok()) << "a report whose commit failed was acknowledged";
+  EXPECT_TRUE(!resend.ok() || *resend != EpochState::Outcome::kDuplicate)
+      << "its resend was acknowledged as a stored duplicate";
 }
 
 // Epochs that attach while a history sample prunes old ones are spared:

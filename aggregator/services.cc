@@ -53,9 +53,10 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
       if (!state.ok()) return state.status();
       absl::MutexLock lock(&fleet->state_mu_);
       fleet->newest_epoch_[info.host_id] = info.epoch_id;
-      fleet->epochs_[info.epoch_id].epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
-                                             std::move(info.build_id), info.sample_bytes, info.last_report_ms,
-                                             std::move(*state)};
+      Live& live = fleet->epochs_[info.epoch_id];
+      live.stored_sequence = state->last_sequence();
+      live.epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
+                    std::move(info.build_id), info.sample_bytes, info.last_report_ms, std::move(*state)};
     }
   }
   {
@@ -86,13 +87,14 @@ absl::StatusOr<int64_t> Fleet::Attach(const apq::v1::Hello& hello, uint64_t* las
   absl::MutexLock lock(&state_mu_);
   auto [live, opened] = epochs_.try_emplace(info->epoch_id);
   if (opened) {  // otherwise memory already holds it, as new as the file or newer
+    live->second.stored_sequence = loaded.last_sequence();
     live->second.epoch = {info->epoch_id, info->host_id, info->cluster, info->host, info->build_id,
                           info->sample_bytes, info->last_report_ms, std::move(loaded)};
   }
   ++live->second.streams;
   int64_t& newest = newest_epoch_[info->host_id];
   newest = std::max(newest, info->epoch_id);
-  *last_sequence = live->second.epoch.state.last_sequence();
+  *last_sequence = live->second.stored_sequence;  // reports applied but not yet stored come again
   return info->epoch_id;
 }
 
@@ -121,9 +123,16 @@ void Fleet::ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback 
     } else {
       HostEpoch& epoch = live->second.epoch;
       outcome = epoch.state.Apply(pending->report);
-      if (outcome.ok() && *outcome == EpochState::Outcome::kApplied) {
-        epoch.last_report_ms = clock_();
-        pending->write = Store::Applied(epoch_id, epoch.state, pending->report, epoch.last_report_ms);
+      const bool applied = outcome.ok() && *outcome == EpochState::Outcome::kApplied;
+      const bool unstored_duplicate = outcome.ok() && *outcome == EpochState::Outcome::kDuplicate &&
+                                      pending->report.sequence() > live->second.stored_sequence;
+      if (applied || unstored_duplicate) {
+        if (applied) {
+          epoch.last_report_ms = clock_();
+          pending->write = Store::Applied(epoch_id, epoch.state, pending->report, epoch.last_report_ms);
+        } else {
+          pending->duplicate_of_epoch = epoch_id;
+        }
         pending->done = std::move(done);
         absl::MutexLock queue_lock(&queue_mu_);  // queued in the order applied
         queue_.push_back(std::move(pending));
@@ -147,33 +156,54 @@ void Fleet::CommitLoop() {
     }
     std::vector<const Store::AppliedReport*> writes;
     writes.reserve(batch.size());
-    for (const auto& pending : batch) writes.push_back(&pending->write);
+    for (const auto& pending : batch) {
+      if (pending->write.epoch_id != 0) writes.push_back(&pending->write);
+    }
     absl::Status status;
     {
       absl::MutexLock store_lock(&store_mu_);
-      status = store_->CommitReports(writes);
+      if (!writes.empty()) status = store_->CommitReports(writes);
+      absl::flat_hash_set<int64_t> reloaded;
       if (!status.ok()) {
         std::cerr << "apq-aggregator: storing " << writes.size() << " reports failed (their streams end; agents "
                   << "resend): " << status.message() << std::endl;
         // Memory ran ahead of the file: take the file's state back, so the
         // agents' resends apply again.
-        absl::flat_hash_set<int64_t> failed;
-        for (const auto& pending : batch) failed.insert(pending->write.epoch_id);
-        for (int64_t epoch_id : failed) {
-          absl::StatusOr<EpochState> reloaded = store_->LoadEpoch(epoch_id);
+        for (const Store::AppliedReport* write : writes) {
+          if (!reloaded.insert(write->epoch_id).second) continue;
+          absl::StatusOr<EpochState> state = store_->LoadEpoch(write->epoch_id);
           absl::MutexLock lock(&state_mu_);
-          auto live = epochs_.find(epoch_id);
+          auto live = epochs_.find(write->epoch_id);
           if (live == epochs_.end()) continue;
-          if (reloaded.ok()) {
-            live->second.epoch.state = std::move(*reloaded);
-          } else {
-            live->second.epoch.state = EpochState();  // unreadable: the agent is asked for a snapshot
+          // Unreadable: start empty, and the agent is asked for a snapshot.
+          live->second.epoch.state = state.ok() ? std::move(*state) : EpochState();
+          live->second.stored_sequence = live->second.epoch.state.last_sequence();
+        }
+      } else {
+        absl::MutexLock lock(&state_mu_);
+        for (const Store::AppliedReport* write : writes) {
+          auto live = epochs_.find(write->epoch_id);
+          if (live != epochs_.end()) {
+            live->second.stored_sequence = std::max(live->second.stored_sequence, write->report->sequence());
           }
         }
       }
     }
     for (const auto& pending : batch) {
-      if (status.ok()) {
+      if (pending->duplicate_of_epoch != 0) {
+        bool stored;
+        {
+          absl::MutexLock lock(&state_mu_);
+          auto live = epochs_.find(pending->duplicate_of_epoch);
+          stored = live != epochs_.end() && live->second.stored_sequence >= pending->report.sequence();
+        }
+        if (stored) {
+          pending->done(EpochState::Outcome::kDuplicate);
+        } else {
+          pending->done(absl::UnavailableError(
+              absl::StrCat("report ", pending->report.sequence(), " could not be stored; send it again")));
+        }
+      } else if (status.ok()) {
         pending->done(EpochState::Outcome::kApplied);
       } else {
         pending->done(status);

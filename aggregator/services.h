@@ -64,11 +64,17 @@ class Fleet {
   struct Live {
     HostEpoch epoch;
     int streams = 0;
+    // The last report in the file; epoch.state may be ahead of it by the
+    // reports waiting for their commit. Only stored reports are acked.
+    uint64_t stored_sequence = 0;
   };
   struct Pending {
     apq::v1::Report report;
-    Store::AppliedReport write;  // points into report
+    Store::AppliedReport write;  // points into report; epoch_id 0: nothing to write
     AppliedCallback done;
+    // A duplicate of a report applied but not yet stored: answered once it
+    // is (after the commit it waits for), or refused if that commit failed.
+    int64_t duplicate_of_epoch = 0;
   };
   Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock);
   void CommitLoop();
