@@ -107,6 +107,11 @@ class FleetTest : public ::testing::Test {
     ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     host->Acknowledge();
   }
+  // Host's agent says hello: its epoch.
+  static absl::StatusOr<int64_t> Attach(Fleet* fleet, const PipeHost& host) {
+    uint64_t last = 0;
+    return fleet->Attach(host.hello(), &last);
+  }
   // Host's stream is asked for the kernel's table and uploads it.
   void Upload(Fleet* fleet, int64_t epoch, PipeHost* host) {
     ASSERT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Fleet::SymbolNeed::kAskThisStream);
@@ -131,8 +136,7 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   std::unique_ptr<Fleet> fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
   PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull);
-  uint64_t last = 0;
-  absl::StatusOr<int64_t> epoch1 = fleet->Attach(web1.hello(), &last), epoch2 = fleet->Attach(web2.hello(), &last);
+  absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2);
   ASSERT_TRUE(epoch1.ok() && epoch2.ok());
   Report(fleet.get(), *epoch1, &web1, 256);
   Report(fleet.get(), *epoch2, &web2, 512);
@@ -239,8 +243,7 @@ TEST_F(FleetTest, RestartedFleetKnowsRecentHosts) {
   {
     std::unique_ptr<Fleet> fleet = StartFleet();
     ASSERT_NE(fleet, nullptr);
-    uint64_t last = 0;
-    absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+    absl::StatusOr<int64_t> epoch = Attach(fleet.get(), web1);
     ASSERT_TRUE(epoch.ok());
     Report(fleet.get(), *epoch, &web1, 300);
     Upload(fleet.get(), *epoch, &web1);
@@ -263,8 +266,7 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
   std::unique_ptr<Fleet> fleet = StartFleet(retention);
   ASSERT_NE(fleet, nullptr);
   PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull);
-  uint64_t last = 0;
-  absl::StatusOr<int64_t> epoch1 = fleet->Attach(web1.hello(), &last), epoch2 = fleet->Attach(web2.hello(), &last);
+  absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2);
   ASSERT_TRUE(epoch1.ok() && epoch2.ok());
 
   apq::v1::TopRequest at;
@@ -354,8 +356,7 @@ TEST_F(FleetTest, NothingIsAcknowledgedThatIsNotStored) {
   std::unique_ptr<Fleet> fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
   PipeHost web1("web-1", 0xffffffff81000000ull);
-  uint64_t last = 0;
-  absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+  absl::StatusOr<int64_t> epoch = Attach(fleet.get(), web1);
   ASSERT_TRUE(epoch.ok());
   Report(fleet.get(), *epoch, &web1, 10);
   // The epoch's rows vanish under the fleet, so the next commit fails.
@@ -396,8 +397,7 @@ TEST_F(FleetTest, EpochsAttachingDuringASampleSurviveIt) {
   int failures = 0;
   for (int i = 0; i < 300; ++i) {
     PipeHost host("host-" + std::to_string(i), 0xffffffff81000000ull);
-    uint64_t last = 0;
-    absl::StatusOr<int64_t> epoch = fleet->Attach(host.hello(), &last);
+    absl::StatusOr<int64_t> epoch = Attach(fleet.get(), host);
     ASSERT_TRUE(epoch.ok()) << epoch.status();
     absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet.get(), *epoch, host.Hold(1, now_));
     if (!outcome.ok()) ++failures;
@@ -415,9 +415,8 @@ TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
   ASSERT_NE(fleet, nullptr);
   PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull),
       web3("web-3", 0xffffffffb3000000ull);
-  uint64_t last = 0;
-  absl::StatusOr<int64_t> e1 = fleet->Attach(web1.hello(), &last), e2 = fleet->Attach(web2.hello(), &last),
-                          e3 = fleet->Attach(web3.hello(), &last);
+  absl::StatusOr<int64_t> e1 = Attach(fleet.get(), web1), e2 = Attach(fleet.get(), web2),
+                          e3 = Attach(fleet.get(), web3);
   ASSERT_TRUE(e1.ok() && e2.ok() && e3.ok());
   for (auto [epoch, host] : {std::pair{*e1, &web1}, std::pair{*e2, &web2}, std::pair{*e3, &web3}}) {
     Report(fleet.get(), epoch, host, 10);  // names vmlinux, so Symbols() has the table
@@ -453,8 +452,7 @@ TEST_F(FleetTest, ALaterSampleOfTheSameMinuteReplacesItWhole) {
   std::unique_ptr<Fleet> fleet = StartFleet(Retention());
   ASSERT_NE(fleet, nullptr);
   PipeHost web1("web-1", 0xffffffff81000000ull);
-  uint64_t last = 0;
-  absl::StatusOr<int64_t> epoch = fleet->Attach(web1.hello(), &last);
+  absl::StatusOr<int64_t> epoch = Attach(fleet.get(), web1);
   ASSERT_TRUE(epoch.ok());
   Report(fleet.get(), *epoch, &web1, 100);
   ASSERT_TRUE(fleet->Sample().ok());

@@ -123,8 +123,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
         break;
       default: key = held.path->folded; break;
     }
-    auto found = groups.find(key);
-    Group& group = found != groups.end() ? found->second : groups[key];
+    Group& group = groups[key];  // heterogeneous: a string is made only for a new group
     group.bytes += held.bytes;
     group.variance += held.variance;
     if (group.last_host != held.host->host_id) {
