@@ -256,9 +256,9 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   skel->rodata->max_owners = options.max_owners;
   skel->rodata->page_table_size = *table_size;
   skel->rodata->walk_every_stack = options.sampling.exact();
-  for (int order = 0; order < kNumOrders; ++order) {
-    skel->rodata->sample_threshold[order] = options.sampling.threshold(order);
-  }
+  static_assert(sizeof(skel->rodata->sample_threshold) == sizeof(options.sampling.thresholds()));
+  std::copy(options.sampling.thresholds().begin(), options.sampling.thresholds().end(),
+            skel->rodata->sample_threshold);
   struct {
     bpf_map* map;
     uint32_t entries;
@@ -288,6 +288,8 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
        {"alloc_contig_range_noprof", "alloc_contig_range"}, [](uint32_t params) { return params == 4; }},
       {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_entry,
        {"folio_migrate_flags"}, [](uint32_t params) { return params == 2; }},
+      {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_page_entry,
+       {"migrate_page_states"}, [](uint32_t params) { return params == 2; }},
   };
   std::vector<bpf_program*> untraced_programs;
   uint64_t struct_page_size = 0;

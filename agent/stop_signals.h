@@ -25,11 +25,17 @@ class StopSignals {
     if (fd_ >= 0) close(fd_);
     sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
   }
-  // Waits up to seconds; false when a stop signal arrived.
+  // Waits up to seconds; false when a stop signal arrived. The signal is
+  // read off the signalfd: left pending, it would be delivered (and kill the
+  // process) when the destructor unblocks it, after the final report.
   bool Sleep(double seconds) {
     pollfd p{fd_, POLLIN, 0};
     int rc = poll(&p, 1, static_cast<int>(std::lround(seconds * 1000)));
-    return !(rc > 0 && (p.revents & POLLIN));
+    if (!(rc > 0 && (p.revents & POLLIN))) return true;
+    signalfd_siginfo info{};
+    while (read(fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+    }
+    return false;
   }
 
  private:

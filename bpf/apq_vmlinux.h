@@ -25,8 +25,11 @@ struct trace_event_raw_mm_page_free {
   unsigned int order;
 };
 
+/* Up to 6.3, a compound page keeps its order in compound_order of its
+ * first tail page (inside an anonymous union member: CO-RE finds it). */
 struct page {
   unsigned long flags;
+  unsigned char compound_order;
 };
 
 /* Large folios keep their order in _folio_order (5.16..6.5) or in the low

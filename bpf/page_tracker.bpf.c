@@ -9,6 +9,7 @@
 
 #include "apq_vmlinux.h"
 #include "page_tracker.h"
+#include "sampling_decision.h"
 
 /* Load-time settings, written by userspace before load. */
 const volatile __u32 nr_cpus = 1;
@@ -17,8 +18,7 @@ const volatile __u32 max_owners = APQ_FIRST_OWNER_ID;
 const volatile __u64 page_table_size = 0;
 /* Exact mode: every allocation's stack is walked. */
 const volatile bool walk_every_stack = true;
-/* Sampled mode: the stack of an allocation of order o is walked when a
- * uniform 32-bit random number is below sample_threshold[o]. */
+/* Sampled mode: per-order thresholds, read through apq_sample_threshold. */
 const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
 
 /* Paths without tracepoints hand over struct page pointers; pfn = (page -
@@ -278,7 +278,7 @@ full:
 static __always_inline __u32 current_owner(void *ctx, __u32 order) {
   struct apq_owner_key key = {};
 
-  if (walk_every_stack || (__u64)bpf_get_prandom_u32() < sample_threshold[order & (APQ_NUM_ORDERS - 1)]) {
+  if (walk_every_stack || (__u64)bpf_get_prandom_u32() < apq_sample_threshold(sample_threshold, order)) {
     key.stack_id = stack_of(ctx);
     count(APQ_CTR_SAMPLED_ALLOCS, 1);
   } else {
@@ -422,18 +422,16 @@ static __always_inline __u32 folio_order(struct folio *folio) {
 }
 
 /* Migration (compaction, NUMA balancing, CMA, memory offlining) copies a
- * folio into pages that never had an allocation event; the owner follows. */
-SEC("fentry/folio_migrate_flags")
-int apq_migrate_entry(__u64 *ctx) {
-  __u64 dst = raw_arg(ctx, 0), src = raw_arg(ctx, 1);
+ * folio or page into pages that never had an allocation event; the owner of
+ * each of its 2^order pages follows the contents. */
+static __always_inline int move_owners(__u64 dst, __u64 src, __u32 order) {
   __u64 src_pfn, dst_pfn;
-  __u32 order, i;
+  __u32 i;
 
   if (vmemmap_base == 0) {
     count(APQ_CTR_UNCALIBRATED, 1);
     return 0;
   }
-  order = folio_order((struct folio *)src);
   if (order >= APQ_NUM_ORDERS) order = APQ_NUM_ORDERS - 1;
   src_pfn = pfn_of(src);
   dst_pfn = pfn_of(dst);
@@ -442,6 +440,32 @@ int apq_migrate_entry(__u64 *ctx) {
     apq_move_page(src_pfn + i, dst_pfn + i);
   }
   return 0;
+}
+
+/* 5.16 on: folio_migrate_flags(newfolio, folio). */
+SEC("fentry/folio_migrate_flags")
+int apq_migrate_entry(__u64 *ctx) {
+  __u64 dst = raw_arg(ctx, 0), src = raw_arg(ctx, 1);
+
+  return move_owners(dst, src, folio_order((struct folio *)src));
+}
+
+/* A compound page's order, from its first tail page (kernels before folios). */
+static __always_inline __u32 compound_page_order(__u64 page) {
+  unsigned long flags = BPF_CORE_READ((struct page *)page, flags);
+  struct page *first_tail = (struct page *)(page + bpf_core_type_size(struct page));
+
+  if (!(flags & (1ul << bpf_core_enum_value(enum pageflags, PG_head)))) return 0;
+  if (bpf_core_field_exists(first_tail->compound_order)) return BPF_CORE_READ(first_tail, compound_order);
+  return 0;
+}
+
+/* 5.10..5.15: migrate_page_states(newpage, page), once per (compound) page. */
+SEC("fentry/migrate_page_states")
+int apq_migrate_page_entry(__u64 *ctx) {
+  __u64 dst = raw_arg(ctx, 0), src = raw_arg(ctx, 1);
+
+  return move_owners(dst, src, compound_page_order(src));
 }
 
 SEC("tracepoint/kmem/mm_page_free")

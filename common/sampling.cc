@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "sampling_decision.h"
 
 namespace apq {
 namespace {
@@ -33,8 +34,12 @@ absl::StatusOr<SamplingPlan> SamplingPlan::ForSampleBytes(uint64_t sample_bytes)
   return plan;
 }
 
+uint64_t SamplingPlan::threshold(int order) const {
+  return apq_sample_threshold(thresholds_.data(), static_cast<__u32>(order));
+}
+
 double SamplingPlan::probability(int order) const {
-  return static_cast<double>(thresholds_[order]) / static_cast<double>(kAlways);
+  return static_cast<double>(threshold(order)) / static_cast<double>(kAlways);
 }
 
 double SamplingPlan::EstimateBytes(int order, uint64_t pages) const {

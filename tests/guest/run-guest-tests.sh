@@ -1,39 +1,70 @@
 #!/usr/bin/env bash
-# Guest tier: boots Debian's newest 6.1 kernel under qemu (TCG) with the
-# built binaries in an initramfs and runs the root tier there. 6.1 allows
-# fentry/fexit (this CI host's kernel does not), so the bulk, contiguous and
-# migration hooks are exercised for real, and the tracker is checked on a
-# second kernel. Needs root (apt-get download).
-#   tests/guest/run-guest-tests.sh BUILD_DIR [GTEST_FILTER]
+# Guest tier: boots a kernel under qemu (TCG) with the built binaries in an
+# initramfs and runs the root tier there. Guest kernels allow fentry/fexit
+# (this CI host's kernel does not), so the bulk, contiguous and migration
+# hooks are exercised for real, and the tracker is checked on the kernels
+# apq's users run. Needs root (apt-get download).
+#   tests/guest/run-guest-tests.sh BUILD_DIR KERNEL [GTEST_FILTER]
+# KERNEL: debian-6.1 (Debian's newest 6.1 package, fetched once), or the
+# name of a directory of the shared kernels (openeuler-22.03-sp3,
+# openeuler-24.03), found in $APQ_SHARED_KERNELS or ../shared/kernels beside
+# the source tree. openEuler kernels boot with page_owner=on: the kernel's
+# own record of every page is the ground truth of the page_owner test.
 set -euo pipefail
 build=$(cd "$1" && pwd)
-filter=${2:-*}
+kernel=$2
+filter=${3:-*}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+shared_kernels=${APQ_SHARED_KERNELS:-$source_dir/../shared/kernels}
 cache=$build/guest
 mkdir -p "$cache"
 
-find_package() {
-  apt-cache search --names-only '^linux-image-6\.1\.[0-9.]+-[0-9]+-amd64$' | cut -d' ' -f1 | sort -V | tail -n 1
-}
-package=$(find_package)
-if [[ -z $package ]]; then  # lists never fetched on this machine
-  apt-get update -qq
+# Prints the path of an uncompressed kernel for KERNEL, fetching or
+# unpacking it into the cache once.
+debian_6_1_kernel() {
+  find_package() {
+    apt-cache search --names-only '^linux-image-6\.1\.[0-9.]+-[0-9]+-amd64$' | cut -d' ' -f1 | sort -V | tail -n 1
+  }
+  local package
   package=$(find_package)
-fi
-[[ -n $package ]] || { echo "guest: no linux-image-6.1 package in Debian's lists" >&2; exit 1; }
-if [[ ! -s $cache/$package.vmlinux ]]; then
-  echo "guest: fetching $package"
-  rm -rf "$cache/pkg" && mkdir -p "$cache/pkg"
-  (cd "$cache" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-  dpkg-deb -x "$cache"/"$package"_*.deb "$cache/pkg"
-  image=$(ls "$cache"/pkg/boot/vmlinuz-*)
-  # Boot the uncompressed kernel: decompressing under TCG costs ~2 s.
-  offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$image" | head -n 1 | cut -d: -f1)
-  tail -c +$((offset + 1)) "$image" | xz -dc --single-stream >"$cache/$package.vmlinux" 2>/dev/null || true
-  rm -rf "$cache/pkg" "$cache"/*.deb
-  [[ -s $cache/$package.vmlinux ]] || { echo "guest: could not unpack $image" >&2; exit 1; }
-fi
+  if [[ -z $package ]]; then  # lists never fetched on this machine
+    apt-get update -qq
+    package=$(find_package)
+  fi
+  [[ -n $package ]] || { echo "guest: no linux-image-6.1 package in Debian's lists" >&2; return 1; }
+  if [[ ! -s $cache/$package.vmlinux ]]; then
+    echo "guest: fetching $package" >&2
+    rm -rf "$cache/pkg" && mkdir -p "$cache/pkg"
+    (cd "$cache" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+    dpkg-deb -x "$cache"/"$package"_*.deb "$cache/pkg"
+    local image offset
+    image=$(ls "$cache"/pkg/boot/vmlinuz-*)
+    # Boot the uncompressed kernel: decompressing under TCG costs ~2 s.
+    offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$image" | head -n 1 | cut -d: -f1)
+    tail -c +$((offset + 1)) "$image" | xz -dc --single-stream >"$cache/$package.vmlinux" 2>/dev/null || true
+    rm -rf "$cache/pkg" "$cache"/*.deb
+    [[ -s $cache/$package.vmlinux ]] || { echo "guest: could not unpack $image" >&2; return 1; }
+  fi
+  echo "$cache/$package.vmlinux"
+}
 
-root=$cache/initramfs
+shared_kernel() {
+  local image=$shared_kernels/$1/vmlinux.pvh.xz
+  [[ -s $image ]] || { echo "guest: no kernel image $image" >&2; return 1; }
+  if [[ ! -s $cache/$1.vmlinux || $image -nt $cache/$1.vmlinux ]]; then
+    xz -dc "$image" >"$cache/$1.vmlinux.tmp" && mv "$cache/$1.vmlinux.tmp" "$cache/$1.vmlinux"
+  fi
+  echo "$cache/$1.vmlinux"
+}
+
+append="console=ttyS0 panic=-1 quiet"
+case $kernel in
+  debian-6.1) vmlinux=$(debian_6_1_kernel) ;;
+  openeuler-*) vmlinux=$(shared_kernel "$kernel"); append="$append page_owner=on" ;;
+  *) echo "guest: unknown kernel '$kernel' (debian-6.1, openeuler-22.03-sp3, openeuler-24.03)" >&2; exit 2 ;;
+esac
+
+root=$cache/initramfs-$kernel
 rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc}  # the initramfs root is writable: /tmp needs no mount
 cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
@@ -68,13 +99,12 @@ echo "APQ-GUEST-RESULT rc=\$?"
 poweroff -f
 INIT
 chmod +x "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet) >"$cache/initramfs.cpio"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$cache/initramfs-$kernel.cpio"
 
-echo "guest: booting $package"
-log=$cache/console.log
+echo "guest: booting $kernel ($(basename "$vmlinux"))"
+log=$cache/console-$kernel.log
 timeout 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc -nic none -nographic \
-  -no-reboot -kernel "$cache/$package.vmlinux" -initrd "$cache/initramfs.cpio" \
-  -append "console=ttyS0 panic=-1 quiet" >"$log" 2>&1 || true
+  -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$kernel.cpio" -append "$append" >"$log" 2>&1 || true
 tr -d '\r' <"$log" | grep -vE '^\[ *[0-9]+\.[0-9]+\]' || true
 result=$(tr -d '\r' <"$log" | grep -oE 'APQ-GUEST-RESULT rc=[0-9]+' | tail -n 1)
-[[ $result == "APQ-GUEST-RESULT rc=0" ]] || { echo "guest: tests failed or did not finish (${result:-no result})" >&2; exit 1; }
+[[ $result == "APQ-GUEST-RESULT rc=0" ]] || { echo "guest: tests failed or did not finish on $kernel (${result:-no result})" >&2; exit 1; }

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "common/sampling.h"
 #include "tests/integration/subprocess.h"
 
 namespace apq {
@@ -40,11 +41,16 @@ bool Hooked(const nlohmann::json& report, const std::string& path_name) {
   return false;
 }
 
-bool ReportedBlind(const nlohmann::json& report, const std::string& path_name) {
+// The report's line on why path_name is not visible, or "" if it is not listed.
+std::string BlindReason(const nlohmann::json& report, const std::string& path_name) {
   for (const auto& blind : report["not_visible"]) {
-    if (blind.get<std::string>().find(path_name) != std::string::npos) return true;
+    if (blind.get<std::string>().find(path_name) != std::string::npos) return blind.get<std::string>();
   }
-  return false;
+  return "";
+}
+
+bool ReportedBlind(const nlohmann::json& report, const std::string& path_name) {
+  return !BlindReason(report, path_name).empty();
 }
 
 uint64_t KernelStructSize(const char* name) {
@@ -77,9 +83,14 @@ bool OnVmallocPagesPath(const nlohmann::json& path) {
 }
 
 // Anonymous page faults: vma_alloc_folio called by do_anonymous_page, or by
-// __handle_mm_fault where do_anonymous_page was inlined.
+// __handle_mm_fault where do_anonymous_page was inlined (6.x); on 5.10 the
+// allocator frame alloc_pages_vma is stripped and the leaf is the fault
+// handler itself, do_anonymous_page inlined into (__)handle_mm_fault.
 bool OnAnonymousFaultPath(const nlohmann::json& path) {
   const auto& frames = path["frames"];
+  if (frames.empty()) return false;
+  const std::string leaf = Leaf(path);
+  if (leaf == "do_anonymous_page" || leaf == "__handle_mm_fault" || leaf == "handle_mm_fault") return true;
   if (frames.size() < 2 || !LeafStartsWith(path, "vma_alloc_folio")) return false;
   std::string caller = frames[frames.size() - 2].get<std::string>();
   return caller == "do_anonymous_page" || caller == "__handle_mm_fault";
@@ -120,12 +131,16 @@ class AgentRootTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "the root tier loads BPF programs: run it as root"; }
 
-  // Starts the agent and returns once its programs are attached.
+  // Starts the agent and returns once its programs are attached. Loads
+  // start after that, and the report is taken once they are held (the agent
+  // stops on SIGTERM, see FinalReport), never after a fixed time: loading
+  // and verifying the programs takes 0.8 s here and 8-10 s in a TCG guest.
   std::unique_ptr<Subprocess> StartAgent(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0"};
+    std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0",
+                                     "--duration", "3600"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto agent = std::make_unique<Subprocess>(argv);
-    EXPECT_TRUE(agent->WaitForOutput("tracing started", 60, /*on_stderr=*/true)) << agent->Stderr();
+    EXPECT_TRUE(agent->WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent->Stderr();
     return agent;
   }
 
@@ -140,14 +155,19 @@ class AgentRootTest : public ::testing::Test {
                           std::to_string(kMiB), "--hold-seconds", std::to_string(hold_seconds)});
   }
 
-  // Waits for the agent's final report; a fatal failure if there is none.
-  void FinalReport(Subprocess& agent, double timeout, nlohmann::json* report) {
+  // Stops the agent and takes its final report, a snapshot of this moment;
+  // a fatal failure if there is none. With --duration, json prints only the
+  // final report (one_report); without, one a line, the final one last.
+  void FinalReport(Subprocess& agent, double timeout, nlohmann::json* report, bool one_report = true) {
+    agent.Signal(SIGTERM);
     int status = agent.Wait(timeout);
     ASSERT_EQ(status, 0) << agent.Stderr();
     std::string out = agent.Stdout();
-    // With --duration, json prints only the final report: one line.
     std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-    ASSERT_EQ(lines.size(), 1u) << out.substr(0, 2000);
+    ASSERT_FALSE(lines.empty()) << agent.Stderr();
+    if (one_report) {
+      ASSERT_EQ(lines.size(), 1u) << out.substr(0, 2000);
+    }
     *report = nlohmann::json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
     ASSERT_TRUE(report->is_object() && report->contains("paths")) << lines.back().substr(0, 2000);
   }
@@ -172,7 +192,7 @@ class AgentRootTest : public ::testing::Test {
 
 TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   constexpr int kPipes = 48;
-  auto agent = StartAgent({"--duration", "6", "--interval", "1"});
+  auto agent = StartAgent({"--interval", "1"});
   auto workload = StartPipes(kPipes, 30);
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
@@ -208,7 +228,7 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   EXPECT_GT(report["in_use_at_start"]["bytes"].get<uint64_t>(), 0u);
 
   // Same workload, but it exits while traced: its path must drop to zero.
-  auto second_agent = StartAgent({"--duration", "5", "--interval", "1"});
+  auto second_agent = StartAgent({"--interval", "1"});
   auto short_workload = StartPipes(kPipes, 1);
   EXPECT_EQ(short_workload->Wait(30), 0);
   nlohmann::json after;
@@ -222,35 +242,54 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   ExpectNothingLostSilently(after);
 }
 
+// The last complete report of an agent printing one json report a line.
+nlohmann::json LatestReport(const Subprocess& agent) {
+  std::string out = agent.Stdout();
+  size_t end = out.rfind('\n');
+  if (end == std::string::npos) return nlohmann::json();
+  size_t start = out.rfind('\n', end - 1);
+  start = start == std::string::npos ? 0 : start + 1;
+  return nlohmann::json::parse(out.substr(start, end - start), nullptr, /*allow_exceptions=*/false);
+}
+
 // A host that runs short-lived processes for months must not fill the owner
 // table: the owners of processes that freed everything are retired and
 // their ids reused. With a table of 256 owners, a burst of short-lived
-// processes overflows it (counted); once they are gone and retired, a new
-// workload is attributed to the byte again.
+// processes overflows it (counted; the burst runs until the agent's reports
+// say so, however many owners a process makes on this kernel); once they are
+// gone and retired, a new workload is attributed to the byte again.
 TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
-  constexpr int kPipes = 8;
-  auto agent = StartAgent({"--duration", "30", "--interval", "1", "--max-owners", "256"});
-  for (int i = 0; i < 24; ++i) {
+  constexpr int kPipes = 8, kMaxBurst = 400;
+  // One json report a line, every second, so that the burst can watch.
+  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "1",
+                    "--max-owners", "256"});
+  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent.Stderr();
+  auto table_full = [&] {
+    nlohmann::json latest = LatestReport(agent);
+    return latest.is_object() && latest["losses"]["owner_table_full"].get<int64_t>() > 0;
+  };
+  int burst = 0;
+  for (; burst < kMaxBurst && !table_full(); ++burst) {
     Subprocess churn({BuiltBinary("tests/apq-churn"), "--fault", std::to_string(8 * kMiB)});
     ASSERT_EQ(churn.Wait(30), 0) << churn.Stderr();
-    usleep(200'000);
+    usleep(100'000);
   }
+  ASSERT_TRUE(table_full()) << kMaxBurst << " short-lived processes never filled the table: this test shows nothing";
   sleep(12);  // idle for the tracker's 6 snapshots, then recycled at the next
   auto workload = StartPipes(kPipes, 30);
   nlohmann::json report;
-  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
-  EXPECT_GT(report["losses"]["owner_table_full"].get<int64_t>(), 0)
-      << "the burst never filled the table: this test shows nothing";
+  ASSERT_NO_FATAL_FAILURE(FinalReport(agent, 60, &report, /*one_report=*/false));
   EXPECT_EQ(BytesOfProcess(report, workload->pid(), OnPipeWritePath), kPipes * kMiB)
-      << PathsOfProcess(report, workload->pid());
+      << "after a burst of " << burst << " processes\n" << PathsOfProcess(report, workload->pid());
 }
 
 TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
   constexpr int kPipes = 16;
-  std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "4"};
+  std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "3600"};
   Subprocess agent(argv);
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 60, true)) << agent.Stderr();
+  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, true)) << agent.Stderr();
   auto workload = StartPipes(kPipes, 30);
+  agent.Signal(SIGTERM);
   ASSERT_EQ(agent.Wait(60), 0) << agent.Stderr();
   uint64_t pipe_bytes = 0;
   for (absl::string_view line : absl::StrSplit(agent.Stdout(), '\n', absl::SkipEmpty())) {
@@ -270,7 +309,7 @@ TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
 
 TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
   constexpr int kPipes = 300;
-  auto agent = StartAgent({"--duration", "6", "--interval", "1", "--sample-bytes", "524288"});
+  auto agent = StartAgent({"--interval", "1", "--sample-bytes", "524288"});
   auto workload = StartPipes(kPipes, 30);
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
@@ -292,6 +331,100 @@ TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
   ExpectNothingLostSilently(report);
 }
 
+// Empty pipes whose ring is one allocation of each order from 3 to 9: a
+// pipe of 2^(order-2) MiB has 2^(order+6) slots of struct pipe_buffer, a
+// large kmalloc straight from the page allocator. fs.pipe-max-size is
+// raised to allow them for the test and restored after. The counts keep each
+// order's standard error near 10% at --sample-bytes 512 KiB.
+struct RingLoad {
+  int order;
+  int pipes;
+};
+constexpr RingLoad kRingLoads[] = {{3, 1500}, {4, 800}, {5, 400}, {6, 200}, {7, 100}, {8, 50}, {9, 25}};
+
+class PipeRingsOfEveryOrder : public AgentRootTest {
+ protected:
+  static constexpr const char* kPipeMaxSize = "/proc/sys/fs/pipe-max-size";
+
+  void SetUp() override {
+    AgentRootTest::SetUp();
+    std::ifstream(kPipeMaxSize) >> saved_pipe_max_size_;
+    ASSERT_FALSE(saved_pipe_max_size_.empty());
+    ASSERT_NO_FATAL_FAILURE(WriteFile(kPipeMaxSize, std::to_string((kMiB << kRingLoads[std::size(kRingLoads) - 1].order) >> 2)));
+  }
+  void TearDown() override {
+    workloads_.clear();
+    if (!saved_pipe_max_size_.empty()) WriteFile(kPipeMaxSize, saved_pipe_max_size_);
+  }
+
+  // Starts one workload per order; each holds its rings until killed.
+  void HoldRings() {
+    const uint64_t slot_bytes = KernelStructSize("pipe_buffer");
+    ASSERT_GT(slot_bytes, 0u);
+    for (const RingLoad& load : kRingLoads) {
+      const uint64_t pipe_bytes = (kMiB << load.order) >> 2;
+      const uint64_t ring_pages = (pipe_bytes / 4096 * slot_bytes + 4095) / 4096;
+      // The ring must be a page allocation of exactly this order: above the
+      // largest kmalloc cache (two pages), at most 2^order pages, more than half.
+      ASSERT_GT(ring_pages, 2u);
+      ASSERT_LE(ring_pages, uint64_t{1} << load.order);
+      ASSERT_GT(ring_pages, uint64_t{1} << (load.order - 1));
+      workloads_.push_back(StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(load.pipes),
+                                          "--pipe-bytes", std::to_string(pipe_bytes), "--fill-bytes", "0",
+                                          "--hold-seconds", "120"}));
+      ASSERT_FALSE(HasFailure()) << "order " << load.order;
+    }
+  }
+
+  static bool OnRingPath(const nlohmann::json& path) { return OnPath(path, "pipe_resize_ring"); }
+  static double TruthBytes(const RingLoad& load) { return load.pipes * 4096.0 * (1 << load.order); }
+
+  std::string saved_pipe_max_size_;
+  std::vector<std::unique_ptr<Subprocess>> workloads_;
+};
+
+TEST_F(PipeRingsOfEveryOrder, ExactToTheByte) {
+  auto agent = StartAgent({"--interval", "1"});
+  ASSERT_NO_FATAL_FAILURE(HoldRings());
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
+  for (size_t i = 0; i < std::size(kRingLoads); ++i) {
+    EXPECT_EQ(BytesOfProcess(report, workloads_[i]->pid(), OnRingPath), TruthBytes(kRingLoads[i]))
+        << "order " << kRingLoads[i].order << "\n" << PathsOfProcess(report, workloads_[i]->pid());
+  }
+  ExpectNothingLostSilently(report);
+}
+
+// Sampled mode weighs each page by its own order's probability: each order
+// lands within 4 standard errors of its truth (7 orders: a false alarm about
+// once in 2,000 runs), and their sum within 3 of the reported one.
+TEST_F(PipeRingsOfEveryOrder, SampledEstimateOfEachOrderIsWithinItsError) {
+  constexpr uint64_t kSampleBytes = 524288;
+  const SamplingPlan plan = *SamplingPlan::ForSampleBytes(kSampleBytes);
+  auto agent = StartAgent({"--interval", "1", "--sample-bytes", std::to_string(kSampleBytes)});
+  ASSERT_NO_FATAL_FAILURE(HoldRings());
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
+  ASSERT_EQ(report["mode"], "sampled");
+  double estimate_sum = 0, truth_sum = 0, reported_variance = 0;
+  for (size_t i = 0; i < std::size(kRingLoads); ++i) {
+    const RingLoad& load = kRingLoads[i];
+    const double truth = TruthBytes(load), estimate = BytesOfProcess(report, workloads_[i]->pid(), OnRingPath);
+    // The spread of an unbiased estimate of `truth` bytes of this order.
+    const double standard_error = std::sqrt(plan.EstimateVariance(load.order, load.pipes << load.order));
+    EXPECT_NEAR(estimate, truth, 4 * standard_error)
+        << "order " << load.order << ": " << estimate / truth * 100 << "% of the truth";
+    estimate_sum += estimate;
+    truth_sum += truth;
+  }
+  for (const auto& path : report["paths"]) {
+    if (OnRingPath(path)) reported_variance += std::pow(path["standard_error"].get<double>(), 2);
+  }
+  EXPECT_GT(reported_variance, 0);
+  EXPECT_NEAR(estimate_sum, truth_sum, 3 * std::sqrt(reported_variance));
+  ExpectNothingLostSilently(report);
+}
+
 // BPF array maps live in vmalloc memory, which the bulk allocator fills
 // without mm_page_alloc events.
 TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
@@ -301,7 +434,7 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
   // Each map's storage: one vmalloc area of PAGE_ALIGN(header + entries *
   // value) bytes, small enough that its page-pointer array is a kmalloc.
   const uint64_t map_bytes = (header + uint64_t{kEntries} * kValueSize + 4095) / 4096 * 4096;
-  auto agent = StartAgent({"--duration", "6", "--interval", "1"});
+  auto agent = StartAgent({"--interval", "1"});
   auto workload = StartWorkload({BuiltBinary("tests/apq-hold-maps"), "--maps", std::to_string(kMaps), "--entries",
                                  std::to_string(kEntries), "--value-size", std::to_string(kValueSize),
                                  "--hold-seconds", "30"});
@@ -313,7 +446,15 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
   ExpectNothingLostSilently(report);
   if (Hooked(report, "bulk allocator")) {
     EXPECT_EQ(bytes, kMaps * map_bytes) << PathsOfProcess(report, workload->pid());
-    EXPECT_GT(report["events"]["bulk_pages"].get<uint64_t>(), 0u);
+    if (report["events"]["bulk_pages"].get<uint64_t>() == 0) {
+      // Exact, and all through the traced allocator: vmalloc did not use the
+      // bulk allocator. openEuler's 5.10 backports it, but its vmalloc still
+      // takes pages one by one and its only users (page_pool, sunrpc) are not
+      // built into this kernel; page_owner=on also turns bulk calls into
+      // traced single-page allocations.
+      GTEST_SKIP() << "premise does not hold: the fexit hook is attached, but this kernel's vmalloc does not use the "
+                      "bulk allocator and no other bulk user ran (its map pages were exact through the tracepoint)";
+    }
   } else {
     // Not hookable here: the path must be reported as not visible, and what
     // is seen (pages that came through the traced allocator; on 6.18 all of
@@ -327,7 +468,7 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
 // had an allocation event; the owner must follow the contents.
 TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
   constexpr int kMiBHeld = 64;
-  auto agent = StartAgent({"--duration", "8", "--interval", "1"});
+  auto agent = StartAgent({"--interval", "1"});
   auto workload = StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kMiBHeld),
                                  "--hold-seconds", "30"});
   for (int i = 0; i < 2; ++i) WriteFile("/proc/sys/vm/compact_memory", "1");
@@ -335,8 +476,8 @@ TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
   ExpectNothingLostSilently(report);
   if (!Hooked(report, "page migration")) {
-    EXPECT_TRUE(ReportedBlind(report, "page migration"));
-    GTEST_SKIP() << "this kernel refuses fentry/fexit programs: migration cannot be followed (reported as not visible)";
+    ASSERT_TRUE(ReportedBlind(report, "page migration"));
+    GTEST_SKIP() << "migration cannot be followed here, as the report says: " << BlindReason(report, "page migration");
   }
   EXPECT_GT(report["events"]["migrated_pages"].get<uint64_t>(), 0u) << "compaction moved nothing: the test proved nothing";
   double bytes = BytesOfProcess(report, workload->pid(), OnAnonymousFaultPath);
@@ -349,7 +490,7 @@ TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
 // mm_page_alloc; it is freed page by page.
 TEST_F(AgentRootTest, GiganticPageAttributedWhereHookable) {
   const std::string pool = "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages";
-  auto agent = StartAgent({"--duration", "6", "--interval", "1"});
+  auto agent = StartAgent({"--interval", "1"});
   bool have_pool = std::ifstream(pool).good();
   if (have_pool) WriteFile(pool, "1");
   nlohmann::json report;
@@ -357,8 +498,9 @@ TEST_F(AgentRootTest, GiganticPageAttributedWhereHookable) {
   if (have_pool) WriteFile(pool, "0");
   ExpectNothingLostSilently(report);
   if (!Hooked(report, "contiguous ranges")) {
-    EXPECT_TRUE(ReportedBlind(report, "contiguous ranges"));
-    GTEST_SKIP() << "this kernel refuses fentry/fexit programs: contiguous ranges are not visible (reported)";
+    ASSERT_TRUE(ReportedBlind(report, "contiguous ranges"));
+    GTEST_SKIP() << "contiguous ranges are not visible here, as the report says: "
+                 << BlindReason(report, "contiguous ranges");
   }
   ASSERT_TRUE(have_pool) << "no 1 GiB hugetlb pool on this kernel/CPU";
   double bytes = BytesOfProcess(report, getpid(), [](const auto& p) { return OnPath(p, "alloc_contig_pages"); });

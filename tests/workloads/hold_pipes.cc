@@ -3,8 +3,9 @@
 //
 // Each pipe is resized to --pipe-bytes (one order-2 ring allocation from
 // pipe_resize_ring for 1 MiB pipes) and filled with exactly that many bytes
-// in page-multiple writes, so it holds pipe-bytes/4096 pages from the pipe
-// write path. Prints "ready <pid>" once everything is held, then holds until
+// in page-multiple writes (--fill-bytes, default all of it), so it holds
+// fill-bytes/4096 pages from the pipe write path. Empty pipes (--fill-bytes
+// 0) hold only their rings: one allocation of a known order each. Prints "ready <pid>" once everything is held, then holds until
 // --hold-seconds pass (or SIGTERM), and exits, which frees it all.
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -38,19 +39,21 @@ long ParseArg(const char* flag, const char* value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long pipes = 16, pipe_bytes = 1 << 20, hold_seconds = 3600;
+  long pipes = 16, pipe_bytes = 1 << 20, fill_bytes = -1, hold_seconds = 3600;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--pipes") pipes = ParseArg(argv[i], argv[i + 1]);
     else if (flag == "--pipe-bytes") pipe_bytes = ParseArg(argv[i], argv[i + 1]);
+    else if (flag == "--fill-bytes") fill_bytes = ParseArg(argv[i], argv[i + 1]);
     else if (flag == "--hold-seconds") hold_seconds = ParseArg(argv[i], argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: apq-hold-pipes [--pipes N] [--pipe-bytes B] [--hold-seconds S]\n");
+      std::fprintf(stderr, "usage: apq-hold-pipes [--pipes N] [--pipe-bytes B] [--fill-bytes B] [--hold-seconds S]\n");
       return 2;
     }
   }
-  if (argc % 2 == 0 || pipe_bytes % 4096 != 0 || pipe_bytes == 0) {
-    std::fprintf(stderr, "apq-hold-pipes: --pipe-bytes must be a positive multiple of 4096\n");
+  if (fill_bytes < 0) fill_bytes = pipe_bytes;
+  if (argc % 2 == 0 || pipe_bytes % 4096 != 0 || pipe_bytes == 0 || fill_bytes % 4096 != 0 || fill_bytes > pipe_bytes) {
+    std::fprintf(stderr, "apq-hold-pipes: --pipe-bytes must be a positive multiple of 4096, --fill-bytes one up to it\n");
     return 2;
   }
   rlimit limit{static_cast<rlim_t>(2 * pipes + 64), static_cast<rlim_t>(2 * pipes + 64)};
@@ -62,8 +65,8 @@ int main(int argc, char** argv) {
     int fd[2];
     if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) != 0) Die("pipe2");
     if (fcntl(fd[1], F_SETPIPE_SZ, static_cast<int>(pipe_bytes)) < pipe_bytes) Die("F_SETPIPE_SZ");
-    for (long written = 0; written < pipe_bytes;) {
-      size_t n = static_cast<size_t>(std::min<long>(pipe_bytes - written, static_cast<long>(chunk.size())));
+    for (long written = 0; written < fill_bytes;) {
+      size_t n = static_cast<size_t>(std::min<long>(fill_bytes - written, static_cast<long>(chunk.size())));
       ssize_t w = write(fd[1], chunk.data(), n);
       if (w <= 0 || w % 4096 != 0) Die("fill pipe");
       written += w;
