@@ -139,6 +139,8 @@ struct BpfPageTracker::State {
   uint32_t max_owners = 0;
   int nr_cpus = 0;
   bool counts_recursion_misses = false;
+  // The kernel does not count skipped runs: raw tracepoint witnesses do.
+  bool witnesses_skipped_runs = false;
   uint64_t stacks_seen = 0;
   uint64_t owners_seen = 0;
   // Every owner id in use, linked in owner_ids or waiting to be reused.
@@ -248,6 +250,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   state->max_owners = options.max_owners;
   utsname uts{};
   state->counts_recursion_misses = uname(&uts) == 0 && CountsTracepointRecursionMisses(uts.release);
+  state->witnesses_skipped_runs = !state->counts_recursion_misses;
   state->skel = page_tracker_bpf__open();
   if (!state->skel) return ErrnoStatus(errno, "open BPF object page_tracker");
   page_tracker_bpf* skel = state->skel;
@@ -256,6 +259,10 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   skel->rodata->max_owners = options.max_owners;
   skel->rodata->page_table_size = *table_size;
   skel->rodata->walk_every_stack = options.sampling.exact();
+  skel->rodata->witness_skipped_runs = state->witnesses_skipped_runs;
+  for (bpf_program* witness : {skel->progs.apq_witness_alloc, skel->progs.apq_witness_free}) {
+    bpf_program__set_autoload(witness, state->witnesses_skipped_runs);
+  }
   static_assert(sizeof(skel->rodata->sample_threshold) == sizeof(options.sampling.thresholds()));
   std::copy(options.sampling.thresholds().begin(), options.sampling.thresholds().end(),
             skel->rodata->sample_threshold);
@@ -350,6 +357,12 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
       return absl::Status(link.status().code(),
                           absl::StrCat(link.status().message(), " (kmem tracepoints)"));
     }
+  }
+  if (state->witnesses_skipped_runs) {
+    for (bpf_program* witness : {skel->progs.apq_witness_alloc, skel->progs.apq_witness_free}) {
+      if (absl::StatusOr<bpf_link*> link = attach(witness); !link.ok()) return link.status();
+    }
+    __atomic_store_n(&skel->bss->witness_armed, 1, __ATOMIC_RELEASE);
   }
   if (!untraced_programs.empty()) {
     absl::StatusOr<uint64_t> base = absl::InternalError("not run");
@@ -504,6 +517,26 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
   state_->new_stacks.clear();
   snapshot.process_names = state_->process_names;
 
+  absl::StatusOr<int64_t> misses = SkippedTracepointRuns();
+  if (!misses.ok()) return misses.status();
+  snapshot.recursion_misses = *misses;
+  return snapshot;
+}
+
+absl::StatusOr<int64_t> BpfPageTracker::SkippedTracepointRuns() const {
+  if (state_->witnesses_skipped_runs) {
+    // Per CPU the witness runs after the tracepoint it watches: a run in
+    // flight shows as handled, not witnessed, so the sum is never above the truth.
+    int64_t skipped = 0;
+    std::vector<apq_tracepoint_runs> runs(static_cast<size_t>(state_->nr_cpus));
+    for (uint32_t tracepoint = 0; tracepoint < APQ_NR_TRACEPOINTS; ++tracepoint) {
+      if (bpf_map_lookup_elem(bpf_map__fd(state_->skel->maps.tracepoint_runs), &tracepoint, runs.data()) != 0) {
+        return ErrnoStatus(errno, "read BPF map tracepoint_runs");
+      }
+      for (const apq_tracepoint_runs& cpu : runs) skipped += static_cast<int64_t>(cpu.witnessed - cpu.handled);
+    }
+    return std::max<int64_t>(skipped, 0);
+  }
   int64_t misses = 0;
   for (bpf_program* prog : {state_->skel->progs.apq_page_alloc, state_->skel->progs.apq_page_free}) {
     bpf_prog_info info{};
@@ -513,8 +546,7 @@ absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
     }
     misses += static_cast<int64_t>(info.recursion_misses);
   }
-  snapshot.recursion_misses = state_->counts_recursion_misses ? misses : -1;
-  return snapshot;
+  return misses;
 }
 
 }  // namespace apq

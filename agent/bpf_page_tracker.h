@@ -46,6 +46,9 @@ class BpfPageTracker : public PageTrackerSource {
   struct State;
   explicit BpfPageTracker(std::unique_ptr<State> state);
   absl::Status RefreshTables(uint64_t stacks_created, uint64_t owners_created);
+  // Runs of the kmem tracepoint programs the kernel skipped: its own count
+  // (6.7+), else the witnesses' (page_tracker.h).
+  absl::StatusOr<int64_t> SkippedTracepointRuns() const;
 
   std::unique_ptr<State> state_;
   KernelCoverage coverage_;

@@ -41,7 +41,7 @@ struct PathStats {
 
 
 // The loss counters of a snapshot, as the wire carries them too
-// (recursion_misses -1: not counted by this kernel).
+// (recursion_misses -1: skipped tracepoint runs could not be counted).
 apq::v1::Losses LossesOf(const TrackerSnapshot& snapshot);
 
 struct Report {

@@ -38,8 +38,8 @@ struct TrackerSnapshot {
   absl::flat_hash_map<uint32_t, std::vector<uint64_t>> new_stacks;
   absl::flat_hash_map<uint32_t, std::string> process_names;  // by tgid
   std::array<uint64_t, APQ_NR_COUNTERS> counters{};
-  // Program runs the kernel skipped because a BPF program was already
-  // running on that CPU; -1 where the kernel does not count them.
+  // Tracepoint program runs the kernel skipped (bpf_prog_active raised on
+  // that CPU): counted by the kernel from 6.7, by witnesses before.
   int64_t recursion_misses = -1;
 };
 

@@ -21,6 +21,13 @@ const volatile bool walk_every_stack = true;
 /* Sampled mode: per-order thresholds, read through apq_sample_threshold. */
 const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
 
+/* Where the kernel does not count skipped tracepoint runs (before 6.7):
+ * count them against the raw tracepoint witnesses (page_tracker.h). */
+const volatile bool witness_skipped_runs = false;
+/* Set by userspace once both the tracepoints and their witnesses are
+ * attached: runs before it are not compared. */
+__u32 witness_armed = 0;
+
 /* Paths without tracepoints hand over struct page pointers; pfn = (page -
  * vmemmap_base) / sizeof(struct page). vmemmap_base is randomized per boot
  * and absent from kallsyms on many kernels, so userspace measures it at
@@ -133,6 +140,22 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, APQ_NR_TRACEPOINTS);
+  __type(key, __u32);
+  __type(value, struct apq_tracepoint_runs);
+} tracepoint_runs SEC(".maps");
+
+static __always_inline void note_run(enum apq_tracepoint which, bool witness) {
+  __u32 key = which;
+  struct apq_tracepoint_runs *runs = bpf_map_lookup_elem(&tracepoint_runs, &key);
+
+  if (!runs || !witness_armed) return;
+  if (witness) runs->witnessed++;
+  else runs->handled++;
+}
 
 static __always_inline void count(enum apq_counter which, __u64 n) {
   __u32 key = which;
@@ -298,6 +321,8 @@ SEC("tracepoint/kmem/mm_page_alloc")
 int apq_page_alloc(struct trace_event_raw_mm_page_alloc *ctx) {
   __u64 pfn = ctx->pfn;
   __u32 order = ctx->order;
+
+  if (witness_skipped_runs) note_run(APQ_TP_PAGE_ALLOC, false);
 
   if (pfn == ~0ull) {
     count(APQ_CTR_FAILED_ALLOCS, 1);
@@ -473,6 +498,8 @@ int apq_page_free(struct trace_event_raw_mm_page_free *ctx) {
   __u64 pfn = ctx->pfn;
   __u32 order = ctx->order;
 
+  if (witness_skipped_runs) note_run(APQ_TP_PAGE_FREE, false);
+
   if (order >= APQ_NUM_ORDERS) {
     count(APQ_CTR_ORDER_TOO_LARGE, 1);
     return 0;
@@ -480,6 +507,19 @@ int apq_page_free(struct trace_event_raw_mm_page_free *ctx) {
   count(APQ_CTR_FREE_EVENTS, 1);
   count(APQ_CTR_FREE_PAGES, 1ull << order);
   apq_release_pages(pfn, order);
+  return 0;
+}
+
+/* The witnesses: loaded only where witness_skipped_runs is set. */
+SEC("raw_tp/mm_page_alloc")
+int apq_witness_alloc(void *ctx) {
+  note_run(APQ_TP_PAGE_ALLOC, true);
+  return 0;
+}
+
+SEC("raw_tp/mm_page_free")
+int apq_witness_free(void *ctx) {
+  note_run(APQ_TP_PAGE_FREE, true);
   return 0;
 }
 

@@ -87,4 +87,17 @@ enum apq_counter {
   APQ_NR_COUNTERS,
 };
 
+/* Kernels before 6.7 skip a classic tracepoint program silently while
+ * bpf_prog_active is raised on its CPU (another tracing program, or a BPF map
+ * syscall such as the agent's own reads, with an interrupt landing in it). There
+ * a raw tracepoint on the same event, which that never skips, witnesses
+ * every run; the classic program counts the runs it handled beside it, in
+ * the same per-CPU value, so the difference is the runs the kernel skipped. */
+enum apq_tracepoint { APQ_TP_PAGE_ALLOC, APQ_TP_PAGE_FREE, APQ_NR_TRACEPOINTS };
+
+struct apq_tracepoint_runs {
+  __u64 witnessed;
+  __u64 handled;
+};
+
 #endif /* APQ_BPF_PAGE_TRACKER_H_ */

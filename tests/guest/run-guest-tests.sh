@@ -4,15 +4,17 @@
 # (this CI host's kernel does not), so the bulk, contiguous and migration
 # hooks are exercised for real, and the tracker is checked on the kernels
 # apq's users run. Needs root (apt-get download).
-#   tests/guest/run-guest-tests.sh BUILD_DIR KERNEL [GTEST_FILTER]
+#   tests/guest/run-guest-tests.sh BUILD_DIR KERNEL[+page_owner] [GTEST_FILTER]
 # KERNEL: debian-6.1 (Debian's newest 6.1 package, fetched once), or the
 # name of a directory of the shared kernels (openeuler-22.03-sp3,
 # openeuler-24.03), found in $APQ_SHARED_KERNELS or ../shared/kernels beside
-# the source tree. openEuler kernels boot with page_owner=on: the kernel's
-# own record of every page is the ground truth of the page_owner test.
+# the source tree. +page_owner boots with page_owner=on: the kernel's own
+# record of every page, the ground truth of the page_owner test (it also
+# turns bulk allocations into traced single pages, so the other tests boot
+# without it).
 set -euo pipefail
 build=$(cd "$1" && pwd)
-kernel=$2
+kernel=${2%+page_owner}
 filter=${3:-*}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 shared_kernels=${APQ_SHARED_KERNELS:-$source_dir/../shared/kernels}
@@ -58,13 +60,14 @@ shared_kernel() {
 }
 
 append="console=ttyS0 panic=-1 quiet"
+[[ $2 == *+page_owner ]] && append="$append page_owner=on"
 case $kernel in
   debian-6.1) vmlinux=$(debian_6_1_kernel) ;;
-  openeuler-*) vmlinux=$(shared_kernel "$kernel"); append="$append page_owner=on" ;;
+  openeuler-*) vmlinux=$(shared_kernel "$kernel") ;;
   *) echo "guest: unknown kernel '$kernel' (debian-6.1, openeuler-22.03-sp3, openeuler-24.03)" >&2; exit 2 ;;
 esac
 
-root=$cache/initramfs-$kernel
+root=$cache/initramfs-$2
 rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc}  # the initramfs root is writable: /tmp needs no mount
 cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
@@ -99,12 +102,12 @@ echo "APQ-GUEST-RESULT rc=\$?"
 poweroff -f
 INIT
 chmod +x "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet) >"$cache/initramfs-$kernel.cpio"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$cache/initramfs-$2.cpio"
 
-echo "guest: booting $kernel ($(basename "$vmlinux"))"
-log=$cache/console-$kernel.log
+echo "guest: booting $2 ($(basename "$vmlinux"): $append)"
+log=$cache/console-$2.log
 timeout 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc -nic none -nographic \
-  -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$kernel.cpio" -append "$append" >"$log" 2>&1 || true
+  -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$2.cpio" -append "$append" >"$log" 2>&1 || true
 tr -d '\r' <"$log" | grep -vE '^\[ *[0-9]+\.[0-9]+\]' || true
 result=$(tr -d '\r' <"$log" | grep -oE 'APQ-GUEST-RESULT rc=[0-9]+' | tail -n 1)
-[[ $result == "APQ-GUEST-RESULT rc=0" ]] || { echo "guest: tests failed or did not finish on $kernel (${result:-no result})" >&2; exit 1; }
+[[ $result == "APQ-GUEST-RESULT rc=0" ]] || { echo "guest: tests failed or did not finish on $2 (${result:-no result})" >&2; exit 1; }
