@@ -138,7 +138,6 @@ struct BpfPageTracker::State {
   size_t owner_counters_bytes = 0;
   uint32_t max_owners = 0;
   int nr_cpus = 0;
-  bool counts_recursion_misses = false;
   // The kernel does not count skipped runs: raw tracepoint witnesses do.
   bool witnesses_skipped_runs = false;
   uint64_t stacks_seen = 0;
@@ -249,8 +248,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   if (state->nr_cpus <= 0) return ErrnoStatus(state->nr_cpus, "count possible CPUs");
   state->max_owners = options.max_owners;
   utsname uts{};
-  state->counts_recursion_misses = uname(&uts) == 0 && CountsTracepointRecursionMisses(uts.release);
-  state->witnesses_skipped_runs = !state->counts_recursion_misses;
+  state->witnesses_skipped_runs = !(uname(&uts) == 0 && CountsTracepointRecursionMisses(uts.release));
   state->skel = page_tracker_bpf__open();
   if (!state->skel) return ErrnoStatus(errno, "open BPF object page_tracker");
   page_tracker_bpf* skel = state->skel;
