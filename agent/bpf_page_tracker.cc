@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -136,6 +137,9 @@ struct BpfPageTracker::State {
   page_tracker_bpf* skel = nullptr;
   void* owner_counters = MAP_FAILED;
   size_t owner_counters_bytes = 0;
+  void* page_owner = MAP_FAILED;  // one u32 owner id per pfn
+  size_t page_owner_bytes = 0;
+  uint64_t page_table_size = 0;
   uint32_t max_owners = 0;
   int nr_cpus = 0;
   // The kernel does not count skipped runs: raw tracepoint witnesses do.
@@ -160,6 +164,7 @@ struct BpfPageTracker::State {
   ~State() {
     for (bpf_link* link : links) bpf_link__destroy(link);
     if (owner_counters != MAP_FAILED) munmap(owner_counters, owner_counters_bytes);
+    if (page_owner != MAP_FAILED) munmap(page_owner, page_owner_bytes);
     page_tracker_bpf__destroy(skel);
   }
 };
@@ -343,6 +348,10 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   state->owner_counters = mmap(nullptr, state->owner_counters_bytes, PROT_READ, MAP_SHARED,
                                bpf_map__fd(skel->maps.owner_counters), 0);
   if (state->owner_counters == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map owner_counters");
+  state->page_table_size = *table_size;
+  state->page_owner_bytes = ((*table_size + 1) / 2 * sizeof(uint64_t) + getpagesize() - 1) / getpagesize() * getpagesize();
+  state->page_owner = mmap(nullptr, state->page_owner_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel->maps.page_owner), 0);
+  if (state->page_owner == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map page_owner");
 
   auto attach = [&](bpf_program* program) -> absl::StatusOr<bpf_link*> {
     bpf_link* link = bpf_program__attach(program);
@@ -545,6 +554,36 @@ absl::StatusOr<int64_t> BpfPageTracker::SkippedTracepointRuns() const {
     misses += static_cast<int64_t>(info.recursion_misses);
   }
   return misses;
+}
+
+absl::Status BpfPageTracker::ClassifyPages(TrackerSnapshot* snapshot, const std::string& kpageflags) const {
+  const double start = MonotonicSeconds();
+  int fd = open(kpageflags.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", kpageflags));
+  // Two owners per 8-byte entry, pfn-indexed: one u32 per pfn.
+  const auto* owners = static_cast<const uint32_t*>(state_->page_owner);
+  constexpr uint64_t kRun = 1 << 15;  // pfns read from kpageflags at once
+  std::vector<uint64_t> flags(kRun);
+  TrackerSnapshot::PageClassification classes;
+  absl::Status status;
+  for (uint64_t first = 0; first < state_->page_table_size && status.ok(); first += kRun) {
+    const uint64_t count = std::min(kRun, state_->page_table_size - first);
+    if (std::all_of(owners + first, owners + first + count, [](uint32_t owner) { return owner == APQ_OWNER_NONE; })) {
+      continue;
+    }
+    ssize_t n = pread(fd, flags.data(), count * sizeof(uint64_t), static_cast<off_t>(first * sizeof(uint64_t)));
+    if (n < 0) {
+      status = ErrnoStatus(errno, absl::StrCat("read ", kpageflags));
+      break;
+    }
+    ClassifyOwnedPages(owners + first, flags.data(), static_cast<size_t>(n) / sizeof(uint64_t), &classes.owners,
+                       &classes.free_pages_still_owned);
+  }
+  close(fd);
+  if (!status.ok()) return status;
+  classes.seconds = MonotonicSeconds() - start;
+  snapshot->page_classes = std::move(classes);
+  return absl::OkStatus();
 }
 
 }  // namespace apq

@@ -36,6 +36,10 @@ class BpfPageTracker : public PageTrackerSource {
   ~BpfPageTracker() override;
 
   absl::StatusOr<TrackerSnapshot> Snapshot() override;
+  // Sets snapshot->page_classes: every owned page's class, from the pfn ->
+  // owner table and /proc/kpageflags (only the runs of pfns that hold owned
+  // pages are read).
+  absl::Status ClassifyPages(TrackerSnapshot* snapshot, const std::string& kpageflags = "/proc/kpageflags") const;
   const KernelCoverage& coverage() const { return coverage_; }
 
   // Snapshots an owner must hold no pages and stay unchanged before its id

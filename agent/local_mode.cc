@@ -7,7 +7,10 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "agent/explain.h"
 #include "agent/report.h"
+#include "common/files.h"
+#include "common/meminfo_balance.h"
 #include "agent/stop_signals.h"
 #include "common/errors.h"
 #include "common/kernel_symbols.h"
@@ -15,6 +18,21 @@
 
 namespace apq {
 namespace {
+
+absl::Status PrintExplanation(const Report& report, OutputFormat format) {
+  absl::StatusOr<std::string> text = ReadFileToString("/proc/meminfo");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> meminfo = ParseMeminfo(*text);
+  if (!meminfo.ok()) return meminfo.status();
+  const double unflagged_at_start =
+      report.census_at_start ? static_cast<double>(report.census_at_start->Unclassified() * kPageSize) : 0;
+  absl::StatusOr<MeminfoBalance> balance =
+      BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], unflagged_at_start);
+  if (!balance.ok()) return balance.status();
+  std::cout << (format == OutputFormat::kJson ? FormatExplainJson(*balance, report) : FormatExplainTable(*balance, report))
+            << std::flush;
+  return absl::OkStatus();
+}
 
 void Print(const Report& report, OutputFormat format) {
   switch (format) {
@@ -57,7 +75,9 @@ absl::Status RunLocal(const LocalOptions& options) {
 
   CgroupNames cgroups;
   ReportBuilder builder(&*symbols, &cgroups, options.tracker.sampling, first->monotonic_seconds);
+  builder.set_class_filter(options.class_filter);
   builder.Learn(*first);
+  const double first_seconds = first->monotonic_seconds;
   TrackerSnapshot previous = std::move(*first);
   const bool final_only = options.duration_seconds > 0 && options.format != OutputFormat::kTable;
   double elapsed = 0;
@@ -68,13 +88,24 @@ absl::Status RunLocal(const LocalOptions& options) {
     stop = !signals.Sleep(std::max(wait, 0.0));
     absl::StatusOr<TrackerSnapshot> now = (*tracker)->Snapshot();
     if (!now.ok()) return now.status();
+    elapsed = now->monotonic_seconds - first_seconds;
+    if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
+    const bool print = stop || !final_only;
+    // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
+    if (print) {
+      if (absl::Status status = (*tracker)->ClassifyPages(&*now); !status.ok()) {
+        std::cerr << "apq-agent: pages not classified (all pages shown): " << status.message() << "\n";
+      }
+    }
     Report report = builder.Build(*now, &previous, options.top);
-    elapsed = report.seconds_tracing;
     report.hooked_paths = (*tracker)->coverage().hooked_paths;
     report.blind_paths = (*tracker)->coverage().blind_paths;
     if (census.ok()) report.census_at_start = *census;
-    if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
-    if (stop || !final_only) Print(report, options.format);
+    if (print && options.explain) {
+      if (absl::Status status = PrintExplanation(report, options.format); !status.ok()) return status;
+    } else if (print) {
+      Print(report, options.format);
+    }
     previous = std::move(*now);
   }
   return absl::OkStatus();

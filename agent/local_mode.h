@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/bpf_page_tracker.h"
+#include "agent/report.h"
 
 namespace apq {
 
@@ -18,6 +19,9 @@ struct LocalOptions {
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
   size_t top = 20;
   OutputFormat format = OutputFormat::kTable;
+  ClassFilter class_filter = ClassFilter::kHidden;
+  // Print /proc/meminfo reconciled with the hidden paths instead of the top.
+  bool explain = false;
   BpfTrackerOptions tracker;
 };
 

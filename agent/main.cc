@@ -25,6 +25,11 @@ ABSL_FLAG(std::string, format, "table", "table, json or folded (flame-graph inpu
 ABSL_FLAG(int64_t, sample_bytes, -1,
           "Walk the stack of one allocation per N bytes on average and weight it (unbiased estimates); "
           "0 walks every allocation (exact per path). Default (-1): 0 with --local, 524288 when streaming.");
+ABSL_FLAG(std::string, class, "hidden",
+          "Local mode: pages shown by how /proc/meminfo counts them: hidden (no field counts them), visible, or all.");
+ABSL_FLAG(bool, explain, false,
+          "Local mode: print /proc/meminfo reconciled with the hidden paths (MemTotal = MemFree + visible fields "
+          "+ hidden traced + hidden not traced) instead of the top paths; table or json.");
 ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
 ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
 
@@ -49,6 +54,14 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   absl::StatusOr<apq::OutputFormat> format = apq::ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return format.status();
   options.format = *format;
+  absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(absl::GetFlag(FLAGS_class));
+  if (!class_filter.ok()) return class_filter.status();
+  options.class_filter = *class_filter;
+  options.explain = absl::GetFlag(FLAGS_explain);
+  if (options.explain) {
+    if (options.format == apq::OutputFormat::kFolded) return absl::InvalidArgumentError("--explain prints table or json");
+    options.class_filter = apq::ClassFilter::kHidden;  // the paths of the equation's hidden, traced term
+  }
   int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
   if (sample_bytes < -1) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
   if (sample_bytes == -1) sample_bytes = absl::GetFlag(FLAGS_local) ? 0 : kFleetSampleBytes;
@@ -98,7 +111,8 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--sample-bytes N]\n"
+      "apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--class hidden|visible|all]\n"
+      "                  [--explain] [--sample-bytes N]\n"
       "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--interval S] [--sample-bytes N]");
   std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {

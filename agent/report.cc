@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -25,14 +27,60 @@ std::string HumanBytes(double bytes) {
   return unit == 0 ? absl::StrFormat("%.0f %s", value, units[unit]) : absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
+using ClassBytes = std::array<double, kNumPageClasses>;
+
 struct PathAccumulator {
   PathStats stats;
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, double> bytes_by_process;  // (tgid, cgroup id)
+  absl::flat_hash_map<std::pair<uint32_t, uint64_t>, ClassBytes> class_bytes_by_process;
+  ClassBytes class_variance{};
 };
+
+bool Selected(ClassFilter filter, int page_class) {
+  switch (filter) {
+    case ClassFilter::kAll: return true;
+    case ClassFilter::kHidden: return !IsVisibleInMeminfo(static_cast<PageClass>(page_class));
+    case ClassFilter::kVisible: return IsVisibleInMeminfo(static_cast<PageClass>(page_class));
+  }
+  return true;
+}
+
+double SumSelected(ClassFilter filter, const ClassBytes& bytes) {
+  double sum = 0;
+  for (int c = 0; c < kNumPageClasses; ++c) {
+    if (Selected(filter, c)) sum += bytes[c];
+  }
+  return sum;
+}
+
+// The class that holds most of a path's bytes, for the table.
+std::string LargestClass(const PathStats& path) {
+  int largest = 0;
+  for (int c = 1; c < kNumPageClasses; ++c) {
+    if (path.class_bytes[c] > path.class_bytes[largest]) largest = c;
+  }
+  return path.class_bytes[largest] > 0 ? PageClassName(static_cast<PageClass>(largest)) : "";
+}
 
 }  // namespace
 
 double PathStats::standard_error() const { return std::sqrt(std::max(variance, 0.0)); }
+
+absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name) {
+  if (name == "hidden") return ClassFilter::kHidden;
+  if (name == "visible") return ClassFilter::kVisible;
+  if (name == "all") return ClassFilter::kAll;
+  return absl::InvalidArgumentError(absl::StrCat("--class must be hidden, visible or all, not '", name, "'"));
+}
+
+absl::string_view ClassFilterName(ClassFilter filter) {
+  switch (filter) {
+    case ClassFilter::kHidden: return "hidden";
+    case ClassFilter::kVisible: return "visible";
+    case ClassFilter::kAll: return "all";
+  }
+  return "all";
+}
 
 std::string Report::mode() const {
   return sample_bytes == 0 ? "exact" : absl::StrCat("sampled (one stack per ", sample_bytes, " bytes on average)");
@@ -144,17 +192,56 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
       path.stats.free_bytes_per_second += weigh(freed_now - freed_before) / report.interval_seconds;
     }
     if (bytes > 0) path.bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}] += bytes;
+    if (!now.page_classes) continue;
+    auto classified = now.page_classes->owners.find(static_cast<uint32_t>(owner.id));
+    if (classified == now.page_classes->owners.end()) continue;
+    // Unflagged pages take their path's class; where the path is not known
+    // (overflow owner, lost stack) the class is not either.
+    const bool path_known = owner.id != APQ_OWNER_OVERFLOW && owner.key.stack_id < APQ_STACK_LOST &&
+                            paths_by_stack_.contains(owner.key.stack_id);
+    const PageClass unflagged_class = path_known ? PathClassOf(path.stats.frames) : apq::v1::PAGE_CLASS_UNKNOWN;
+    ClassBytes& process_classes = path.class_bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}];
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      uint64_t pages = classified->second.flagged[c] + (c == unflagged_class ? classified->second.unflagged : 0);
+      if (pages == 0) continue;
+      path.stats.class_bytes[c] += weigh(pages);
+      process_classes[c] += weigh(pages);
+      if (weighted) path.class_variance[c] += sampling_.EstimateVariance(order, pages);
+    }
+  }
+  if (now.page_classes) {
+    report.class_filter = class_filter_;
+    report.free_pages_still_owned = now.page_classes->free_pages_still_owned;
+    report.classification_seconds = now.page_classes->seconds;
+    for (auto& [folded, path] : paths) {
+      for (int c = 0; c < kNumPageClasses; ++c) report.class_bytes[c] += path.stats.class_bytes[c];
+      if (class_filter_ == ClassFilter::kAll) continue;
+      path.stats.bytes_outstanding = SumSelected(class_filter_, path.stats.class_bytes);
+      path.stats.variance = SumSelected(class_filter_, path.class_variance);
+      for (auto& [process, bytes] : path.bytes_by_process) {
+        auto classes = path.class_bytes_by_process.find(process);
+        bytes = classes == path.class_bytes_by_process.end() ? 0 : SumSelected(class_filter_, classes->second);
+      }
+    }
+    if (class_filter_ != ClassFilter::kAll) {
+      absl::erase_if(paths, [](const auto& entry) { return entry.second.stats.bytes_outstanding <= 0; });
+    }
   }
 
   report.total_paths = paths.size();
   report.paths.reserve(paths.size());
   for (auto& [folded, path] : paths) {
     for (const auto& [process, bytes] : path.bytes_by_process) {
+      if (bytes <= 0) continue;
       const auto& [tgid, cgroup_id] = process;
       auto name = now.process_names.find(tgid);
       std::string comm = name == now.process_names.end() ? "?" : name->second;
       std::string cgroup = cgroups_ ? cgroups_->NameOf(cgroup_id) : absl::StrCat("cgroup ", cgroup_id);
-      path.stats.processes.push_back({tgid, std::move(comm), cgroup_id, std::move(cgroup), bytes});
+      ProcessShare share{tgid, std::move(comm), cgroup_id, std::move(cgroup), bytes, {}};
+      if (auto classes = path.class_bytes_by_process.find(process); classes != path.class_bytes_by_process.end()) {
+        share.class_bytes = classes->second;
+      }
+      path.stats.processes.push_back(std::move(share));
     }
     std::sort(path.stats.processes.begin(), path.stats.processes.end(),
               [](const ProcessShare& a, const ProcessShare& b) { return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid); });
@@ -190,25 +277,32 @@ std::string FormatTable(const Report& r) {
     absl::StrAppendFormat(&out, "  of which %s in allocations whose stack was not sampled (spread over the estimates below)\n",
                           HumanBytes(static_cast<double>(r.unsampled_bytes_outstanding)));
   }
-  absl::StrAppendFormat(&out, "%12s %11s %11s %11s  %s\n", "OUTSTANDING", r.sample_bytes ? "STD.ERR" : "", "ALLOC/s",
-                        "FREE/s", "CALL PATH (leaf <- root)");
+  if (r.class_filter) {
+    absl::StrAppendFormat(&out, "  pages shown: %s (classified from /proc/kpageflags and the call path in %.2f s)\n",
+                          *r.class_filter == ClassFilter::kHidden    ? "hidden, counted by no meminfo field"
+                          : *r.class_filter == ClassFilter::kVisible ? "visible, counted by a meminfo field"
+                                                                     : "all",
+                          r.classification_seconds);
+  }
+  absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s %s\n", "OUTSTANDING", r.sample_bytes ? "STD.ERR" : "", "ALLOC/s",
+                        "FREE/s", "CLASS", "CALL PATH (leaf <- root)");
   for (const PathStats& p : r.paths) {
     std::vector<std::string> leaf_first(p.frames.rbegin(), p.frames.rend());
     if (leaf_first.size() > 6) {
       leaf_first.resize(6);
       leaf_first.push_back("...");
     }
-    absl::StrAppendFormat(&out, "%12s %11s %11s %11s  %s\n", HumanBytes(p.bytes_outstanding),
+    absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s %s\n", HumanBytes(p.bytes_outstanding),
                           r.sample_bytes ? absl::StrCat("±", HumanBytes(p.standard_error())) : "",
                           HumanBytes(p.alloc_bytes_per_second), HumanBytes(p.free_bytes_per_second),
-                          absl::StrJoin(leaf_first, " <- "));
+                          r.class_filter ? LargestClass(p) : "", absl::StrJoin(leaf_first, " <- "));
     for (size_t i = 0; i < p.processes.size() && i < kProcessesPerPath; ++i) {
       const ProcessShare& s = p.processes[i];
-      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    pid %d %s  %s\n", HumanBytes(s.bytes), "", "", "", s.tgid,
-                            s.comm, s.cgroup);
+      absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s   pid %d %s  %s\n", HumanBytes(s.bytes), "", "", "", "",
+                            s.tgid, s.comm, s.cgroup);
     }
     if (p.processes.size() > kProcessesPerPath) {
-      absl::StrAppendFormat(&out, "%12s %11s %11s %11s    (%d more processes)\n", "", "", "", "",
+      absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s   (%d more processes)\n", "", "", "", "", "",
                             p.processes.size() - kProcessesPerPath);
     }
   }
@@ -230,6 +324,17 @@ std::string FormatTable(const Report& r) {
   return out;
 }
 
+// {"hidden": bytes, ...}: the classes that hold bytes; empty when the
+// report was not classified.
+nlohmann::json ClassesJson(const Report& r, const ClassBytes& bytes) {
+  nlohmann::json classes = nlohmann::json::object();
+  if (!r.class_filter) return classes;
+  for (int c = 0; c < kNumPageClasses; ++c) {
+    if (bytes[c] != 0) classes[PageClassName(static_cast<PageClass>(c))] = bytes[c];
+  }
+  return classes;
+}
+
 std::string FormatJson(const Report& r) {
   nlohmann::json j;
   j["mode"] = r.sample_bytes == 0 ? "exact" : "sampled";
@@ -246,10 +351,15 @@ std::string FormatJson(const Report& r) {
   for (const PathStats& p : r.paths) {
     nlohmann::json processes = nlohmann::json::array();
     for (const ProcessShare& s : p.processes) {
-      processes.push_back(
-          {{"tgid", s.tgid}, {"comm", s.comm}, {"cgroup_id", s.cgroup_id}, {"cgroup", s.cgroup}, {"bytes", s.bytes}});
+      processes.push_back({{"tgid", s.tgid},
+                           {"comm", s.comm},
+                           {"cgroup_id", s.cgroup_id},
+                           {"cgroup", s.cgroup},
+                           {"bytes", s.bytes},
+                           {"classes", ClassesJson(r, s.class_bytes)}});
     }
     paths.push_back({{"frames", p.frames},
+                     {"classes", ClassesJson(r, p.class_bytes)},
                      {"bytes_outstanding", p.bytes_outstanding},
                      {"standard_error", p.standard_error()},
                      {"bytes_allocated", p.bytes_allocated},
@@ -259,6 +369,12 @@ std::string FormatJson(const Report& r) {
                      {"processes", processes}});
   }
   j["paths"] = paths;
+  if (r.class_filter) {
+    j["class"] = std::string(ClassFilterName(*r.class_filter));
+    j["class_bytes"] = ClassesJson(r, r.class_bytes);
+    j["classification"] = {{"seconds", r.classification_seconds},
+                           {"free_pages_still_owned", r.free_pages_still_owned}};
+  }
   const apq::v1::Losses& l = r.losses;
   j["losses"] = {{"free_unknown_pages", l.free_unknown_pages()}, {"alloc_over_live_pages", l.alloc_over_live_pages()},
                  {"stack_walk_failed", l.stack_walk_failed()},   {"stack_truncated", l.stack_truncated()},

@@ -1,6 +1,7 @@
 #ifndef APQ_AGENT_REPORT_H_
 #define APQ_AGENT_REPORT_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include "apq/v1/apq.pb.h"
 #include "common/cgroup_names.h"
 #include "common/kernel_symbols.h"
+#include "common/page_classes.h"
 #include "common/page_census.h"
 #include "common/sampling.h"
 
@@ -23,6 +25,7 @@ struct ProcessShare {
   uint64_t cgroup_id = 0;
   std::string cgroup;  // path below the cgroup v2 mount
   double bytes = 0;
+  std::array<double, kNumPageClasses> class_bytes{};  // when classified: all classes
 };
 
 // One kernel call path (allocator frames removed), summed over processes.
@@ -36,8 +39,17 @@ struct PathStats {
   double alloc_bytes_per_second = 0;  // over the last interval
   double free_bytes_per_second = 0;
   std::vector<ProcessShare> processes;  // largest first
+  // By how meminfo counts them (when the snapshot was classified), all
+  // classes, whatever the report's class filter.
+  std::array<double, kNumPageClasses> class_bytes{};
   double standard_error() const;
 };
+
+// Which pages a report shows: those no meminfo field counts (the default of
+// the local report), those one does, or all.
+enum class ClassFilter { kHidden, kVisible, kAll };
+absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name);
+absl::string_view ClassFilterName(ClassFilter filter);
 
 
 // The loss counters of a snapshot, as the wire carries them too
@@ -60,6 +72,12 @@ struct Report {
   std::vector<std::string> hooked_paths;
   std::vector<std::string> blind_paths;
   std::optional<PageCensus> census_at_start;
+  // Set when the snapshot was classified: the filter applied to paths and
+  // processes, the host's bytes by class over every path, and the walk.
+  std::optional<ClassFilter> class_filter;
+  std::array<double, kNumPageClasses> class_bytes{};
+  uint64_t free_pages_still_owned = 0;
+  double classification_seconds = 0;
 
   std::string mode() const;
 };
@@ -77,6 +95,8 @@ class ReportBuilder {
   // Learns `now`, then reports. previous may be null (no rates then). top_n 0
   // means all paths.
   Report Build(const TrackerSnapshot& now, const TrackerSnapshot* previous, size_t top_n);
+  // Applied to classified snapshots; unclassified ones show all pages.
+  void set_class_filter(ClassFilter filter) { class_filter_ = filter; }
 
  private:
   const std::vector<std::string>& PathOf(uint32_t stack_id) const;
@@ -85,6 +105,7 @@ class ReportBuilder {
   CgroupNames* cgroups_;
   SamplingPlan sampling_;
   double start_seconds_;
+  ClassFilter class_filter_ = ClassFilter::kAll;
   absl::flat_hash_map<uint32_t, std::vector<std::string>> paths_by_stack_;
 };
 

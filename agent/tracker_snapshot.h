@@ -3,11 +3,13 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/page_classes.h"
 #include "page_tracker.h"
 
 namespace apq {
@@ -41,6 +43,13 @@ struct TrackerSnapshot {
   // Tracepoint program runs the kernel skipped (bpf_prog_active raised on
   // that CPU): counted by the kernel from 6.7, by witnesses before.
   int64_t recursion_misses = -1;
+  // How meminfo counts the owned pages, when this snapshot was classified.
+  struct PageClassification {
+    absl::flat_hash_map<uint32_t, OwnerPageClasses> owners;  // by BPF owner id (low half of the serial)
+    uint64_t free_pages_still_owned = 0;  // free by their flags: a free not seen (yet)
+    double seconds = 0;                   // what the walk cost
+  };
+  std::optional<PageClassification> page_classes;
 };
 
 // The narrow interface to the kernel: the real one loads BPF programs, tests

@@ -46,8 +46,11 @@ struct page_pair {
   __u32 owners[2];
 };
 
+/* Mmapped by userspace, which walks it against /proc/kpageflags to tell
+ * how meminfo counts each owned page (common/page_classes.h). */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct page_pair);

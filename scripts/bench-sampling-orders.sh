@@ -19,7 +19,7 @@ loads="3:1500 4:800 5:400 6:200 7:100 8:50 9:25"  # order:pipes, ~50 MiB each
 echo "apq sampling per order: $trials trials, --sample-bytes $sample_bytes, loads (order:rings) $loads"
 
 for trial in $(seq 1 "$trials"); do
-  build/agent/apq-agent --local --duration 3600 --format json --top 0 --sample-bytes "$sample_bytes" \
+  build/agent/apq-agent --local --duration 3600 --format json --top 0 --class all --sample-bytes "$sample_bytes" \
     >"$workdir/report.json" 2>"$workdir/agent.err" &
   agent=$!
   for _ in $(seq 1 600); do grep -q "tracing started" "$workdir/agent.err" && break; sleep 0.1; done

@@ -83,7 +83,7 @@ copy_with_libraries() {
     cp -L "$lib" "$root$lib"
   done
 }
-for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/apq-churn \
+for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/apq-hold-sockets tests/apq-churn \
   tests/agent_root_test; do
   copy_with_libraries "$build/$binary"
 done

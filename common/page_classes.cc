@@ -1,0 +1,94 @@
+#include "common/page_classes.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+
+namespace apq {
+namespace {
+
+bool Has(uint64_t flags, int bit) { return (flags >> bit) & 1; }
+
+// Call paths whose unflagged pages a meminfo field counts, first match wins
+// (a kernel stack is vmalloc'd: it is counted as a stack). Names as 5.10 to
+// 6.18 spell them, with the _noprof suffix removed.
+struct PathRule {
+  PageClass page_class;
+  std::vector<absl::string_view> functions;
+};
+const std::vector<PathRule>& PathRules() {
+  static const auto* rules = new std::vector<PathRule>{
+      {apq::v1::PAGE_CLASS_KERNEL_STACK, {"alloc_thread_stack_node"}},
+      {apq::v1::PAGE_CLASS_PERCPU, {"pcpu_populate_chunk", "pcpu_alloc_pages"}},
+      {apq::v1::PAGE_CLASS_VMALLOC,
+       {"__vmalloc_node_range", "__vmalloc_area_node", "vm_area_alloc_pages", "__vmalloc_node", "vmalloc_huge"}},
+      // Large kmallocs go straight to the page allocator but are counted in
+      // Slab (SUnreclaim) since 5.7.
+      {apq::v1::PAGE_CLASS_SLAB,
+       {"kmalloc_order", "kmalloc_order_trace", "kmalloc_large", "kmalloc_large_node", "__kmalloc_large_node",
+        "___kmalloc_large_node"}},
+  };
+  return *rules;
+}
+
+}  // namespace
+
+std::string PageClassName(PageClass page_class) {
+  absl::string_view name = apq::v1::PageClass_Name(page_class);
+  absl::ConsumePrefix(&name, "PAGE_CLASS_");
+  return absl::AsciiStrToLower(name);
+}
+
+bool IsVisibleInMeminfo(PageClass page_class) {
+  return page_class != apq::v1::PAGE_CLASS_HIDDEN && page_class != apq::v1::PAGE_CLASS_UNKNOWN;
+}
+
+std::optional<PageClass> FlagClassOf(uint64_t f) {
+  if (Has(f, kpf::kSlab)) return apq::v1::PAGE_CLASS_SLAB;
+  if (Has(f, kpf::kPgtable)) return apq::v1::PAGE_CLASS_PAGE_TABLES;
+  if (Has(f, kpf::kHuge) && !Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_HUGETLB;
+  if (Has(f, kpf::kUnevictable)) return apq::v1::PAGE_CLASS_UNEVICTABLE;
+  // Anonymous and shmem pages are on the anon LRU lists; a page still in a
+  // per-CPU LRU batch has no LRU bit yet but is anonymous already.
+  if (Has(f, kpf::kAnon) || (Has(f, kpf::kLru) && Has(f, kpf::kSwapBacked))) return apq::v1::PAGE_CLASS_ANON;
+  if (Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_FILE;
+  return std::nullopt;
+}
+
+PageClass PathClassOf(const std::vector<std::string>& root_first) {
+  for (const PathRule& rule : PathRules()) {
+    for (const std::string& frame : root_first) {
+      absl::string_view name = frame;
+      absl::ConsumeSuffix(&name, "_noprof");
+      if (std::find(rule.functions.begin(), rule.functions.end(), name) != rule.functions.end()) {
+        return rule.page_class;
+      }
+    }
+  }
+  return apq::v1::PAGE_CLASS_HIDDEN;
+}
+
+void ClassifyOwnedPages(const uint32_t* owner_of_pfn, const uint64_t* kpageflags, size_t count,
+                        absl::flat_hash_map<uint32_t, OwnerPageClasses>* owners, uint64_t* free_pages) {
+  for (size_t i = 0; i < count; ++i) {
+    const uint32_t owner = owner_of_pfn[i];
+    if (owner == 0) continue;  // APQ_OWNER_NONE
+    const uint64_t f = kpageflags[i];
+    // An allocated kernel page may carry no flag at all (a pipe buffer does):
+    // only BUDDY and NOPAGE say a page is not in use.
+    if (Has(f, kpf::kBuddy) || Has(f, kpf::kNoPage)) {
+      ++*free_pages;
+      continue;
+    }
+    OwnerPageClasses& classes = (*owners)[owner];
+    if (std::optional<PageClass> c = FlagClassOf(f)) {
+      ++classes.flagged[*c];
+    } else {
+      ++classes.unflagged;
+    }
+  }
+}
+
+}  // namespace apq

@@ -1,0 +1,55 @@
+#ifndef APQ_COMMON_PAGE_CLASSES_H_
+#define APQ_COMMON_PAGE_CLASSES_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "apq/v1/apq.pb.h"
+
+namespace apq {
+
+using PageClass = apq::v1::PageClass;
+inline constexpr int kNumPageClasses = apq::v1::PageClass_ARRAYSIZE;
+
+// "hidden", "anon", ...: the enum name, lower case, without its prefix.
+std::string PageClassName(PageClass page_class);
+// True for the classes some meminfo field counts.
+bool IsVisibleInMeminfo(PageClass page_class);
+
+// Bits of /proc/kpageflags (Documentation/admin-guide/mm/pagemap.rst).
+namespace kpf {
+inline constexpr int kLru = 5, kSlab = 7, kBuddy = 10, kAnon = 12, kSwapBacked = 14, kHuge = 17,
+                     kUnevictable = 18, kNoPage = 20, kOffline = 23, kPgtable = 26, kReserved = 32;
+}  // namespace kpf
+
+// The class /proc/kpageflags gives a page in use, or nullopt where no flag
+// tells (kernel pages: the call path decides, see PathClassOf).
+std::optional<PageClass> FlagClassOf(uint64_t kpageflags);
+
+// The class of an unflagged page taken on this call path (function names,
+// root first): kernel stacks, vmalloc, percpu chunks and large kmallocs are
+// counted by meminfo; anything else is hidden.
+PageClass PathClassOf(const std::vector<std::string>& root_first);
+
+// Pages of one owner by what their flags say; `unflagged` ones take the
+// class of the owner's path.
+struct OwnerPageClasses {
+  std::array<uint64_t, kNumPageClasses> flagged{};
+  uint64_t unflagged = 0;
+};
+
+// Walks the tracker's pfn -> owner table against the kpageflags words of the
+// same pfns (both `count` long) and adds each owned page to its owner.
+// Pages free by their flags (BUDDY: a free not seen yet, or one racing the
+// walk) are counted in `free_pages`.
+void ClassifyOwnedPages(const uint32_t* owner_of_pfn, const uint64_t* kpageflags, size_t count,
+                        absl::flat_hash_map<uint32_t, OwnerPageClasses>* owners, uint64_t* free_pages);
+
+}  // namespace apq
+
+#endif  // APQ_COMMON_PAGE_CLASSES_H_
