@@ -1,6 +1,7 @@
 #include "agent/local_mode.h"
 
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -24,10 +25,10 @@ absl::Status PrintExplanation(const Report& report, OutputFormat format) {
   if (!text.ok()) return text.status();
   absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> meminfo = ParseMeminfo(*text);
   if (!meminfo.ok()) return meminfo.status();
-  const double unflagged_at_start =
-      report.census_at_start ? static_cast<double>(report.census_at_start->Unclassified() * kPageSize) : 0;
+  const double held_at_start =
+      report.census_at_start ? static_cast<double>(report.census_at_start->HiddenEstimate()) * kPageSize : 0;
   absl::StatusOr<MeminfoBalance> balance =
-      BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], unflagged_at_start);
+      BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], held_at_start);
   if (!balance.ok()) return balance.status();
   std::cout << (format == OutputFormat::kJson ? FormatExplainJson(*balance, report) : FormatExplainTable(*balance, report))
             << std::flush;
@@ -74,6 +75,15 @@ absl::Status RunLocal(const LocalOptions& options) {
             << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
 
   CgroupNames cgroups;
+  std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup;
+  if (census.ok()) {
+    CgroupNames memcgs = CgroupNames::ForMemoryCgroups();
+    for (const auto& [memcg, pages] : census->unflagged_pages_by_memcg) {
+      held_at_start_by_cgroup.emplace_back(memcgs.NameOf(memcg), pages * kPageSize);
+    }
+    std::sort(held_at_start_by_cgroup.begin(), held_at_start_by_cgroup.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  }
   ReportBuilder builder(&*symbols, &cgroups, options.tracker.sampling, first->monotonic_seconds);
   builder.set_class_filter(options.class_filter);
   builder.Learn(*first);
@@ -100,7 +110,10 @@ absl::Status RunLocal(const LocalOptions& options) {
     Report report = builder.Build(*now, &previous, options.top);
     report.hooked_paths = (*tracker)->coverage().hooked_paths;
     report.blind_paths = (*tracker)->coverage().blind_paths;
-    if (census.ok()) report.census_at_start = *census;
+    if (census.ok()) {
+      report.census_at_start = *census;
+      report.held_at_start_by_cgroup = held_at_start_by_cgroup;
+    }
     if (print && options.explain) {
       if (absl::Status status = PrintExplanation(report, options.format); !status.ok()) return status;
     } else if (print) {

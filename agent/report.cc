@@ -320,6 +320,14 @@ std::string FormatTable(const Report& r) {
       if (c.pages) absl::StrAppendFormat(&out, ", %s %s", c.name, HumanBytes(static_cast<double>(c.pages * kPageSize)));
     }
     absl::StrAppendFormat(&out, ", other kernel %s\n", HumanBytes(static_cast<double>(census.Unclassified() * kPageSize)));
+    if (!r.held_at_start_by_cgroup.empty()) {
+      absl::StrAppend(&out, "  of which held at start with no page flag, charged to memory cgroups:");
+      for (size_t i = 0; i < r.held_at_start_by_cgroup.size() && i < kProcessesPerPath; ++i) {
+        absl::StrAppendFormat(&out, " %s %s,", r.held_at_start_by_cgroup[i].first,
+                              HumanBytes(static_cast<double>(r.held_at_start_by_cgroup[i].second)));
+      }
+      absl::StrAppend(&out, " (the rest of the other kernel pages is not attributable)\n");
+    }
   }
   return out;
 }
@@ -388,9 +396,12 @@ std::string FormatJson(const Report& r) {
   if (r.census_at_start) {
     nlohmann::json classes = nlohmann::json::object();
     for (const auto& c : r.census_at_start->classes) classes[c.name] = c.pages * kPageSize;
+    nlohmann::json by_cgroup = nlohmann::json::object();
+    for (const auto& [cgroup, bytes] : r.held_at_start_by_cgroup) by_cgroup[cgroup] = bytes;
     j["in_use_at_start"] = {{"bytes", r.census_at_start->in_use_pages * kPageSize},
                             {"by_class", classes},
-                            {"unclassified_bytes", r.census_at_start->Unclassified() * kPageSize}};
+                            {"unclassified_bytes", r.census_at_start->Unclassified() * kPageSize},
+                            {"unflagged_by_cgroup", by_cgroup}};
   }
   return j.dump() + "\n";
 }

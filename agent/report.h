@@ -72,6 +72,9 @@ struct Report {
   std::vector<std::string> hooked_paths;
   std::vector<std::string> blind_paths;
   std::optional<PageCensus> census_at_start;
+  // Of the census's unflagged pages, those charged to a memory cgroup, by
+  // its name, largest first (bytes).
+  std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup;
   // Set when the snapshot was classified: the filter applied to paths and
   // processes, the host's bytes by class over every path, and the walk.
   std::optional<ClassFilter> class_filter;

@@ -24,6 +24,22 @@ std::string Cgroup2MountFromMountinfo(absl::string_view mountinfo) {
   return "";
 }
 
+std::string MemoryCgroupMountFromMountinfo(absl::string_view mountinfo) {
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n')) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || dash == fields.end() || fields.end() - dash < 4 || dash[1] != "cgroup") continue;
+    std::vector<absl::string_view> options = absl::StrSplit(dash[3], ',');
+    if (std::find(options.begin(), options.end(), "memory") != options.end()) return std::string(fields[4]);
+  }
+  return Cgroup2MountFromMountinfo(mountinfo);
+}
+
+CgroupNames CgroupNames::ForMemoryCgroups() {
+  absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");
+  return CgroupNames(mountinfo.ok() ? MemoryCgroupMountFromMountinfo(*mountinfo) : "");
+}
+
 CgroupNames::CgroupNames() {
   // Without mountinfo, cgroups are named by id.
   absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");

@@ -20,6 +20,9 @@ class CgroupNames {
   // The cgroup2 mount of this system (/sys/fs/cgroup, or
   // /sys/fs/cgroup/unified on hybrid v1/v2 systems).
   CgroupNames();
+  // Names memory cgroups by the inode /proc/kpagecgroup gives: the cgroup v1
+  // memory hierarchy on hybrid systems, else cgroup2.
+  static CgroupNames ForMemoryCgroups();
 
   // The cgroup's path ("/" for the root, "/system.slice/x.service"), or
   // "cgroup <id>" when no directory has that id (removed, or cgroup v1).
@@ -38,6 +41,9 @@ class CgroupNames {
 // The mount point of the first cgroup2 filesystem in /proc/self/mountinfo
 // text, or "" if there is none.
 std::string Cgroup2MountFromMountinfo(absl::string_view mountinfo);
+// Where the memory controller's hierarchy is mounted: a cgroup v1 mount with
+// the memory option, else the cgroup2 mount; "" if neither.
+std::string MemoryCgroupMountFromMountinfo(absl::string_view mountinfo);
 
 }  // namespace apq
 

@@ -34,6 +34,11 @@ TEST(CgroupNamesTest, FindsCgroup2MountInMountinfo) {
   EXPECT_EQ(Cgroup2MountFromMountinfo(kHybrid), "/sys/fs/cgroup/unified");
   EXPECT_EQ(Cgroup2MountFromMountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup cgroup rw\n"), "");
   EXPECT_EQ(Cgroup2MountFromMountinfo(""), "");
+  // Memory cgroups: the v1 memory hierarchy where there is one.
+  EXPECT_EQ(MemoryCgroupMountFromMountinfo(kHybrid), "/sys/fs/cgroup/unified");
+  EXPECT_EQ(MemoryCgroupMountFromMountinfo(std::string(kHybrid) +
+                                           "42 30 0:39 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"),
+            "/sys/fs/cgroup/memory");
 }
 
 TEST(CgroupNamesTest, MissingMountNamesById) {

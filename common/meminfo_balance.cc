@@ -38,7 +38,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> ParseMeminfo(absl::st
 }
 
 absl::StatusOr<MeminfoBalance> BalanceMeminfo(const absl::flat_hash_map<std::string, uint64_t>& meminfo,
-                                              double hidden_traced, double unflagged_at_start) {
+                                              double hidden_traced, double held_at_start) {
   auto total = meminfo.find("MemTotal"), free = meminfo.find("MemFree");
   if (total == meminfo.end() || free == meminfo.end()) {
     return absl::InvalidArgumentError("meminfo: MemTotal or MemFree missing");
@@ -64,21 +64,13 @@ absl::StatusOr<MeminfoBalance> BalanceMeminfo(const absl::flat_hash_map<std::str
   b.hidden_traced = hidden_traced;
   b.hidden_untraced = static_cast<double>(b.mem_total) - static_cast<double>(b.mem_free) -
                       static_cast<double>(b.visible_sum) - hidden_traced;
-  // Unflagged pages at start were hidden, or counted by a field that has
-  // only the call path to go on; VmallocUsed (with vmalloc'd kernel stacks)
-  // and Percpu are most of those, large kmallocs (in Slab) the rest.
-  double path_counted = 0;
-  for (absl::string_view field : {"VmallocUsed", "Percpu"}) {
-    auto it = meminfo.find(field);
-    if (it != meminfo.end()) path_counted += static_cast<double>(it->second);
-  }
-  const double hidden_at_start = unflagged_at_start - path_counted;
   b.untraced_parts.emplace_back(
-      "held before tracing started: pages in use then with no page flag, less VmallocUsed and Percpu now", hidden_at_start);
+      "held before tracing started: pages in use then with no page flag, less VmallocUsed and Percpu then",
+      held_at_start);
   b.untraced_parts.emplace_back(
       "the rest: pages taken where this kernel cannot be hooked, large kmallocs held since before the start, and the "
       "error of the terms (negative: counted twice)",
-      b.hidden_untraced - hidden_at_start);
+      b.hidden_untraced - held_at_start);
   b.notes = {
       "vmalloc'd kernel stacks (CONFIG_VMAP_STACK) are in both KernelStack and VmallocUsed",
       "pages in per-CPU LRU batches are in no LRU list yet; pages on per-CPU free lists are in use for MemFree",

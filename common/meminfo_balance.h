@@ -35,11 +35,10 @@ struct MeminfoBalance {
 };
 
 // hidden_traced: bytes apq attributes to paths no meminfo field counts;
-// unflagged_at_start: in-use bytes with no kpageflags class when tracing
-// started (the census): hidden, or counted by fields that only the call
-// path tells (VmallocUsed, Percpu, large kmallocs in Slab).
+// held_at_start: bytes in use when tracing started with no kpageflags class,
+// less what VmallocUsed and Percpu counted then (PageCensus::HiddenEstimate).
 absl::StatusOr<MeminfoBalance> BalanceMeminfo(const absl::flat_hash_map<std::string, uint64_t>& meminfo,
-                                              double hidden_traced, double unflagged_at_start);
+                                              double hidden_traced, double held_at_start);
 
 }  // namespace apq
 

@@ -6,6 +6,7 @@
 #include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 
 namespace apq {
@@ -19,19 +20,31 @@ struct PageCensus {
   };
   std::vector<Class> classes;  // fixed order, see ClassifyKpageflags
   uint64_t in_use_pages = 0;   // MemTotal - MemFree at the census
+  // VmallocUsed + Percpu at the census: unflagged pages that meminfo counts.
+  uint64_t vmalloc_and_percpu_pages = 0;
+  // Pages in use with no page flag (hidden, or vmalloc/percpu/large kmalloc)
+  // charged to a memory cgroup, by its inode (/proc/kpagecgroup): what can
+  // be attributed of them. Uncharged unflagged pages cannot be told from
+  // the tails of free blocks, which carry no flag either.
+  absl::flat_hash_map<uint64_t, uint64_t> unflagged_pages_by_memcg;
   uint64_t Classified() const;
   // In use but in no class: kernel pages such as pipe buffers, driver
   // memory and page-allocator users that no meminfo field counts.
   uint64_t Unclassified() const;
+  // Unclassified, less what VmallocUsed and Percpu counted then: an estimate
+  // of the hidden pages held at start (large kmallocs, in Slab, are in it).
+  int64_t HiddenEstimate() const;
 };
 
-// Counts pages by class from raw /proc/kpageflags words (one u64 per pfn).
-// Free pages (BUDDY heads and the tails of their blocks carry no flag) and
-// absent pfns are not counted; in_use_pages is taken from meminfo.
-PageCensus ClassifyKpageflags(const uint64_t* flags, size_t count, uint64_t in_use_pages);
+// Counts pages by class from raw /proc/kpageflags words (one u64 per pfn)
+// and, where given (else null), the /proc/kpagecgroup words of the same
+// pfns. Free pages (BUDDY heads and the tails of their blocks carry no flag)
+// and absent pfns are not counted; in_use_pages is taken from meminfo.
+PageCensus ClassifyKpageflags(const uint64_t* flags, const uint64_t* memcgs, size_t count, uint64_t in_use_pages);
 
-// Reads /proc/kpageflags and /proc/meminfo.
+// Reads /proc/kpageflags, /proc/kpagecgroup (if the kernel has it) and /proc/meminfo.
 absl::StatusOr<PageCensus> TakePageCensus(const std::string& kpageflags = "/proc/kpageflags",
+                                          const std::string& kpagecgroup = "/proc/kpagecgroup",
                                           const std::string& meminfo = "/proc/meminfo");
 
 // MemTotal - MemFree, in pages, from /proc/meminfo text.

@@ -15,12 +15,13 @@ TEST(PageCensusTest, ClassifiesByFlags) {
       Bit(12) | Bit(5),  // anon on LRU
       Bit(5),            // page cache
       Bit(10),           // free buddy head: not counted
-      0,                 // buddy tail or hidden kernel page: not counted
+      0,                 // buddy tail or hidden kernel page: not counted, but attributed when charged
       Bit(20),           // no page
       Bit(32),           // reserved
       Bit(17),           // hugetlb
   };
-  PageCensus census = ClassifyKpageflags(flags, std::size(flags), 100);
+  const uint64_t memcgs[] = {0, 0, 0, 0, 0, 0, 42, 0, 0, 0};  // the unflagged page is charged to memcg 42
+  PageCensus census = ClassifyKpageflags(flags, memcgs, std::size(flags), 100);
   auto pages = [&](absl::string_view name) {
     for (const auto& c : census.classes)
       if (c.name == name) return c.pages;
@@ -28,13 +29,17 @@ TEST(PageCensusTest, ClassifiesByFlags) {
     return uint64_t{0};
   };
   EXPECT_EQ(pages("slab"), 2u);
-  EXPECT_EQ(pages("page tables"), 1u);
-  EXPECT_EQ(pages("anonymous and shmem (LRU)"), 1u);
-  EXPECT_EQ(pages("page cache (LRU)"), 1u);
+  EXPECT_EQ(pages("page_tables"), 1u);
+  EXPECT_EQ(pages("anon"), 1u);
+  EXPECT_EQ(pages("file"), 1u);
   EXPECT_EQ(pages("reserved"), 1u);
   EXPECT_EQ(pages("hugetlb"), 1u);
   EXPECT_EQ(census.Classified(), 7u);
   EXPECT_EQ(census.Unclassified(), 93u);
+  ASSERT_EQ(census.unflagged_pages_by_memcg.size(), 1u);
+  EXPECT_EQ(census.unflagged_pages_by_memcg[42], 1u);
+  // Without kpagecgroup nothing is attributed.
+  EXPECT_TRUE(ClassifyKpageflags(flags, nullptr, std::size(flags), 100).unflagged_pages_by_memcg.empty());
 }
 
 TEST(PageCensusTest, MeminfoInUse) {

@@ -50,10 +50,12 @@ std::optional<PageClass> FlagClassOf(uint64_t f) {
   if (Has(f, kpf::kPgtable)) return apq::v1::PAGE_CLASS_PAGE_TABLES;
   if (Has(f, kpf::kHuge) && !Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_HUGETLB;
   if (Has(f, kpf::kUnevictable)) return apq::v1::PAGE_CLASS_UNEVICTABLE;
-  // Anonymous and shmem pages are on the anon LRU lists; a page still in a
-  // per-CPU LRU batch has no LRU bit yet but is anonymous already.
-  if (Has(f, kpf::kAnon) || (Has(f, kpf::kLru) && Has(f, kpf::kSwapBacked))) return apq::v1::PAGE_CLASS_ANON;
-  if (Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_FILE;
+  // Anonymous and shmem (swap-backed) pages are on the anon LRU lists. A
+  // page still in a per-CPU LRU batch has no LRU bit yet: ANON or
+  // SWAPBACKED tell it anyway, and a page cache page is up to date or dirty,
+  // which no page-allocator user without a mapping marks its pages.
+  if (Has(f, kpf::kAnon) || Has(f, kpf::kSwapBacked)) return apq::v1::PAGE_CLASS_ANON;
+  if (Has(f, kpf::kLru) || Has(f, kpf::kUptodate) || Has(f, kpf::kDirty)) return apq::v1::PAGE_CLASS_FILE;
   return std::nullopt;
 }
 

@@ -29,7 +29,9 @@ TEST(PageClassesTest, FlagsDecideWhereTheyCan) {
   EXPECT_EQ(FlagClassOf(Bits({kLru, kAnon, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);
   EXPECT_EQ(FlagClassOf(Bits({kLru, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);  // shmem
   EXPECT_EQ(FlagClassOf(Bits({kAnon, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);  // not on the LRU yet
+  EXPECT_EQ(FlagClassOf(Bits({kSwapBacked, kUptodate})), apq::v1::PAGE_CLASS_ANON);  // shmem, not on the LRU yet
   EXPECT_EQ(FlagClassOf(Bits({kLru})), apq::v1::PAGE_CLASS_FILE);
+  EXPECT_EQ(FlagClassOf(Bits({kUptodate, kDirty})), apq::v1::PAGE_CLASS_FILE);  // written page cache, not on the LRU yet
   EXPECT_EQ(FlagClassOf(0), std::nullopt);           // a pipe buffer page
   EXPECT_EQ(FlagClassOf(Bits({15})), std::nullopt);  // head of a large kmalloc
 }

@@ -5,6 +5,9 @@
 # hooks are exercised for real, and the tracker is checked on the kernels
 # apq's users run. Needs root (apt-get download).
 #   tests/guest/run-guest-tests.sh BUILD_DIR KERNEL[+page_owner] [GTEST_FILTER]
+# With APQ_GUEST_RUN=SCRIPT, the guest runs that shell script (with the
+# build directory as $1; busybox and bpftool at hand) instead of the root
+# tier, and the run passes if it exits 0: the guest benchmarks use it.
 # KERNEL: debian-6.1 (Debian's newest 6.1 package, fetched once), or the
 # name of a directory of the shared kernels (openeuler-22.03-sp3,
 # openeuler-24.03), found in $APQ_SHARED_KERNELS or ../shared/kernels beside
@@ -88,6 +91,12 @@ for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq
   copy_with_libraries "$build/$binary"
 done
 copy_with_libraries /usr/bin/setpriv
+copy_with_libraries /usr/sbin/bpftool
+run="$build/tests/agent_root_test --gtest_color=no --gtest_filter='$filter'"
+if [[ -n ${APQ_GUEST_RUN:-} ]]; then
+  cp "$APQ_GUEST_RUN" "$root/guest-run.sh"
+  run="sh /guest-run.sh $build"
+fi
 cat >"$root/init" <<INIT
 #!/bin/sh
 mount -t proc proc /proc
@@ -96,8 +105,12 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up  # the socket tests talk over loopback
+# Run in a memory cgroup of its own, as services do: the root cgroup's
+# pages are not charged, and the held-at-start test reads the charges.
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control && mkdir /sys/fs/cgroup/apq && echo \$\$ >/sys/fs/cgroup/apq/cgroup.procs
 echo "APQ-GUEST-KERNEL \$(uname -r)"
-$build/tests/agent_root_test --gtest_color=no --gtest_filter='$filter'
+$run
 echo "APQ-GUEST-RESULT rc=\$?"
 poweroff -f
 INIT
