@@ -16,11 +16,12 @@ double UnknownClassBytes(const Report& r) { return r.class_bytes[apq::v1::PAGE_C
 
 std::string FormatExplainTable(const MeminfoBalance& b, const Report& hidden) {
   std::string out = absl::StrFormat("apq explain  mode=%s  tracing %.1f s\n", hidden.mode(), hidden.seconds_tracing);
-  absl::StrAppendFormat(&out, "MemTotal %s\n  = MemFree %s\n  + visible in meminfo %s:", MiB(b.mem_total), MiB(b.mem_free),
-                        MiB(b.visible_sum));
+  std::vector<std::string> fields;
   for (const auto& [field, bytes] : b.visible) {
-    if (bytes) absl::StrAppendFormat(&out, " %s %s,", field, MiB(bytes));
+    if (bytes) fields.push_back(absl::StrCat(field, " ", MiB(bytes)));
   }
+  absl::StrAppendFormat(&out, "MemTotal %s\n  = MemFree %s\n  + visible in meminfo %s: %s", MiB(b.mem_total),
+                        MiB(b.mem_free), MiB(b.visible_sum), absl::StrJoin(fields, ", "));
   absl::StrAppendFormat(&out, "\n  + hidden, traced %s (by path below)\n  + hidden, not traced %s\n", MiB(b.hidden_traced),
                         MiB(b.hidden_untraced));
   for (const auto& [what, bytes] : b.untraced_parts) absl::StrAppendFormat(&out, "      %s: %s\n", what, MiB(bytes));

@@ -35,7 +35,7 @@ bool Has(uint64_t flags, int bit) { return (flags >> bit) & 1; }
 
 uint64_t PageCensus::Classified() const {
   uint64_t sum = 0;
-  for (const Class& c : classes) sum += c.pages;
+  for (const Class& c : classes) sum += c.in_mem_total ? c.pages : 0;
   return sum;
 }
 
@@ -67,7 +67,7 @@ PageCensus ClassifyKpageflags(const uint64_t* flags, const uint64_t* memcgs, siz
   census.in_use_pages = in_use_pages;
   for (size_t i = 0; i < kNumClasses; ++i) {
     std::string name = i == kOffline ? "offline" : i == kReserved ? "reserved" : PageClassName(kFlagClasses[i]);
-    census.classes.push_back({std::move(name), pages[i]});
+    census.classes.push_back({std::move(name), pages[i], i != kOffline && i != kReserved});
   }
   return census;
 }

@@ -17,6 +17,9 @@ struct PageCensus {
   struct Class {
     std::string name;
     uint64_t pages = 0;
+    // Reserved and offline pages are not part of MemTotal (totalram), so
+    // not of the pages in use it is compared with.
+    bool in_mem_total = true;
   };
   std::vector<Class> classes;  // fixed order, see ClassifyKpageflags
   uint64_t in_use_pages = 0;   // MemTotal - MemFree at the census
