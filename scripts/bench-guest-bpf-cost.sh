@@ -35,5 +35,6 @@ APQ_GUEST_RUN="$workdir/guest-run.sh" tests/guest/run-guest-tests.sh build "$ker
 }
 echo "BPF cost per run on $kernel under TCG, $mib MiB through a pipe (bpftool run_time_ns / run_cnt):"
 grep -a 'APQ-COST' "$workdir/console" | tr -d '\r' |
-  awk '{for (i = 1; i <= NF; i++) {if ($i == "name") n = $(i + 1); if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1)}
+  awk '{n = ""; t = 0; c = 0
+        for (i = 1; i <= NF; i++) {if ($i == "name") n = $(i + 1); if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1)}
         if (c > 0) printf "%-8s %-28s %10d runs %8.0f ns/run\n", $2, n, c, t / c}'
