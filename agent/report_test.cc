@@ -124,5 +124,52 @@ TEST_F(ReportTest, JsonCarriesLossesAndPaths) {
   EXPECT_THAT(FormatLossSummary(report), HasSubstr("freed-unknown-pages=9"));
 }
 
+// Classified snapshots split each path and process by class; the filter
+// keeps the selected classes and drops paths left empty. Owner 2's pages
+// are on the pipe path (unflagged: hidden, but 20 of them are slab), owner
+// 4's on tcp_sendmsg (anon, by their flags), owner 5's stack is lost
+// (unflagged: unknown, shown with hidden).
+TEST_F(ReportTest, ClassFilterKeepsTheSelectedClasses) {
+  TrackerSnapshot::PageClassification classes;
+  classes.owners[2].unflagged = 180;
+  classes.owners[2].flagged[apq::v1::PAGE_CLASS_SLAB] = 20;
+  classes.owners[3].unflagged = 56;
+  classes.owners[4].flagged[apq::v1::PAGE_CLASS_ANON] = 10;
+  classes.owners[5].unflagged = 1;
+  snapshot_.page_classes = classes;
+  ReportBuilder hidden(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
+  hidden.set_class_filter(ClassFilter::kHidden);
+  Report report = hidden.Build(snapshot_, nullptr, 0);
+  ASSERT_EQ(report.paths.size(), 2u);
+  EXPECT_EQ(report.paths[0].bytes_outstanding, (180 + 56) * 4096.0);
+  EXPECT_EQ(report.paths[0].class_bytes[apq::v1::PAGE_CLASS_SLAB], 20 * 4096.0);  // all classes kept
+  ASSERT_EQ(report.paths[0].processes.size(), 2u);
+  EXPECT_EQ(report.paths[0].processes[0].bytes, 180 * 4096.0);
+  EXPECT_EQ(report.paths[1].bytes_outstanding, 4096.0);
+  EXPECT_THAT(report.paths[1].frames, ElementsAre("[stack unknown]"));
+  EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], (180 + 56) * 4096.0);
+  EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN], 4096.0);
+  EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_ANON], 10 * 4096.0);
+
+  ReportBuilder visible(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
+  visible.set_class_filter(ClassFilter::kVisible);
+  report = visible.Build(snapshot_, nullptr, 0);
+  ASSERT_EQ(report.paths.size(), 2u);
+  EXPECT_EQ(report.paths[0].bytes_outstanding, 20 * 4096.0);  // the pipe path's slab pages
+  EXPECT_EQ(report.paths[1].bytes_outstanding, 10 * 4096.0);  // tcp_sendmsg's anon pages
+  auto json = nlohmann::json::parse(FormatJson(report));
+  EXPECT_EQ(json["class"], "visible");
+  EXPECT_EQ(json["paths"][0]["classes"]["hidden"], (180 + 56) * 4096.0);
+  EXPECT_EQ(json["paths"][0]["processes"][0]["classes"]["slab"], 20 * 4096.0);
+
+  // Without a classification every page is shown, whatever the filter.
+  snapshot_.page_classes.reset();
+  ReportBuilder unclassified(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
+  unclassified.set_class_filter(ClassFilter::kHidden);
+  report = unclassified.Build(snapshot_, nullptr, 0);
+  EXPECT_FALSE(report.class_filter.has_value());
+  EXPECT_EQ(report.paths.size(), 3u);
+}
+
 }  // namespace
 }  // namespace apq
