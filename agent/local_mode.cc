@@ -35,6 +35,19 @@ absl::Status PrintExplanation(const Report& report, OutputFormat format) {
   return absl::OkStatus();
 }
 
+// The census's unflagged pages charged to memory cgroups, by cgroup name,
+// largest first.
+std::vector<std::pair<std::string, uint64_t>> HeldAtStartByCgroup(const PageCensus& census) {
+  CgroupNames memcgs = CgroupNames::ForMemoryCgroups();
+  std::vector<std::pair<std::string, uint64_t>> held;
+  for (const auto& [memcg, pages] : census.unflagged_pages_by_memcg) {
+    held.emplace_back(memcgs.NameOf(memcg), pages * kPageSize);
+  }
+  std::sort(held.begin(), held.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  return held;
+}
+
 void Print(const Report& report, OutputFormat format) {
   switch (format) {
     case OutputFormat::kTable:
@@ -75,15 +88,8 @@ absl::Status RunLocal(const LocalOptions& options) {
             << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
 
   CgroupNames cgroups;
-  std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup;
-  if (census.ok()) {
-    CgroupNames memcgs = CgroupNames::ForMemoryCgroups();
-    for (const auto& [memcg, pages] : census->unflagged_pages_by_memcg) {
-      held_at_start_by_cgroup.emplace_back(memcgs.NameOf(memcg), pages * kPageSize);
-    }
-    std::sort(held_at_start_by_cgroup.begin(), held_at_start_by_cgroup.end(),
-              [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
-  }
+  const std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup =
+      census.ok() ? HeldAtStartByCgroup(*census) : std::vector<std::pair<std::string, uint64_t>>{};
   ReportBuilder builder(&*symbols, &cgroups, options.tracker.sampling, first->monotonic_seconds);
   builder.set_class_filter(options.class_filter);
   builder.Learn(*first);
@@ -104,6 +110,8 @@ absl::Status RunLocal(const LocalOptions& options) {
     // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
     if (print) {
       if (absl::Status status = (*tracker)->ClassifyPages(&*now); !status.ok()) {
+        // Without classes there is no hidden term to explain with.
+        if (options.explain) return status;
         std::cerr << "apq-agent: pages not classified (all pages shown): " << status.message() << "\n";
       }
     }
