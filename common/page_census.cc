@@ -29,8 +29,6 @@ constexpr PageClass kFlagClasses[] = {apq::v1::PAGE_CLASS_SLAB,        apq::v1::
                                       apq::v1::PAGE_CLASS_FILE,        apq::v1::PAGE_CLASS_UNEVICTABLE};
 constexpr size_t kOffline = std::size(kFlagClasses), kReserved = kOffline + 1, kNumClasses = kReserved + 1;
 
-bool Has(uint64_t flags, int bit) { return (flags >> bit) & 1; }
-
 }  // namespace
 
 uint64_t PageCensus::Classified() const {
@@ -53,12 +51,12 @@ PageCensus ClassifyKpageflags(const uint64_t* flags, const uint64_t* memcgs, siz
   PageCensus census;
   for (size_t i = 0; i < count; ++i) {
     const uint64_t f = flags[i];
-    if (Has(f, kpf::kNoPage) || Has(f, kpf::kBuddy)) continue;
+    if (kpf::Has(f, kpf::kNoPage) || kpf::Has(f, kpf::kBuddy)) continue;
     if (std::optional<PageClass> c = FlagClassOf(f)) {
       ++pages[std::find(std::begin(kFlagClasses), std::end(kFlagClasses), *c) - std::begin(kFlagClasses)];
-    } else if (Has(f, kpf::kOffline)) {
+    } else if (kpf::Has(f, kpf::kOffline)) {
       ++pages[kOffline];
-    } else if (Has(f, kpf::kReserved)) {
+    } else if (kpf::Has(f, kpf::kReserved)) {
       ++pages[kReserved];
     } else if (memcgs && memcgs[i] != 0) {
       ++census.unflagged_pages_by_memcg[memcgs[i]];
@@ -72,38 +70,22 @@ PageCensus ClassifyKpageflags(const uint64_t* flags, const uint64_t* memcgs, siz
   return census;
 }
 
-absl::StatusOr<uint64_t> InUsePagesFromMeminfo(absl::string_view meminfo) {
-  uint64_t total_kib = 0, free_kib = 0;
-  bool have_total = false, have_free = false;
-  for (absl::string_view line : absl::StrSplit(meminfo, '\n')) {
-    uint64_t* target = nullptr;
-    if (absl::ConsumePrefix(&line, "MemTotal:")) {
-      target = &total_kib;
-      have_total = true;
-    } else if (absl::ConsumePrefix(&line, "MemFree:")) {
-      target = &free_kib;
-      have_free = true;
-    } else {
-      continue;
-    }
-    line = absl::StripAsciiWhitespace(line);
-    absl::ConsumeSuffix(&line, "kB");
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), target)) {
-      return absl::InvalidArgumentError(absl::StrCat("meminfo: bad value '", line, "'"));
-    }
+absl::StatusOr<uint64_t> InUsePages(const absl::flat_hash_map<std::string, uint64_t>& meminfo) {
+  auto total = meminfo.find("MemTotal"), free = meminfo.find("MemFree");
+  if (total == meminfo.end() || free == meminfo.end()) {
+    return absl::InvalidArgumentError("meminfo: MemTotal or MemFree missing");
   }
-  if (!have_total || !have_free) return absl::InvalidArgumentError("meminfo: MemTotal or MemFree missing");
-  return total_kib > free_kib ? (total_kib - free_kib) / 4 : 0;
+  return total->second > free->second ? (total->second - free->second) / kPageSize : 0;
 }
 
 absl::StatusOr<PageCensus> TakePageCensus(const std::string& kpageflags, const std::string& kpagecgroup,
                                           const std::string& meminfo) {
   absl::StatusOr<std::string> meminfo_text = ReadFileToString(meminfo);
   if (!meminfo_text.ok()) return meminfo_text.status();
-  absl::StatusOr<uint64_t> in_use = InUsePagesFromMeminfo(*meminfo_text);
-  if (!in_use.ok()) return in_use.status();
   absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> fields = ParseMeminfo(*meminfo_text);
   if (!fields.ok()) return fields.status();
+  absl::StatusOr<uint64_t> in_use = InUsePages(*fields);
+  if (!in_use.ok()) return in_use.status();
   uint64_t vmalloc_and_percpu = 0;
   for (const char* field : {"VmallocUsed", "Percpu"}) {
     if (auto it = fields->find(field); it != fields->end()) vmalloc_and_percpu += it->second / kPageSize;

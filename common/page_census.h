@@ -50,8 +50,8 @@ absl::StatusOr<PageCensus> TakePageCensus(const std::string& kpageflags = "/proc
                                           const std::string& kpagecgroup = "/proc/kpagecgroup",
                                           const std::string& meminfo = "/proc/meminfo");
 
-// MemTotal - MemFree, in pages, from /proc/meminfo text.
-absl::StatusOr<uint64_t> InUsePagesFromMeminfo(absl::string_view meminfo);
+// MemTotal - MemFree, in pages, from /proc/meminfo's fields (ParseMeminfo).
+absl::StatusOr<uint64_t> InUsePages(const absl::flat_hash_map<std::string, uint64_t>& meminfo);
 
 }  // namespace apq
 

@@ -1,5 +1,6 @@
 #include "common/page_census.h"
 
+#include "common/meminfo_balance.h"
 #include "gtest/gtest.h"
 
 namespace apq {
@@ -44,11 +45,16 @@ TEST(PageCensusTest, ClassifiesByFlags) {
 }
 
 TEST(PageCensusTest, MeminfoInUse) {
-  absl::StatusOr<uint64_t> pages = InUsePagesFromMeminfo("MemTotal:       1000 kB\nMemFree:         200 kB\nCached: 5 kB\n");
+  auto in_use = [](absl::string_view text) -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> fields = ParseMeminfo(text);
+    if (!fields.ok()) return fields.status();
+    return InUsePages(*fields);
+  };
+  absl::StatusOr<uint64_t> pages = in_use("MemTotal:       1000 kB\nMemFree:         200 kB\nCached: 5 kB\n");
   ASSERT_TRUE(pages.ok()) << pages.status();
   EXPECT_EQ(*pages, 200u);
-  EXPECT_FALSE(InUsePagesFromMeminfo("MemTotal: 1000 kB\n").ok());
-  EXPECT_FALSE(InUsePagesFromMeminfo("MemTotal: x kB\nMemFree: 1 kB\n").ok());
+  EXPECT_FALSE(in_use("MemTotal: 1000 kB\n").ok());
+  EXPECT_FALSE(in_use("MemTotal: x kB\nMemFree: 1 kB\n").ok());
 }
 
 }  // namespace

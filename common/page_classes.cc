@@ -9,8 +9,6 @@
 namespace apq {
 namespace {
 
-bool Has(uint64_t flags, int bit) { return (flags >> bit) & 1; }
-
 // Call paths whose unflagged pages a meminfo field counts, first match wins
 // (a kernel stack is vmalloc'd: it is counted as a stack). Names as 5.10 to
 // 6.18 spell them, with the _noprof suffix removed.
@@ -46,16 +44,16 @@ bool IsVisibleInMeminfo(PageClass page_class) {
 }
 
 std::optional<PageClass> FlagClassOf(uint64_t f) {
-  if (Has(f, kpf::kSlab)) return apq::v1::PAGE_CLASS_SLAB;
-  if (Has(f, kpf::kPgtable)) return apq::v1::PAGE_CLASS_PAGE_TABLES;
-  if (Has(f, kpf::kHuge) && !Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_HUGETLB;
-  if (Has(f, kpf::kUnevictable)) return apq::v1::PAGE_CLASS_UNEVICTABLE;
+  if (kpf::Has(f, kpf::kSlab)) return apq::v1::PAGE_CLASS_SLAB;
+  if (kpf::Has(f, kpf::kPgtable)) return apq::v1::PAGE_CLASS_PAGE_TABLES;
+  if (kpf::Has(f, kpf::kHuge) && !kpf::Has(f, kpf::kLru)) return apq::v1::PAGE_CLASS_HUGETLB;
+  if (kpf::Has(f, kpf::kUnevictable)) return apq::v1::PAGE_CLASS_UNEVICTABLE;
   // Anonymous and shmem (swap-backed) pages are on the anon LRU lists. A
   // page still in a per-CPU LRU batch has no LRU bit yet: ANON or
   // SWAPBACKED tell it anyway, and a page cache page is up to date or dirty,
   // which no page-allocator user without a mapping marks its pages.
-  if (Has(f, kpf::kAnon) || Has(f, kpf::kSwapBacked)) return apq::v1::PAGE_CLASS_ANON;
-  if (Has(f, kpf::kLru) || Has(f, kpf::kUptodate) || Has(f, kpf::kDirty)) return apq::v1::PAGE_CLASS_FILE;
+  if (kpf::Has(f, kpf::kAnon) || kpf::Has(f, kpf::kSwapBacked)) return apq::v1::PAGE_CLASS_ANON;
+  if (kpf::Has(f, kpf::kLru) || kpf::Has(f, kpf::kUptodate) || kpf::Has(f, kpf::kDirty)) return apq::v1::PAGE_CLASS_FILE;
   return std::nullopt;
 }
 
@@ -80,7 +78,7 @@ void ClassifyOwnedPages(const uint32_t* owner_of_pfn, const uint64_t* kpageflags
     const uint64_t f = kpageflags[i];
     // An allocated kernel page may carry no flag at all (a pipe buffer does):
     // only BUDDY and NOPAGE say a page is not in use.
-    if (Has(f, kpf::kBuddy) || Has(f, kpf::kNoPage)) {
+    if (kpf::Has(f, kpf::kBuddy) || kpf::Has(f, kpf::kNoPage)) {
       ++*free_pages;
       continue;
     }
