@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 
@@ -34,6 +35,7 @@ struct PathAccumulator {
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, double> bytes_by_process;  // (tgid, cgroup id)
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, ClassBytes> class_bytes_by_process;
   ClassBytes class_variance{};
+  std::optional<PageClass> unflagged_class;  // the path's, worked out once
 };
 
 bool Selected(ClassFilter filter, int page_class) {
@@ -196,10 +198,14 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     auto classified = now.page_classes->owners.find(static_cast<uint32_t>(owner.id));
     if (classified == now.page_classes->owners.end()) continue;
     // Unflagged pages take their path's class; where the path is not known
-    // (overflow owner, lost stack) the class is not either.
-    const bool path_known = owner.id != APQ_OWNER_OVERFLOW && owner.key.stack_id < APQ_STACK_LOST &&
-                            paths_by_stack_.contains(owner.key.stack_id);
-    const PageClass unflagged_class = path_known ? PathClassOf(path.stats.frames) : apq::v1::PAGE_CLASS_UNKNOWN;
+    // (overflow owner, lost or unread stack: paths of their own) the class
+    // is not either.
+    if (!path.unflagged_class) {
+      const bool path_known = owner.id != APQ_OWNER_OVERFLOW && owner.key.stack_id < APQ_STACK_LOST &&
+                              paths_by_stack_.contains(owner.key.stack_id);
+      path.unflagged_class = path_known ? PathClassOf(path.stats.frames) : apq::v1::PAGE_CLASS_UNKNOWN;
+    }
+    const PageClass unflagged_class = *path.unflagged_class;
     ClassBytes& process_classes = path.class_bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}];
     for (int c = 0; c < kNumPageClasses; ++c) {
       uint64_t pages = classified->second.flagged[c] + (c == unflagged_class ? classified->second.unflagged : 0);
