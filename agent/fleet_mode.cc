@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/code_objects.h"
+#include "agent/fleet_classes.h"
 #include "agent/report.h"
 #include "agent/report_stream.h"
 #include "agent/stop_signals.h"
@@ -21,6 +22,7 @@
 #include "common/cgroup_names.h"
 #include "common/files.h"
 #include "common/kernel_symbols.h"
+#include "common/page_census.h"
 #include "grpcpp/grpcpp.h"
 
 namespace apq {
@@ -128,6 +130,55 @@ class Connection {
   std::thread reader_;
 };
 
+// Classifies a snapshot every classify_seconds (the first one at once): the
+// walk of the pfn table and /proc/kpageflags costs ~0.13 s per 24 GiB, so
+// it runs less often than the counters go out.
+class ClassificationSchedule {
+ public:
+  ClassificationSchedule(BpfPageTracker* tracker, FleetClassifier* classifier, double classify_seconds)
+      : tracker_(tracker), classifier_(classifier), classify_seconds_(classify_seconds) {}
+
+  // The classification of `snapshot` when one is due; nullopt otherwise, or
+  // when it fails (said once per kind of failure, and tried again next time).
+  std::optional<ClassifiedPages> MaybeClassify(TrackerSnapshot* snapshot) {
+    classifier_->Learn(*snapshot);
+    if (classify_seconds_ <= 0 || (last_seconds_ && snapshot->monotonic_seconds - *last_seconds_ < classify_seconds_)) {
+      return std::nullopt;
+    }
+    last_seconds_ = snapshot->monotonic_seconds;
+    absl::StatusOr<ClassifiedPages> classified = Classify(snapshot);
+    if (classified.ok()) return std::move(*classified);
+    if (classified.status().message() != last_error_) {
+      last_error_ = std::string(classified.status().message());
+      std::cerr << "apq-agent: pages not classified (the aggregator sees them as of unknown class): " << last_error_
+                << std::endl;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot) {
+    if (absl::Status status = tracker_->ClassifyPages(snapshot); !status.ok()) return status;
+    absl::StatusOr<std::string> meminfo = ReadFileToString("/proc/meminfo");
+    if (!meminfo.ok()) return meminfo.status();
+    return classifier_->Classify(*snapshot, *meminfo, UnixMillis());
+  }
+
+  BpfPageTracker* tracker_;
+  FleetClassifier* classifier_;
+  const double classify_seconds_;
+  std::optional<double> last_seconds_;
+  std::string last_error_;
+};
+
+// PageCensus::HiddenEstimate() at start, in bytes; nullopt if the census failed.
+std::optional<uint64_t> HeldAtStartBytes() {
+  absl::StatusOr<PageCensus> census = TakePageCensus();
+  if (census.ok()) return census->HiddenEstimate() * kPageSize;
+  std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << std::endl;
+  return std::nullopt;
+}
+
 }  // namespace
 
 absl::Status RunFleet(const FleetOptions& options) {
@@ -144,9 +195,12 @@ absl::Status RunFleet(const FleetOptions& options) {
   std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
   absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
   if (!tracker.ok()) return tracker.status();
+  const std::optional<uint64_t> held_at_start = HeldAtStartBytes();
   absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
   if (!symbols.ok()) return symbols.status();
   KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
+  FleetClassifier classifier(&*symbols, held_at_start);
+  ClassificationSchedule classifications(tracker->get(), &classifier, options.classify_seconds);
   absl::Mutex mu;
   CgroupNames cgroups;
   ReportStream reports(&frames, options.buffer_bytes, [&](uint64_t id) { return cgroups.NameOf(id); });
@@ -166,9 +220,10 @@ absl::Status RunFleet(const FleetOptions& options) {
   while (!stop) {
     absl::StatusOr<TrackerSnapshot> snapshot = (*tracker)->Snapshot();
     if (!snapshot.ok()) return snapshot.status();
+    std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&*snapshot);
     {
       absl::MutexLock lock(&mu);
-      reports.Add(*snapshot, LossesOf(*snapshot), coverage, UnixMillis());
+      reports.Add(*snapshot, LossesOf(*snapshot), coverage, UnixMillis(), classified ? &*classified : nullptr);
     }
     if (connection && !connection->alive()) {
       grpc::Status ended = connection->Close();
@@ -225,8 +280,9 @@ absl::Status RunFleet(const FleetOptions& options) {
   if (connection && connection->alive()) {
     absl::StatusOr<TrackerSnapshot> last = (*tracker)->Snapshot();
     if (last.ok()) {
+      std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&*last);
       absl::MutexLock lock(&mu);
-      reports.Add(*last, LossesOf(*last), coverage, UnixMillis());
+      reports.Add(*last, LossesOf(*last), coverage, UnixMillis(), classified ? &*classified : nullptr);
     }
     connection->SendPending(&total_bytes_sent);
   }

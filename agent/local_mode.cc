@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/explain.h"
+#include "common/explanation.h"
 #include "agent/report.h"
 #include "common/files.h"
 #include "common/meminfo_balance.h"
@@ -30,7 +31,8 @@ absl::Status PrintExplanation(const Report& report, OutputFormat format) {
   absl::StatusOr<MeminfoBalance> balance =
       BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], held_at_start);
   if (!balance.ok()) return balance.status();
-  std::cout << (format == OutputFormat::kJson ? FormatExplainJson(*balance, report) : FormatExplainTable(*balance, report))
+  const apq::v1::Explanation explanation = ExplainLocally(*balance, report);
+  std::cout << (format == OutputFormat::kJson ? FormatExplanationJson(explanation) : FormatExplanationTable(explanation))
             << std::flush;
   return absl::OkStatus();
 }

@@ -19,7 +19,7 @@ struct LocalOptions {
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
   size_t top = 20;
   OutputFormat format = OutputFormat::kTable;
-  ClassFilter class_filter = ClassFilter::kHidden;
+  ClassFilter class_filter = apq::v1::CLASS_FILTER_HIDDEN;
   // Print /proc/meminfo reconciled with the hidden paths instead of the top.
   bool explain = false;
   BpfTrackerOptions tracker;

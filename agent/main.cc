@@ -30,6 +30,9 @@ ABSL_FLAG(std::string, class, "hidden",
 ABSL_FLAG(bool, explain, false,
           "Local mode: print /proc/meminfo reconciled with the hidden paths (MemTotal = MemFree + visible fields "
           "+ hidden traced + hidden not traced) instead of the top paths; table or json.");
+ABSL_FLAG(double, classify_interval, 30,
+          "Fleet mode: seconds between classifications of the pages by how /proc/meminfo counts them (for apq top "
+          "--class and apq explain; ~0.13 s of one core per 24 GiB each); 0: never.");
 ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
 ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
 
@@ -60,7 +63,7 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   options.explain = absl::GetFlag(FLAGS_explain);
   if (options.explain) {
     if (options.format == apq::OutputFormat::kFolded) return absl::InvalidArgumentError("--explain prints table or json");
-    options.class_filter = apq::ClassFilter::kHidden;  // the paths of the equation's hidden, traced term
+    options.class_filter = apq::v1::CLASS_FILTER_HIDDEN;  // the paths of the equation's hidden, traced term
   }
   int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
   if (sample_bytes < -1) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
@@ -104,6 +107,10 @@ absl::Status Run() {
   fleet.interval_seconds = options->interval_seconds;
   fleet.duration_seconds = options->duration_seconds;
   fleet.tracker = options->tracker;
+  fleet.classify_seconds = absl::GetFlag(FLAGS_classify_interval);
+  if (!std::isfinite(fleet.classify_seconds) || fleet.classify_seconds < 0 || fleet.classify_seconds > 86400) {
+    return absl::InvalidArgumentError("--classify-interval must be between 0 and 86400 seconds");
+  }
   return apq::RunFleet(fleet);
 }
 
@@ -113,7 +120,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--class hidden|visible|all]\n"
       "                  [--explain] [--sample-bytes N]\n"
-      "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--interval S] [--sample-bytes N]");
+      "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--interval S] [--sample-bytes N]\n"
+      "                  [--classify-interval S]");
   std::vector<std::string> positional = apq::ParseFlags(argc, argv);
   if (positional.size() > 1) {
     std::cerr << "apq-agent: unexpected argument '" << positional[1] << "'\n";

@@ -38,23 +38,6 @@ struct PathAccumulator {
   std::optional<PageClass> unflagged_class;  // the path's, worked out once
 };
 
-bool Selected(ClassFilter filter, int page_class) {
-  switch (filter) {
-    case ClassFilter::kAll: return true;
-    case ClassFilter::kHidden: return !IsVisibleInMeminfo(static_cast<PageClass>(page_class));
-    case ClassFilter::kVisible: return IsVisibleInMeminfo(static_cast<PageClass>(page_class));
-  }
-  return true;
-}
-
-double SumSelected(ClassFilter filter, const ClassBytes& bytes) {
-  double sum = 0;
-  for (int c = 0; c < kNumPageClasses; ++c) {
-    if (Selected(filter, c)) sum += bytes[c];
-  }
-  return sum;
-}
-
 // The class that holds most of a path's bytes, for the table.
 std::string LargestClass(const PathStats& path) {
   int largest = 0;
@@ -67,22 +50,6 @@ std::string LargestClass(const PathStats& path) {
 }  // namespace
 
 double PathStats::standard_error() const { return std::sqrt(std::max(variance, 0.0)); }
-
-absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name) {
-  if (name == "hidden") return ClassFilter::kHidden;
-  if (name == "visible") return ClassFilter::kVisible;
-  if (name == "all") return ClassFilter::kAll;
-  return absl::InvalidArgumentError(absl::StrCat("--class must be hidden, visible or all, not '", name, "'"));
-}
-
-absl::string_view ClassFilterName(ClassFilter filter) {
-  switch (filter) {
-    case ClassFilter::kHidden: return "hidden";
-    case ClassFilter::kVisible: return "visible";
-    case ClassFilter::kAll: return "all";
-  }
-  return "all";
-}
 
 std::string Report::mode() const {
   return sample_bytes == 0 ? "exact" : absl::StrCat("sampled (one stack per ", sample_bytes, " bytes on average)");
@@ -111,14 +78,18 @@ ReportBuilder::ReportBuilder(const KernelSymbols* symbols, CgroupNames* cgroups,
                              double start_seconds)
     : symbols_(symbols), cgroups_(cgroups), sampling_(sampling), start_seconds_(start_seconds) {}
 
+std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first) {
+  std::vector<std::string> names;
+  names.reserve(innermost_first.size());
+  for (uint64_t ip : innermost_first) names.push_back(symbols.NameOf(ip));
+  std::vector<std::string> path = CallPathRootFirst(names);
+  if (path.empty()) path = {"[page allocator]"};
+  return path;
+}
+
 void ReportBuilder::Learn(const TrackerSnapshot& snapshot) {
   for (const auto& [stack_id, frames] : snapshot.new_stacks) {
-    std::vector<std::string> names;
-    names.reserve(frames.size());
-    for (uint64_t ip : frames) names.push_back(symbols_->NameOf(ip));
-    std::vector<std::string> path = CallPathRootFirst(names);
-    if (path.empty()) path = {"[page allocator]"};
-    paths_by_stack_.insert_or_assign(stack_id, std::move(path));
+    paths_by_stack_.insert_or_assign(stack_id, CallPathOfStack(*symbols_, frames));
   }
 }
 
@@ -207,8 +178,9 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     }
     const PageClass unflagged_class = *path.unflagged_class;
     ClassBytes& process_classes = path.class_bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}];
+    const ClassPageCounts owner_pages = PagesByClassOf(classified->second, unflagged_class);
     for (int c = 0; c < kNumPageClasses; ++c) {
-      uint64_t pages = classified->second.flagged[c] + (c == unflagged_class ? classified->second.unflagged : 0);
+      const uint64_t pages = owner_pages[c];
       if (pages == 0) continue;
       path.stats.class_bytes[c] += weigh(pages);
       process_classes[c] += weigh(pages);
@@ -220,8 +192,11 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     report.free_pages_still_owned = now.page_classes->free_pages_still_owned;
     report.classification_seconds = now.page_classes->seconds;
     for (auto& [folded, path] : paths) {
-      for (int c = 0; c < kNumPageClasses; ++c) report.class_bytes[c] += path.stats.class_bytes[c];
-      if (class_filter_ == ClassFilter::kAll) continue;
+      for (int c = 0; c < kNumPageClasses; ++c) {
+        report.class_bytes[c] += path.stats.class_bytes[c];
+        report.class_variance[c] += path.class_variance[c];
+      }
+      if (class_filter_ == apq::v1::CLASS_FILTER_ALL) continue;
       path.stats.bytes_outstanding = SumSelected(class_filter_, path.stats.class_bytes);
       path.stats.variance = SumSelected(class_filter_, path.class_variance);
       for (auto& [process, bytes] : path.bytes_by_process) {
@@ -229,7 +204,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
         bytes = classes == path.class_bytes_by_process.end() ? 0 : SumSelected(class_filter_, classes->second);
       }
     }
-    if (class_filter_ != ClassFilter::kAll) {
+    if (class_filter_ != apq::v1::CLASS_FILTER_ALL) {
       absl::erase_if(paths, [](const auto& entry) { return entry.second.stats.bytes_outstanding <= 0; });
     }
   }
@@ -285,8 +260,8 @@ std::string FormatTable(const Report& r) {
   }
   if (r.class_filter) {
     absl::StrAppendFormat(&out, "  pages shown: %s (classified from /proc/kpageflags and the call path in %.2f s)\n",
-                          *r.class_filter == ClassFilter::kHidden    ? "hidden, counted by no meminfo field"
-                          : *r.class_filter == ClassFilter::kVisible ? "visible, counted by a meminfo field"
+                          *r.class_filter == apq::v1::CLASS_FILTER_HIDDEN    ? "hidden, counted by no meminfo field"
+                          : *r.class_filter == apq::v1::CLASS_FILTER_VISIBLE ? "visible, counted by a meminfo field"
                                                                      : "all",
                           r.classification_seconds);
   }
@@ -384,7 +359,7 @@ std::string FormatJson(const Report& r) {
   }
   j["paths"] = paths;
   if (r.class_filter) {
-    j["class"] = std::string(ClassFilterName(*r.class_filter));
+    j["class"] = ClassFilterName(*r.class_filter);
     j["class_bytes"] = ClassesJson(r, r.class_bytes);
     j["classification"] = {{"seconds", r.classification_seconds},
                            {"free_pages_still_owned", r.free_pages_still_owned}};

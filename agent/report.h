@@ -45,13 +45,6 @@ struct PathStats {
   double standard_error() const;
 };
 
-// Which pages a report shows: those no meminfo field counts (the default of
-// the local report), those one does, or all.
-enum class ClassFilter { kHidden, kVisible, kAll };
-absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name);
-absl::string_view ClassFilterName(ClassFilter filter);
-
-
 // The loss counters of a snapshot, as the wire carries them too
 // (recursion_misses -1: skipped tracepoint runs could not be counted).
 apq::v1::Losses LossesOf(const TrackerSnapshot& snapshot);
@@ -79,6 +72,7 @@ struct Report {
   // processes, the host's bytes by class over every path, and the walk.
   std::optional<ClassFilter> class_filter;
   std::array<double, kNumPageClasses> class_bytes{};
+  std::array<double, kNumPageClasses> class_variance{};  // of the estimates; 0 in exact mode
   uint64_t free_pages_still_owned = 0;
   double classification_seconds = 0;
 
@@ -87,6 +81,10 @@ struct Report {
 
 // Turns snapshots into reports; keeps the symbolized path of each stack id
 // (a snapshot carries a stack's frames only once).
+// A stack's call path: function names root first, the allocator's own
+// frames dropped ("[page allocator]" when nothing else is left).
+std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first);
+
 class ReportBuilder {
  public:
   // cgroups may be null: cgroups are then named by id.
@@ -108,7 +106,7 @@ class ReportBuilder {
   CgroupNames* cgroups_;
   SamplingPlan sampling_;
   double start_seconds_;
-  ClassFilter class_filter_ = ClassFilter::kAll;
+  ClassFilter class_filter_ = apq::v1::CLASS_FILTER_ALL;
   absl::flat_hash_map<uint32_t, std::vector<std::string>> paths_by_stack_;
 };
 

@@ -6,7 +6,7 @@ ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes,
                            std::function<std::string(uint64_t)> cgroup_name)
     : frames_(frames), budget_bytes_(budget_bytes), cgroup_name_(std::move(cgroup_name)) {}
 
-apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) {
+apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full, const ClassifiedPages* classified) {
   apq::v1::Report report;
   report.set_sequence(next_sequence_++);
   report.set_full_snapshot(full);
@@ -47,9 +47,17 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
         ++sent.idle_reports >= kIdleReportsToRetire) {
       if (!full) report.add_retired_series(sent.series_id);
       sent.series_id = 0;
+      sent.classes.reset();
     }
     if (changed) sent.idle_reports = 0;
-    if (!changed && (sent.series_id == 0 || !full)) continue;  // retired: nothing to say until it changes
+    std::optional<ClassPageCounts> classes;
+    if (classified) {
+      auto found = classified->owners.find(owner.id);
+      classes = found == classified->owners.end() ? ClassPageCounts{} : found->second;
+    }
+    const bool classes_changed = classes && classes != sent.classes;
+    // Retired: nothing to say until its counters change.
+    if (sent.series_id == 0 ? !changed : !(changed || classes_changed || full)) continue;
     const bool new_series = sent.series_id == 0;
     if (new_series) sent.series_id = next_series_id_++;
     apq::v1::SeriesDelta* delta = report.add_series();
@@ -70,6 +78,8 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
     delta->set_pages_allocated(now.pages_allocated - base.pages_allocated);
     delta->set_allocations(now.allocations - base.allocations);
     sent.counters = now;
+    if (classes) sent.classes = classes;
+    if (sent.classes && (classes_changed || full)) *delta->mutable_pages_by_class() = ClassesOfPages(*sent.classes);
   }
   // Owners the tracker retired held no pages: their series go too.
   for (auto entry = sent_.begin(); entry != sent_.end();) {
@@ -82,14 +92,16 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full) 
 }
 
 void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses,
-                       const apq::v1::Coverage& coverage, int64_t unix_millis) {
-  apq::v1::Report report = Build(snapshot, snapshot_due_);
+                       const apq::v1::Coverage& coverage, int64_t unix_millis, const ClassifiedPages* classified) {
+  if (classified) memory_ = classified->memory;
+  apq::v1::Report report = Build(snapshot, snapshot_due_, classified);
   if (!report.full_snapshot() && queued_bytes_ + report.ByteSizeLong() > budget_bytes_) {
     // Over budget: one snapshot of absolute values, under the same
     // sequence number, stands for every queued delta.
     --next_sequence_;
-    report = Build(snapshot, /*full=*/true);
+    report = Build(snapshot, /*full=*/true, classified);
   }
+  if (memory_ && (classified || report.full_snapshot())) *report.mutable_memory() = *memory_;
   if (report.full_snapshot()) {
     reports_dropped_ += queue_.size();
     queue_.clear();

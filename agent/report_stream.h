@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/tracker_snapshot.h"
 #include "apq/v1/apq.pb.h"
+#include "common/page_classes.h"
 
 namespace apq {
 
@@ -22,6 +24,13 @@ class FrameEncoder {
   // Objects first named since the last call.
   virtual std::vector<apq::v1::CodeObject> TakeNewObjects() = 0;
   virtual std::vector<apq::v1::CodeObject> AllObjects() const = 0;
+};
+
+// A classification of the snapshot being reported: each owner's pages by
+// class (owners absent hold none) and the host's memory at that moment.
+struct ClassifiedPages {
+  absl::flat_hash_map<uint64_t, ClassPageCounts> owners;  // by owner id (OwnerSerial)
+  apq::v1::HostMemory memory;
 };
 
 // Turns tracker snapshots into the Reports of one epoch: counter deltas
@@ -46,8 +55,9 @@ class ReportStream {
 
   // Builds the next report from a snapshot and queues it. Series whose stack
   // has not been delivered are held back (with their counts) until it is.
+  // classified: null when this snapshot was not classified.
   void Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses, const apq::v1::Coverage& coverage,
-           int64_t unix_millis);
+           int64_t unix_millis, const ClassifiedPages* classified = nullptr);
   // The aggregator stored every report up to sequence.
   void Acknowledge(uint64_t sequence);
   // The aggregator lost this epoch's state: the next report is a snapshot.
@@ -68,8 +78,9 @@ class ReportStream {
     uint32_t series_id = 0;         // 0: no series (retired, or never sent)
     int idle_reports = 0;           // reports since it last changed, while it holds no pages
     uint64_t seen_in_build = 0;     // the last Build whose snapshot had this owner
+    std::optional<ClassPageCounts> classes;  // as last sent; none since the series began
   };
-  apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full);
+  apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full, const ClassifiedPages* classified);
 
   FrameEncoder* frames_;
   size_t budget_bytes_;
@@ -85,6 +96,7 @@ class ReportStream {
   absl::flat_hash_map<uint64_t, Sent> sent_;  // by owner id
   uint32_t next_series_id_ = 1;
   uint64_t builds_ = 0;
+  std::optional<apq::v1::HostMemory> memory_;  // the last classification's
 };
 
 }  // namespace apq

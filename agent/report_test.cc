@@ -138,7 +138,7 @@ TEST_F(ReportTest, ClassFilterKeepsTheSelectedClasses) {
   classes.owners[5].unflagged = 1;
   snapshot_.page_classes = classes;
   ReportBuilder hidden(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
-  hidden.set_class_filter(ClassFilter::kHidden);
+  hidden.set_class_filter(apq::v1::CLASS_FILTER_HIDDEN);
   Report report = hidden.Build(snapshot_, nullptr, 0);
   ASSERT_EQ(report.paths.size(), 2u);
   EXPECT_EQ(report.paths[0].bytes_outstanding, (180 + 56) * 4096.0);
@@ -152,7 +152,7 @@ TEST_F(ReportTest, ClassFilterKeepsTheSelectedClasses) {
   EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_ANON], 10 * 4096.0);
 
   ReportBuilder visible(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
-  visible.set_class_filter(ClassFilter::kVisible);
+  visible.set_class_filter(apq::v1::CLASS_FILTER_VISIBLE);
   report = visible.Build(snapshot_, nullptr, 0);
   ASSERT_EQ(report.paths.size(), 2u);
   EXPECT_EQ(report.paths[0].bytes_outstanding, 20 * 4096.0);  // the pipe path's slab pages
@@ -165,7 +165,7 @@ TEST_F(ReportTest, ClassFilterKeepsTheSelectedClasses) {
   // Without a classification every page is shown, whatever the filter.
   snapshot_.page_classes.reset();
   ReportBuilder unclassified(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
-  unclassified.set_class_filter(ClassFilter::kHidden);
+  unclassified.set_class_filter(apq::v1::CLASS_FILTER_HIDDEN);
   report = unclassified.Build(snapshot_, nullptr, 0);
   EXPECT_FALSE(report.class_filter.has_value());
   EXPECT_EQ(report.paths.size(), 3u);

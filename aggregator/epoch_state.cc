@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/page_classes.h"
 
 namespace apq {
 namespace {
@@ -14,6 +15,8 @@ constexpr uint32_t kFirstSpecialStackId = 0xfffffffeu;  // unknown, unsampled
 // Bounds on what one epoch may hold, so no stream can grow the aggregator
 // without limit: an agent's tables hold at most 2^22 owners (--max-owners)
 // and 2^22 stacks (--max-stacks), and a kernel far fewer modules.
+constexpr int kMaxMeminfoFields = 512;
+constexpr size_t kMaxMeminfoNameBytes = 64;
 constexpr size_t kMaxObjectsPerEpoch = 1 << 13, kMaxStacksPerEpoch = 1 << 22, kMaxSeriesPerEpoch = 1 << 22;
 
 // How many of the ids in `here` are not yet in `known` (all of them for a snapshot).
@@ -23,6 +26,29 @@ size_t NewIds(const absl::flat_hash_set<uint32_t>& here, const Map& known, bool 
   size_t fresh = 0;
   for (uint32_t id : here) fresh += known.contains(id) ? 0 : 1;
   return fresh;
+}
+
+absl::Status ValidateClasses(uint32_t series_id, const apq::v1::PagesByClass& split) {
+  uint32_t seen = 0;
+  for (const apq::v1::ClassPages& c : split.classes()) {
+    if (!apq::v1::PageClass_IsValid(c.page_class())) {
+      return absl::InvalidArgumentError(absl::StrCat("series ", series_id, ": unknown page class ", c.page_class()));
+    }
+    const uint32_t bit = 1u << c.page_class();
+    if (seen & bit) return absl::InvalidArgumentError(absl::StrCat("series ", series_id, ": a page class twice"));
+    seen |= bit;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMemory(const apq::v1::HostMemory& memory) {
+  if (memory.meminfo_size() > kMaxMeminfoFields) {
+    return absl::InvalidArgumentError(absl::StrCat("host memory: ", memory.meminfo_size(), " meminfo fields"));
+  }
+  for (const apq::v1::MeminfoField& field : memory.meminfo()) {
+    if (field.name().size() > kMaxMeminfoNameBytes) return absl::InvalidArgumentError("host memory: field name too long");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -55,6 +81,9 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
     if (!series_here.insert(delta.series_id()).second) {
       return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), " appears twice"));
     }
+    if (delta.has_pages_by_class()) {
+      if (absl::Status status = ValidateClasses(delta.series_id(), delta.pages_by_class()); !status.ok()) return status;
+    }
     bool known = !report.full_snapshot() && series_.contains(delta.series_id());
     if (!delta.has_key() && !known) {
       return absl::InvalidArgumentError(absl::StrCat("series ", delta.series_id(), " has no key"));
@@ -71,6 +100,7 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
       }
     }
   }
+  if (absl::Status status = ValidateMemory(report.memory()); !status.ok()) return status;
   const bool snapshot = report.full_snapshot();
   const struct {
     const char* what;
@@ -99,7 +129,9 @@ absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& rep
     series_.clear();
     stacks_.clear();
     objects_.clear();
+    memory_.reset();
   }
+  if (report.has_memory()) memory_ = report.memory();
   for (const apq::v1::CodeObject& object : report.objects()) objects_.insert_or_assign(object.id(), object);
   for (const apq::v1::StackDefinition& stack : report.stacks()) stacks_.insert_or_assign(stack.id(), stack);
   for (const apq::v1::SeriesDelta& delta : report.series()) {
@@ -110,6 +142,7 @@ absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& rep
                                                     static_cast<uint64_t>(delta.pages_outstanding()));
     series.pages_allocated += delta.pages_allocated();
     series.allocations += delta.allocations();
+    if (delta.has_pages_by_class()) series.class_pages = PagesOfClasses(delta.pages_by_class());
   }
   for (uint32_t id : report.retired_series()) series_.erase(id);
   last_sequence_ = report.sequence();

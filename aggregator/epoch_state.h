@@ -1,12 +1,15 @@
 #ifndef APQ_AGGREGATOR_EPOCH_STATE_H_
 #define APQ_AGGREGATOR_EPOCH_STATE_H_
 
+#include <array>
 #include <cstdint>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "apq/v1/apq.pb.h"
+#include "common/page_classes.h"
 
 namespace apq {
 
@@ -23,6 +26,8 @@ class EpochState {
     int64_t pages_outstanding = 0;
     uint64_t pages_allocated = 0;
     uint64_t allocations = 0;
+    // Pages by PageClass as the agent last classified them; empty until it has.
+    std::optional<ClassPageCounts> class_pages;
   };
   enum class Outcome { kApplied, kDuplicate, kNeedSnapshot };
 
@@ -30,9 +35,10 @@ class EpochState {
   // An epoch as it was stored.
   EpochState(uint64_t last_sequence, absl::flat_hash_map<uint32_t, Series> series,
              absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks,
-             absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects)
+             absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects,
+             std::optional<apq::v1::HostMemory> memory)
       : last_sequence_(last_sequence), series_(std::move(series)), stacks_(std::move(stacks)),
-        objects_(std::move(objects)) {}
+        objects_(std::move(objects)), memory_(std::move(memory)) {}
 
   // Errors (InvalidArgument) name what is wrong with the report.
   absl::StatusOr<Outcome> Apply(const apq::v1::Report& report);
@@ -41,6 +47,8 @@ class EpochState {
   const absl::flat_hash_map<uint32_t, Series>& series() const { return series_; }
   const absl::flat_hash_map<uint32_t, apq::v1::StackDefinition>& stacks() const { return stacks_; }
   const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects() const { return objects_; }
+  // The host's memory at its last classification (what `apq explain` reconciles).
+  const std::optional<apq::v1::HostMemory>& memory() const { return memory_; }
 
  private:
   absl::Status Validate(const apq::v1::Report& report) const;
@@ -49,6 +57,7 @@ class EpochState {
   absl::flat_hash_map<uint32_t, Series> series_;
   absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
   absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects_;
+  std::optional<apq::v1::HostMemory> memory_;
 };
 
 }  // namespace apq

@@ -10,7 +10,13 @@
 
 namespace apq {
 
-void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream) {
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream,
+                        bool last_report_classified) {
+  const std::optional<ClassifiedPages>& classified = tracker.last_classified();
+  if (last_report_classified) {
+    ASSERT_TRUE(classified.has_value() && state.memory().has_value());
+    EXPECT_EQ(state.memory()->classified_unix_millis(), classified->memory.classified_unix_millis());
+  }
   size_t series = 0;
   for (const TrackerSnapshot::Owner& owner : tracker.owners()) {
     uint32_t id = stream.SeriesOf(owner.id);
@@ -27,6 +33,11 @@ void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, con
     EXPECT_LE(held->second.allocations, owner.counters.allocations) << owner.id;
     EXPECT_EQ(held->second.key.stack_id(), owner.key.stack_id);
     EXPECT_TRUE(state.stacks().contains(owner.key.stack_id));
+    if (!last_report_classified) continue;
+    auto split = classified->owners.find(owner.id);
+    ASSERT_TRUE(held->second.class_pages.has_value()) << owner.id;
+    EXPECT_EQ(*held->second.class_pages, split == classified->owners.end() ? ClassPageCounts{} : split->second)
+        << owner.id;
   }
   EXPECT_EQ(state.series().size(), series) << "the aggregator holds a series the agent retired";
 }
@@ -52,6 +63,7 @@ void Deliver(ReportStream& stream, EpochState& state, std::mt19937& rng, bool lo
 
 TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
+
     FakeFrames frames;
     ReportStream stream(&frames, /*budget_bytes=*/4096);
     EpochState state;
@@ -60,21 +72,32 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
     bool connected = true;
     int duplicates = 0;
     int retired = 0;
+    int classifications = 0;
     for (int interval = 0; interval < 300; ++interval) {
-      stream.Add(tracker.Next(), {}, {}, interval * 1000);
+      TrackerSnapshot snapshot = tracker.Next();
+      if (rng() % 5 == 0) {
+        ClassifiedPages classified = tracker.Classify(snapshot, interval * 1000);
+        stream.Add(snapshot, {}, {}, interval * 1000, &classified);
+        ++classifications;
+      } else {
+        stream.Add(snapshot, {}, {}, interval * 1000);
+      }
       retired += stream.unacknowledged().back().retired_series_size();
       if (rng() % 10 == 0) connected = !connected;
       if (connected) {
         ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/true, &duplicates));
       }
     }
-    // Back for good: flush until everything is acknowledged.
-    for (int round = 0; round < 3 && !stream.unacknowledged().empty(); ++round) {
-      stream.Add(tracker.Next(), {}, {}, 0);
+    // Back for good: flush until everything is acknowledged, each flush classified.
+    for (int round = 0; round == 0 || (round < 3 && !stream.unacknowledged().empty()); ++round) {
+      TrackerSnapshot snapshot = tracker.Next();
+      ClassifiedPages classified = tracker.Classify(snapshot, 1'000'000 + round);
+      stream.Add(snapshot, {}, {}, 0, &classified);
       ASSERT_NO_FATAL_FAILURE(Deliver(stream, state, rng, /*lose_acks=*/false, &duplicates));
     }
     ASSERT_TRUE(stream.unacknowledged().empty()) << "seed " << seed;
-    ExpectStateMatches(state, tracker, stream);
+    EXPECT_GT(classifications, 20) << "seed " << seed;
+    ExpectStateMatches(state, tracker, stream, /*last_report_classified=*/true);
     EXPECT_GT(duplicates, 0) << "seed " << seed << ": no resend was exercised";
     EXPECT_GT(retired, 0) << "seed " << seed << ": no series was retired";
     EXPECT_GT(stream.reports_dropped(), 0u) << "seed " << seed << ": the budget never overflowed";

@@ -5,6 +5,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/explanation.h"
+#include "common/meminfo_balance.h"
 #include "common/sampling.h"
 #include "common/stack_paths.h"
 #include "page_tracker.h"
@@ -76,18 +78,60 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   return paths_[{epoch.epoch_id, stack_id}] = &interned->second;
 }
 
-absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
-                               const std::function<void(const SeriesBytes&)>& on_series) {
+namespace {
+
+// Fills held's bytes by class and the selected bytes; false if the series
+// holds none of the selected classes.
+bool EstimateClasses(const SamplingPlan& plan, int order, const EpochState::Series& series, ClassFilter filter,
+                     ClassBasis basis, SeriesBytes* held) {
+  const std::optional<ClassPageCounts>& classified = series.class_pages;
+  if (basis == ClassBasis::kAsClassified) {
+    if (!classified) return false;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      held->class_bytes[c] = plan.EstimateBytes(order, (*classified)[c]);
+      held->class_variance[c] = plan.EstimateVariance(order, (*classified)[c]);
+    }
+  } else {
+    if (series.pages_outstanding <= 0) return false;
+    const auto pages = static_cast<uint64_t>(series.pages_outstanding);
+    const double bytes = plan.EstimateBytes(order, pages), variance = plan.EstimateVariance(order, pages);
+    // Estimates are linear in pages: each class gets its share of the
+    // series as last classified; with no share known, all are unknown.
+    const uint64_t classified_total =
+        classified ? SumSelected(apq::v1::CLASS_FILTER_ALL, *classified) : 0;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      const double share = classified_total == 0 ? (c == apq::v1::PAGE_CLASS_UNKNOWN ? 1.0 : 0.0)
+                                                 : static_cast<double>((*classified)[c]) / classified_total;
+      held->class_bytes[c] = bytes * share;
+      held->class_variance[c] = variance * share;
+    }
+    if (filter == apq::v1::CLASS_FILTER_ALL) {  // the total as it is, not a sum of shares
+      held->bytes = bytes;
+      held->variance = variance;
+      return true;
+    }
+  }
+  held->bytes = SumSelected(filter, held->class_bytes);
+  held->variance = SumSelected(filter, held->class_variance);
+  return held->bytes > 0;
+}
+
+}  // namespace
+
+absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series) {
   for (const HostEpoch* epoch : epochs) {
     absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(epoch->sample_bytes);
     if (!plan.ok()) continue;
     for (const auto& [id, series] : epoch->state.series()) {
-      if (series.pages_outstanding <= 0 || series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
-      auto pages = static_cast<uint64_t>(series.pages_outstanding);
+      if (series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
       int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
+      SeriesBytes held{epoch, &series, nullptr, 0, 0};
+      if (!EstimateClasses(*plan, order, series, filter, basis, &held)) continue;
       absl::StatusOr<const NamedPath*> path = namer->PathOf(*epoch, series.key.stack_id());
       if (!path.ok()) return path.status();
-      on_series({epoch, &series, *path, plan->EstimateBytes(order, pages), plan->EstimateVariance(order, pages)});
+      held.path = *path;
+      on_series(held);
     }
   }
   return absl::OkStatus();
@@ -97,6 +141,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
                                                  const apq::v1::TopRequest& request, PathNamer* namer) {
   struct Group {
     double bytes = 0, variance = 0;
+    std::array<double, kNumPageClasses> class_bytes{};
     uint32_t hosts = 0;
     int64_t last_host = -1;  // series come host by host, so a host is counted once
   };
@@ -104,7 +149,8 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   const std::string& substring = request.frame_substring();
   const HostEpoch* build_of = nullptr;
   std::string build_hex;
-  absl::Status status = ForEachHeldSeries(epochs, namer, [&](const SeriesBytes& held) {
+  absl::Status status = ForEachHeldSeries(epochs, namer, request.class_filter(), ClassBasis::kLive,
+                                          [&](const SeriesBytes& held) {
     const std::vector<std::string>& frames = held.path->frames;
     if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
           return f.find(substring) != std::string::npos;
@@ -126,6 +172,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     Group& group = groups[key];  // heterogeneous: a string is made only for a new group
     group.bytes += held.bytes;
     group.variance += held.variance;
+    for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
     if (group.last_host != held.host->host_id) {
       group.last_host = held.host->host_id;
       ++group.hosts;
@@ -145,6 +192,148 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     entry->set_bytes_outstanding(group.bytes);
     entry->set_standard_error(std::sqrt(group.variance));
     entry->set_hosts(group.hosts);
+    if (request.class_filter() == apq::v1::CLASS_FILTER_ALL) continue;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      if (group.class_bytes[c] <= 0) continue;
+      apq::v1::ClassAmount* amount = entry->add_classes();
+      amount->set_page_class(static_cast<PageClass>(c));
+      amount->set_bytes(group.class_bytes[c]);
+    }
+  }
+  return response;
+}
+
+namespace {
+
+constexpr size_t kMaxHoldersPerPath = 20;
+
+// A hidden path of an explanation while it is summed over series and hosts.
+struct PathSum {
+  std::vector<std::string> frames;
+  double bytes = 0, variance = 0;
+  // (host, tgid, comm, cgroup) -> bytes
+  absl::flat_hash_map<std::tuple<std::string, uint32_t, std::string, std::string>, double> holders;
+};
+using PathSums = absl::flat_hash_map<std::string, PathSum>;  // by folded path
+
+// The largest `top` paths (0: all) into e, each with its largest holders and
+// the rest of them summed in one line.
+void AddPaths(const PathSums& sums, uint32_t top, bool with_host, apq::v1::Explanation* e) {
+  std::vector<const PathSum*> paths;
+  for (const auto& [folded, sum] : sums) paths.push_back(&sum);
+  std::sort(paths.begin(), paths.end(), [](const PathSum* a, const PathSum* b) {
+    return a->bytes != b->bytes ? a->bytes > b->bytes : a->frames < b->frames;
+  });
+  if (top != 0 && paths.size() > top) paths.resize(top);
+  for (const PathSum* sum : paths) {
+    apq::v1::ExplainedPath* path = e->add_paths();
+    for (const std::string& frame : sum->frames) path->add_frames(frame);
+    path->set_bytes(sum->bytes);
+    path->set_standard_error(std::sqrt(std::max(sum->variance, 0.0)));
+    std::vector<std::pair<double, apq::v1::PathHolder>> holders;
+    for (const auto& [who, bytes] : sum->holders) {
+      apq::v1::PathHolder holder;
+      if (with_host) holder.set_host(std::get<0>(who));
+      holder.set_tgid(std::get<1>(who));
+      holder.set_comm(std::get<2>(who));
+      holder.set_cgroup(std::get<3>(who));
+      holder.set_bytes(bytes);
+      holders.emplace_back(bytes, std::move(holder));
+    }
+    std::sort(holders.begin(), holders.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second.tgid() < b.second.tgid();
+    });
+    double rest = 0;
+    for (size_t i = 0; i < holders.size(); ++i) {
+      if (i < kMaxHoldersPerPath) {
+        *path->add_holders() = std::move(holders[i].second);
+      } else {
+        rest += holders[i].first;
+      }
+    }
+    if (holders.size() <= kMaxHoldersPerPath) continue;
+    apq::v1::PathHolder* others = path->add_holders();
+    others->set_comm(absl::StrCat("[", holders.size() - kMaxHoldersPerPath, " more processes]"));
+    others->set_bytes(rest);
+  }
+}
+
+void MergePaths(PathSums from, PathSums* into) {
+  for (auto& [folded, path] : from) {
+    PathSum& sum = (*into)[folded];
+    if (sum.frames.empty()) sum.frames = std::move(path.frames);
+    sum.bytes += path.bytes;
+    sum.variance += path.variance;
+    for (const auto& [who, bytes] : path.holders) sum.holders[who] += bytes;
+  }
+}
+
+// One host's equation, its hidden pages added to *paths; nullopt when it
+// has no classification to explain with (none yet, or unusable meminfo).
+absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch& epoch, PathNamer* namer,
+                                                                PathSums* paths) {
+  const std::optional<apq::v1::HostMemory>& memory = epoch.state.memory();
+  if (!memory) return std::nullopt;
+  double hidden = 0, hidden_variance = 0, unknown = 0;
+  // As classified: the pages of the moment its meminfo was read.
+  absl::Status status = ForEachHeldSeries({&epoch}, namer, apq::v1::CLASS_FILTER_HIDDEN, ClassBasis::kAsClassified,
+                                          [&](const SeriesBytes& held) {
+    hidden += held.class_bytes[apq::v1::PAGE_CLASS_HIDDEN];
+    hidden_variance += held.class_variance[apq::v1::PAGE_CLASS_HIDDEN];
+    unknown += held.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN];
+    PathSum& path = (*paths)[held.path->folded];
+    if (path.frames.empty()) path.frames = held.path->frames;
+    path.bytes += held.bytes;
+    path.variance += held.variance;
+    path.holders[{epoch.host, held.series->key.tgid(), held.series->key.comm(), held.series->key.cgroup()}] +=
+        held.bytes;
+  });
+  if (!status.ok()) return status;
+  absl::flat_hash_map<std::string, uint64_t> meminfo;
+  for (const apq::v1::MeminfoField& field : memory->meminfo()) meminfo[field.name()] = field.bytes();
+  absl::StatusOr<MeminfoBalance> balance =
+      BalanceMeminfo(meminfo, hidden, static_cast<double>(memory->held_at_start_bytes()));
+  if (!balance.ok()) return std::nullopt;
+  apq::v1::Explanation e = ExplanationOf(*balance);
+  e.set_host(epoch.host);
+  e.set_mode(epoch.sample_bytes == 0 ? "exact" : "sampled");
+  e.set_hidden_traced_standard_error(std::sqrt(hidden_variance));
+  e.set_traced_unknown_class_bytes(unknown);
+  e.set_oldest_classification_unix_millis(memory->classified_unix_millis());
+  if (!memory->held_at_start_known()) e.add_notes("the census of pages in use at start failed: held at start counted 0");
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<apq::v1::ExplainResponse> ExplainEpochs(const std::vector<const HostEpoch*>& epochs,
+                                                       const apq::v1::ExplainRequest& request, PathNamer* namer) {
+  apq::v1::ExplainResponse response;
+  apq::v1::Explanation sum;
+  PathSums sum_paths;
+  size_t unexplained = 0;
+  for (const HostEpoch* epoch : epochs) {
+    PathSums host_paths;
+    absl::StatusOr<std::optional<apq::v1::Explanation>> host = ExplainHost(*epoch, namer, &host_paths);
+    if (!host.ok()) return host.status();
+    if (!*host) {
+      ++unexplained;
+    } else if (request.by_host()) {
+      AddPaths(host_paths, request.top(), /*with_host=*/false, &**host);
+      *response.add_explanations() = std::move(**host);
+    } else {
+      AddTerms(**host, &sum);
+      MergePaths(std::move(host_paths), &sum_paths);
+    }
+  }
+  if (!request.by_host()) {
+    AddPaths(sum_paths, request.top(), /*with_host=*/true, &sum);
+    if (sum.hosts() > 0) *response.add_explanations() = std::move(sum);
+  }
+  if (unexplained > 0 && response.explanations_size() > 0) {
+    for (apq::v1::Explanation& e : *response.mutable_explanations()) {
+      e.add_notes(absl::StrCat(unexplained, " selected hosts left out: not classified yet, or their meminfo unusable"));
+    }
   }
   return response;
 }
@@ -156,7 +345,8 @@ absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epo
   for (const HostEpoch* epoch : epochs) {
     FleetSample::Host host;
     host.build_id = epoch->build_id;
-    absl::Status status = ForEachHeldSeries({epoch}, namer, [&](const SeriesBytes& held) {
+    absl::Status status = ForEachHeldSeries({epoch}, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
+                                            [&](const SeriesBytes& held) {
       FleetSample::Cell& cell = host.paths[held.path->folded];
       cell.bytes += held.bytes;
       cell.variance += held.variance;

@@ -15,6 +15,7 @@
 #include "aggregator/epoch_state.h"
 #include "apq/v1/apq.pb.h"
 #include "common/kernel_symbols.h"
+#include "common/page_classes.h"
 
 namespace apq {
 
@@ -72,21 +73,42 @@ struct SeriesBytes {
   const HostEpoch* host;
   const EpochState::Series* series;
   const NamedPath* path;
-  double bytes;     // estimated from the host's sampling plan (exact at sample_bytes 0)
+  double bytes;     // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
   double variance;  // of that estimate
+  // The series' estimated bytes by class (all classes).
+  std::array<double, kNumPageClasses> class_bytes{};
+  std::array<double, kNumPageClasses> class_variance{};
 };
 
-// Calls on_series for every series of the given epochs holding pages, with
-// its path and estimated bytes. Series of unsampled pages are skipped: the
-// sampled stacks' estimates stand for them. Epochs whose sampling plan is
-// invalid (a hostile Hello) contribute nothing.
-absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
-                               const std::function<void(const SeriesBytes&)>& on_series);
+// Which pages a series' classes count:
+enum class ClassBasis {
+  // The pages outstanding now, split by the series' classes at the host's
+  // last classification (exact at that moment; a series with nothing
+  // classified yet counts as PAGE_CLASS_UNKNOWN): live views such as top.
+  kLive,
+  // The pages as classified, of the moment the host's meminfo was read
+  // with them (series not classified then are left out): apq explain.
+  kAsClassified,
+};
+
+// Calls on_series for every series of the given epochs holding pages of the
+// selected classes, with its path and estimated bytes. Series of unsampled
+// pages are skipped: the sampled stacks' estimates stand for them. Epochs
+// whose sampling plan is invalid (a hostile Hello) contribute nothing.
+absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series);
 
 // The fleet's top groups now, over the given epochs, honouring the
 // request's grouping, filters and limit (its time fields are not looked at).
 absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpoch*>& epochs,
                                                  const apq::v1::TopRequest& request, PathNamer* namer);
+
+// `apq explain` over the given epochs: each host's /proc/meminfo at its last
+// classification reconciled with its hidden pages as classified then, summed
+// over the hosts (or one explanation per host with request.by_host). Hosts
+// that have not classified yet are left out, and a note says how many.
+absl::StatusOr<apq::v1::ExplainResponse> ExplainEpochs(const std::vector<const HostEpoch*>& epochs,
+                                                       const apq::v1::ExplainRequest& request, PathNamer* namer);
 
 // One sample of the fleet for history: per (cluster, build, path) and per
 // (host, path) bytes, taken once a minute.

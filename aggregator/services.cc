@@ -261,11 +261,25 @@ std::vector<const HostEpoch*> Fleet::FreshEpochs(const apq::v1::TopRequest& requ
 absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
   if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+    if (request.class_filter() != apq::v1::CLASS_FILTER_ALL) {
+      return absl::InvalidArgumentError(
+          "history keeps every page class together: --class hidden or visible answers for now only (use --class all "
+          "with --at or --since)");
+    }
     absl::MutexLock lock(&reader_mu_);
     return store_->TopFromHistory(request, clock_());
   }
   absl::MutexLock lock(&state_mu_);
   return TopOfEpochs(FreshEpochs(request, clock_()), request, &namer_);
+}
+
+absl::StatusOr<apq::v1::ExplainResponse> Fleet::Explain(const apq::v1::ExplainRequest& request) {
+  if (request.cluster().empty()) return absl::InvalidArgumentError("explain needs a cluster");
+  apq::v1::TopRequest selection;
+  selection.set_cluster(request.cluster());
+  selection.set_host(request.host());
+  absl::MutexLock lock(&state_mu_);
+  return ExplainEpochs(FreshEpochs(selection, clock_()), request, &namer_);
 }
 
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {
@@ -460,6 +474,14 @@ grpc::Status QueryService::Top(grpc::ServerContext*, const apq::v1::TopRequest* 
   absl::StatusOr<apq::v1::TopResponse> top = fleet_->Top(*request);
   if (!top.ok()) return ToGrpc(top.status());
   *response = std::move(*top);
+  return grpc::Status::OK;
+}
+
+grpc::Status QueryService::Explain(grpc::ServerContext*, const apq::v1::ExplainRequest* request,
+                                   apq::v1::ExplainResponse* response) {
+  absl::StatusOr<apq::v1::ExplainResponse> explained = fleet_->Explain(*request);
+  if (!explained.ok()) return ToGrpc(explained.status());
+  *response = std::move(*explained);
   return grpc::Status::OK;
 }
 

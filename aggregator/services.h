@@ -56,6 +56,7 @@ class Fleet {
   absl::StatusOr<bool> PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table);
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  absl::StatusOr<apq::v1::ExplainResponse> Explain(const apq::v1::ExplainRequest& request);
   // Stores the fleet's state now as the history sample of this minute,
   // forgets epochs gone stale, and applies retention. Run once a minute.
   absl::Status Sample();
@@ -130,6 +131,8 @@ class QueryService final : public apq::v1::Query::Service {
                    apq::v1::TopResponse* response) override;
   grpc::Status Hosts(grpc::ServerContext* context, const apq::v1::HostsRequest* request,
                      apq::v1::HostsResponse* response) override;
+  grpc::Status Explain(grpc::ServerContext* context, const apq::v1::ExplainRequest* request,
+                       apq::v1::ExplainResponse* response) override;
 
  private:
   Fleet* fleet_;

@@ -29,6 +29,11 @@ Statement& Statement::Bind(int index, absl::string_view text) {
   return *this;
 }
 
+Statement& Statement::BindNull(int index) {
+  if (bind_status_.ok()) bind_status_ = Check(sqlite3_bind_null(stmt_.get(), index), "bind");
+  return *this;
+}
+
 Statement& Statement::BindBlob(int index, absl::string_view bytes) {
   if (bind_status_.ok()) {
     bind_status_ = Check(sqlite3_bind_blob64(stmt_.get(), index, bytes.data(), bytes.size(), SQLITE_TRANSIENT), "bind");

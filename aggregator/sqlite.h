@@ -25,6 +25,7 @@ class Statement {
   Statement& Bind(int index, double value);
   Statement& Bind(int index, absl::string_view text);
   Statement& BindBlob(int index, absl::string_view bytes);
+  Statement& BindNull(int index);
   // Steps once: true while a row is available, false when done.
   absl::StatusOr<bool> Step();
   // Steps to the end, for statements without results.

@@ -8,7 +8,7 @@
 namespace apq {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int64_t kMinuteMillis = 60'000;
 constexpr int64_t kHourMillis = 3'600'000;
 // An epoch that has not reported for this long, and is not its host's
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS epochs (
   last_report_ms INTEGER NOT NULL DEFAULT 0,
   losses BLOB,
   coverage BLOB,
+  memory BLOB,  -- HostMemory of the last classification; NULL: none yet
   UNIQUE (host_id, boot_id, agent_instance));
 CREATE TABLE IF NOT EXISTS objects (
   epoch_id INTEGER NOT NULL REFERENCES epochs,
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS series (
   pages_outstanding INTEGER NOT NULL,
   pages_allocated INTEGER NOT NULL,
   allocations INTEGER NOT NULL,
+  class_pages BLOB,  -- PagesByClass as last classified; NULL: not yet
   PRIMARY KEY (epoch_id, series_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS symbol_tables (
   object TEXT NOT NULL,
@@ -106,6 +108,15 @@ CREATE TABLE IF NOT EXISTS host_hours (
   PRIMARY KEY (hour, host_id, path_id)) WITHOUT ROWID;
 )sql";
 
+// Brings a file of an older version up to this one: each step runs once, in
+// order, on files older than its version (a new file gets kSchema whole).
+constexpr struct {
+  int version;
+  const char* sql;
+} kUpgrades[] = {
+    {3, "ALTER TABLE series ADD COLUMN class_pages BLOB; ALTER TABLE epochs ADD COLUMN memory BLOB;"},
+};
+
 int64_t FloorDiv(int64_t value, int64_t unit) { return value >= 0 ? value / unit : -((-value + unit - 1) / unit); }
 
 }  // namespace
@@ -131,8 +142,23 @@ absl::Status Store::CreateSchema() {
     return absl::FailedPreconditionError(
         absl::StrCat("database schema version ", found, " is newer than this aggregator's ", kSchemaVersion));
   }
-  if (absl::Status status = db_.Exec(kSchema); !status.ok()) return status;
-  return db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion));
+  if (absl::Status status = db_.Begin(); !status.ok()) return status;
+  auto fail = [&](absl::Status status) {
+    db_.Rollback().IgnoreError();
+    return status;
+  };
+  if (absl::Status status = db_.Exec(kSchema); !status.ok()) return fail(status);
+  for (const auto& upgrade : kUpgrades) {
+    if (found == 0 || found >= upgrade.version) continue;
+    if (absl::Status status = db_.Exec(upgrade.sql); !status.ok()) {
+      return fail(absl::Status(status.code(), absl::StrCat("upgrading the database to version ", upgrade.version, ": ",
+                                                           status.message())));
+    }
+  }
+  if (absl::Status status = db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !status.ok()) {
+    return fail(status);
+  }
+  return db_.Commit();
 }
 
 absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState* state) {
@@ -197,13 +223,17 @@ absl::StatusOr<std::vector<Store::EpochInfo>> Store::RecentEpochs(int64_t since_
 }
 
 absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
-  absl::StatusOr<Statement> last = db_.Prepare("SELECT last_sequence FROM epochs WHERE epoch_id = ?1");
+  absl::StatusOr<Statement> last = db_.Prepare("SELECT last_sequence, memory FROM epochs WHERE epoch_id = ?1");
   if (!last.ok()) return last.status();
   last->Bind(1, epoch_id);
   absl::StatusOr<bool> row = last->Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::NotFoundError(absl::StrCat("epoch ", epoch_id));
   auto last_sequence = static_cast<uint64_t>(last->Int(0));
+  std::optional<apq::v1::HostMemory> memory;
+  if (!last->IsNull(1) && !memory.emplace().ParseFromString(last->Text(1))) {
+    return absl::DataLossError(absl::StrCat("epoch ", epoch_id, ": stored host memory does not parse"));
+  }
 
   absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects;
   absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks;
@@ -228,7 +258,8 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
   });
   if (!status.ok()) return status;
   query = db_.Prepare(
-      "SELECT series_id, key, pages_outstanding, pages_allocated, allocations FROM series WHERE epoch_id = ?1");
+      "SELECT series_id, key, pages_outstanding, pages_allocated, allocations, class_pages FROM series "
+      "WHERE epoch_id = ?1");
   if (!query.ok()) return query.status();
   status = query->Bind(1, epoch_id).ForEachRow([&] {
     EpochState::Series& s = series[static_cast<uint32_t>(query->Int(0))];
@@ -238,10 +269,17 @@ absl::StatusOr<EpochState> Store::LoadEpoch(int64_t epoch_id) {
     s.pages_outstanding = query->Int(2);
     s.pages_allocated = static_cast<uint64_t>(query->Int(3));
     s.allocations = static_cast<uint64_t>(query->Int(4));
+    if (query->IsNull(5)) return absl::OkStatus();
+    apq::v1::PagesByClass split;
+    if (!split.ParseFromString(query->Text(5))) {
+      return absl::DataLossError(absl::StrCat("epoch ", epoch_id, ": stored classes of series ", query->Int(0),
+                                              " do not parse"));
+    }
+    s.class_pages = PagesOfClasses(split);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  return EpochState(last_sequence, std::move(series), std::move(stacks), std::move(objects));
+  return EpochState(last_sequence, std::move(series), std::move(stacks), std::move(objects), std::move(memory));
 }
 
 Store::AppliedReport Store::Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
@@ -283,8 +321,8 @@ absl::Status Store::StoreReport(const AppliedReport& applied) {
     if (absl::Status status = stack->Run(); !status.ok()) return status;
   }
   absl::StatusOr<Statement> series = db_.Prepare(
-      "INSERT OR REPLACE INTO series (epoch_id, series_id, key, pages_outstanding, pages_allocated, allocations) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT OR REPLACE INTO series (epoch_id, series_id, key, pages_outstanding, pages_allocated, allocations, "
+      "class_pages) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!series.ok()) return series.status();
   for (const auto& [series_id, now] : applied.series) {
     series->Reset();
@@ -294,6 +332,11 @@ absl::Status Store::StoreReport(const AppliedReport& applied) {
         .Bind(4, now.pages_outstanding)
         .Bind(5, static_cast<int64_t>(now.pages_allocated))
         .Bind(6, static_cast<int64_t>(now.allocations));
+    if (now.class_pages) {
+      series->BindBlob(7, ClassesOfPages(*now.class_pages).SerializeAsString());
+    } else {
+      series->BindNull(7);
+    }
     if (absl::Status status = series->Run(); !status.ok()) return status;
   }
   absl::StatusOr<Statement> retire = db_.Prepare("DELETE FROM series WHERE epoch_id = ?1 AND series_id = ?2");
@@ -304,13 +347,23 @@ absl::Status Store::StoreReport(const AppliedReport& applied) {
     if (absl::Status status = retire->Run(); !status.ok()) return status;
   }
   absl::StatusOr<Statement> epoch = db_.Prepare(
-      "UPDATE epochs SET last_sequence = ?2, last_report_ms = ?3, losses = ?4, coverage = ?5 WHERE epoch_id = ?1");
+      "UPDATE epochs SET last_sequence = ?2, last_report_ms = ?3, losses = ?4, coverage = ?5, "
+      "memory = CASE WHEN ?6 THEN ?7 ELSE memory END WHERE epoch_id = ?1");
   if (!epoch.ok()) return epoch.status();
+  // The memory column follows EpochState: set by a report that carries it,
+  // cleared by a snapshot that does not.
+  const bool memory_changes = report.has_memory() || report.full_snapshot();
   epoch->Bind(1, epoch_id)
       .Bind(2, static_cast<int64_t>(report.sequence()))
       .Bind(3, applied.received_millis)
       .BindBlob(4, report.losses().SerializeAsString())
-      .BindBlob(5, report.coverage().SerializeAsString());
+      .BindBlob(5, report.coverage().SerializeAsString())
+      .Bind(6, int64_t{memory_changes});
+  if (report.has_memory()) {
+    epoch->BindBlob(7, report.memory().SerializeAsString());
+  } else {
+    epoch->BindNull(7);
+  }
   return epoch->Run();
 }
 
@@ -339,7 +392,7 @@ absl::StatusOr<EpochState::Outcome> Store::ApplyReport(int64_t epoch_id, EpochSt
 
 absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest& request) {
   absl::StatusOr<Statement> query = reader_.Prepare(
-      "SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, e.coverage "
+      "SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, e.coverage, e.memory "
       "FROM epochs e JOIN hosts h USING (host_id) WHERE h.cluster = ?1 "
       "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id) ORDER BY h.name");
   if (!query.ok()) return query.status();
@@ -354,6 +407,10 @@ absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest&
     host->set_sample_bytes(static_cast<uint64_t>(query->Int(4)));
     host->mutable_losses()->ParseFromString(query->Text(5));
     host->mutable_coverage()->ParseFromString(query->Text(6));
+    apq::v1::HostMemory memory;
+    if (!query->IsNull(7) && memory.ParseFromString(query->Text(7))) {
+      host->set_classified_unix_millis(memory.classified_unix_millis());
+    }
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

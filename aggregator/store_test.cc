@@ -42,7 +42,15 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);
   FakeTracker tracker(3);
-  for (int i = 0; i < 40; ++i) stream.Add(tracker.Next(), {}, {}, i);
+  for (int i = 0; i < 40; ++i) {
+    TrackerSnapshot snapshot = tracker.Next();
+    if (i % 7 == 0 || i == 39) {  // classified now and then, and last
+      ClassifiedPages classified = tracker.Classify(snapshot, 5000 + i);
+      stream.Add(snapshot, {}, {}, i, &classified);
+    } else {
+      stream.Add(snapshot, {}, {}, i);
+    }
+  }
   ASSERT_EQ(stream.unacknowledged().size(), 40u);
 
   {
@@ -74,12 +82,70 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     duplicates += *outcome == EpochState::Outcome::kDuplicate;
   }
   EXPECT_EQ(duplicates, 5);
-  ExpectStateMatches(state, tracker, stream);
+  ExpectStateMatches(state, tracker, stream, /*last_report_classified=*/true);
 
   // And what the file holds is the same.
   EpochState reloaded;
   ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
-  ExpectStateMatches(reloaded, tracker, stream);
+  ExpectStateMatches(reloaded, tracker, stream, /*last_report_classified=*/true);
+  absl::StatusOr<apq::v1::HostsResponse> hosts = store->Hosts([] {
+    apq::v1::HostsRequest request;
+    request.set_cluster("prod");
+    return request;
+  }());
+  ASSERT_TRUE(hosts.ok() && hosts->hosts_size() == 1);
+  EXPECT_EQ(hosts->hosts(0).classified_unix_millis(), 5039);
+}
+
+// A file written by the aggregator before classes (schema version 2) gains
+// their columns at open, keeps its rows, and stores classes from then on.
+TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
+  {
+    absl::StatusOr<Database> old = Database::Open(path_.string());
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE(old->Exec(R"sql(
+      CREATE TABLE hosts (host_id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (cluster, name));
+      CREATE TABLE epochs (epoch_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL REFERENCES hosts,
+        boot_id TEXT NOT NULL, agent_instance INTEGER NOT NULL, kernel_release TEXT NOT NULL, build_id BLOB NOT NULL,
+        sample_bytes INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0,
+        last_report_ms INTEGER NOT NULL DEFAULT 0, losses BLOB, coverage BLOB,
+        UNIQUE (host_id, boot_id, agent_instance));
+      CREATE TABLE series (epoch_id INTEGER NOT NULL REFERENCES epochs, series_id INTEGER NOT NULL,
+        key BLOB NOT NULL, pages_outstanding INTEGER NOT NULL, pages_allocated INTEGER NOT NULL,
+        allocations INTEGER NOT NULL, PRIMARY KEY (epoch_id, series_id)) WITHOUT ROWID;
+      INSERT INTO hosts VALUES (1, 'prod', 'old-host');
+      INSERT INTO epochs (epoch_id, host_id, boot_id, agent_instance, kernel_release, build_id, sample_bytes)
+        VALUES (1, 1, 'b', 1, '5.10.0', x'01', 0);
+      INSERT INTO series VALUES (1, 1, x'', 12, 12, 1);
+      PRAGMA user_version=2;)sql")
+                    .ok());
+  }
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<EpochState> old_epoch = store->LoadEpoch(1);
+  ASSERT_TRUE(old_epoch.ok()) << old_epoch.status();
+  ASSERT_EQ(old_epoch->series().size(), 1u);
+  EXPECT_EQ(old_epoch->series().at(1).pages_outstanding, 12);
+  EXPECT_FALSE(old_epoch->series().at(1).class_pages.has_value());
+
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  TrackerSnapshot snapshot = OneOwnerSnapshot(2, {5, 5, 1});
+  ClassifiedPages classified;
+  classified.owners[2][apq::v1::PAGE_CLASS_HIDDEN] = 5;
+  classified.memory.set_classified_unix_millis(77);
+  stream.Add(snapshot, {}, {}, 0, &classified);
+  EpochState state;
+  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  ASSERT_TRUE(store->ApplyReport(epoch->epoch_id, &state, stream.unacknowledged().back(), 1000).ok());
+  absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  ASSERT_EQ(reloaded->series().size(), 1u);
+  ASSERT_TRUE(reloaded->series().begin()->second.class_pages.has_value());
+  EXPECT_EQ((*reloaded->series().begin()->second.class_pages)[apq::v1::PAGE_CLASS_HIDDEN], 5u);
+  ASSERT_TRUE(reloaded->memory().has_value());
+  EXPECT_EQ(reloaded->memory()->classified_unix_millis(), 77);
 }
 
 TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {

@@ -4,6 +4,7 @@
 #define APQ_AGGREGATOR_TESTING_FAKES_H_
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -77,9 +78,28 @@ class FakeTracker {
   }
   const std::vector<TrackerSnapshot::Owner>& owners() const { return owners_; }
 
+  // Classifies a snapshot: each owner's pages split at random between
+  // hidden and anonymous; the host's memory stamped with `unix_millis`.
+  ClassifiedPages Classify(const TrackerSnapshot& snapshot, int64_t unix_millis) {
+    ClassifiedPages classified;
+    for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
+      if (owner.counters.pages_outstanding <= 0) continue;
+      auto pages = static_cast<uint64_t>(owner.counters.pages_outstanding);
+      ClassPageCounts& split = classified.owners[owner.id];
+      split[apq::v1::PAGE_CLASS_HIDDEN] = rng_() % (pages + 1);
+      split[apq::v1::PAGE_CLASS_ANON] = pages - split[apq::v1::PAGE_CLASS_HIDDEN];
+    }
+    classified.memory.set_classified_unix_millis(unix_millis);
+    last_classified_ = classified;
+    return classified;
+  }
+  // The last classification made, if any.
+  const std::optional<ClassifiedPages>& last_classified() const { return last_classified_; }
+
  private:
   std::mt19937 rng_;
   std::vector<TrackerSnapshot::Owner> owners_;
+  std::optional<ClassifiedPages> last_classified_;
 };
 
 // A snapshot defining stack 9 (one frame) and one owner of it.
@@ -95,8 +115,11 @@ inline TrackerSnapshot OneOwnerSnapshot(uint64_t owner_id, apq_owner_counters co
 }
 
 // Fails the test unless the epoch holds exactly the tracker's pages, as the
-// series the stream reports them under, and no series the stream retired.
-void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream);
+// series the stream reports them under, and no series the stream retired;
+// with last_report_classified, also every series' split by class and the
+// host memory of the tracker's last classification.
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream,
+                        bool last_report_classified = false);
 
 }  // namespace apq
 

@@ -1,6 +1,8 @@
 // apq: asks the aggregator about the fleet.
 //   apq top --aggregator HOST:PORT --cluster NAME [--by stack|function|host|process|cgroup|build] [--top N]
 //           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING] [--at WHEN] [--since WHEN]
+//           [--class hidden|visible|all]
+//   apq explain --aggregator HOST:PORT --cluster NAME [--host H] [--by host] [--top N] [--format table|json]
 //   apq hosts --aggregator HOST:PORT --cluster NAME [--format table|json]
 //   TLS: [--tls-ca PEM [--tls-cert PEM --tls-key PEM] [--tls-server-name NAME]]
 #include <algorithm>
@@ -19,16 +21,24 @@
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "common/client_tls_flags.h"
+#include "common/explanation.h"
 #include "common/flag_names.h"
+#include "common/page_classes.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
 ABSL_FLAG(std::string, cluster, "", "The cluster to ask about.");
-ABSL_FLAG(std::string, by, "stack", "top: group by stack, function, host, process, cgroup or build.");
-ABSL_FLAG(int64_t, top, 20, "top: entries shown (0: all).");
+ABSL_FLAG(std::string, by, "stack",
+          "top: group by stack, function, host, process, cgroup or build; explain: host for one explanation per host "
+          "(default: summed over the hosts).");
+ABSL_FLAG(int64_t, top, 20, "top: entries shown; explain: paths per explanation (0: all).");
+ABSL_FLAG(std::string, class, "",
+          "top: which pages, by how /proc/meminfo counts them: hidden (counted by no field; the default for the fleet "
+          "now), visible, or all (the default, and the only choice, with --at or --since: history keeps every class "
+          "together).");
 ABSL_FLAG(std::string, format, "table", "table, json, or (top --by stack) folded.");
-ABSL_FLAG(std::string, host, "", "top: only this host.");
+ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
 ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
@@ -84,6 +94,25 @@ void SetDeadline(grpc::ClientContext* context) {
                         std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
 }
 
+std::string ClassesShown(apq::ClassFilter filter) {
+  switch (filter) {
+    case apq::v1::CLASS_FILTER_HIDDEN:
+      return "hidden (counted by no /proc/meminfo field; classes as of each host's last classification)";
+    case apq::v1::CLASS_FILTER_VISIBLE:
+      return "visible (counted by a /proc/meminfo field; classes as of each host's last classification)";
+    default: return "all";
+  }
+}
+
+// The class holding most of an entry's bytes ("" when not split by class).
+std::string LargestClass(const apq::v1::TopEntry& entry) {
+  const apq::v1::ClassAmount* largest = nullptr;
+  for (const apq::v1::ClassAmount& amount : entry.classes()) {
+    if (!largest || amount.bytes() > largest->bytes()) largest = &amount;
+  }
+  return largest ? apq::PageClassName(largest->page_class()) : "";
+}
+
 absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::TopRequest request;
   request.set_cluster(absl::GetFlag(FLAGS_cluster));
@@ -111,6 +140,12 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   if (!since.ok()) return since.status();
   request.set_at_unix_millis(*at);
   request.set_since_unix_millis(*since);
+  const bool history = *at != 0 || *since != 0;
+  std::string class_name = absl::GetFlag(FLAGS_class);
+  if (class_name.empty()) class_name = history ? "all" : "hidden";
+  absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(class_name);
+  if (!class_filter.ok()) return class_filter.status();
+  request.set_class_filter(*class_filter);
   apq::v1::TopResponse response;
   grpc::ClientContext context;
   SetDeadline(&context);
@@ -135,11 +170,12 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
     } else if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
       when = "no history sample at or before that time";
     }
-    std::cout << absl::StrFormat("%d hosts, %s\n%16s %14s %6s  %s\n", response.hosts_selected(), when,
-                                 "OUTSTANDING", "STD.ERR", "HOSTS", absl::GetFlag(FLAGS_by));
+    std::cout << absl::StrFormat("%d hosts, %s, pages: %s\n%16s %14s %6s %-12s  %s\n", response.hosts_selected(), when,
+                                 ClassesShown(*class_filter), "OUTSTANDING", "STD.ERR", "HOSTS", "CLASS",
+                                 absl::GetFlag(FLAGS_by));
     for (const apq::v1::TopEntry& entry : response.entries()) {
-      std::cout << absl::StrFormat("%16.0f %14.0f %6d  %s\n", entry.bytes_outstanding(), entry.standard_error(),
-                                   entry.hosts(), entry.key());
+      std::cout << absl::StrFormat("%16.0f %14.0f %6d %-12s  %s\n", entry.bytes_outstanding(), entry.standard_error(),
+                                   entry.hosts(), LargestClass(entry), entry.key());
     }
   }
   return absl::OkStatus();
@@ -169,9 +205,38 @@ absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
   return absl::OkStatus();
 }
 
+absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
+  if (format == "folded") return absl::InvalidArgumentError("explain prints table or json");
+  const std::string by = absl::GetFlag(FLAGS_by);
+  if (by != "stack" && by != "host") return absl::InvalidArgumentError("explain: --by must be host (or left out)");
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  apq::v1::ExplainRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  request.set_host(absl::GetFlag(FLAGS_host));
+  request.set_by_host(by == "host");
+  request.set_top(static_cast<uint32_t>(top));
+  apq::v1::ExplainResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  if (absl::Status status = FromGrpc(stub->Explain(&context, request, &response), "explain from"); !status.ok()) {
+    return status;
+  }
+  if (response.explanations().empty()) {
+    return absl::NotFoundError("no host of the selection has classified its pages yet (agents classify every "
+                               "--classify-interval seconds)");
+  }
+  // json: one object per explanation, a line each.
+  for (const apq::v1::Explanation& explanation : response.explanations()) {
+    std::cout << (format == "json" ? apq::FormatExplanationJson(explanation)
+                                   : apq::FormatExplanationTable(explanation) + "\n");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run(const std::vector<std::string>& positional) {
-  if (positional.size() != 2 || (positional[1] != "top" && positional[1] != "hosts")) {
-    return absl::InvalidArgumentError("usage: apq top|hosts --cluster NAME [--aggregator HOST:PORT] ...");
+  if (positional.size() != 2 || (positional[1] != "top" && positional[1] != "hosts" && positional[1] != "explain")) {
+    return absl::InvalidArgumentError("usage: apq top|explain|hosts --cluster NAME [--aggregator HOST:PORT] ...");
   }
   if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
   std::string format = absl::GetFlag(FLAGS_format);
@@ -186,13 +251,15 @@ absl::Status Run(const std::vector<std::string>& positional) {
       apq::ChannelTo(absl::GetFlag(FLAGS_aggregator), apq::ClientTlsFromFlags(), arguments);
   if (!channel.ok()) return channel.status();
   auto stub = apq::v1::Query::NewStub(*channel);
-  return positional[1] == "top" ? RunTop(stub.get(), format) : RunHosts(stub.get(), format);
+  if (positional[1] == "top") return RunTop(stub.get(), format);
+  if (positional[1] == "explain") return RunExplain(stub.get(), format);
+  return RunHosts(stub.get(), format);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("apq top|hosts --cluster NAME [--aggregator HOST:PORT] [flags]");
+  absl::SetProgramUsageMessage("apq top|explain|hosts --cluster NAME [--aggregator HOST:PORT] [flags]");
   absl::Status status = Run(apq::ParseFlags(argc, argv));
   if (!status.ok()) {
     std::cerr << "apq: " << status.message() << "\n";

@@ -1,6 +1,8 @@
 #include "common/meminfo_balance.h"
 
+#include "common/explanation.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace apq {
 namespace {
@@ -101,6 +103,77 @@ TEST(MeminfoBalanceTest, OlderKernelsFallBackToTheHugepagePool) {
 TEST(MeminfoBalanceTest, MissingTotalsAreAnError) {
   absl::flat_hash_map<std::string, uint64_t> fields = {{"MemFree", 1}};
   EXPECT_FALSE(BalanceMeminfo(fields, 0, 0).ok());
+}
+
+// The fleet's equation is the sum of its hosts': a 6.18 host and a 5.10 host
+// (with fields the other lacks) add up term by term, and still close.
+TEST(ExplanationTest, HostsOfDifferentKernelsSumTermByTerm) {
+  auto fields618 = ParseMeminfo(kMeminfo618), fields510 = ParseMeminfo(kMeminfo510NoHugetlb);
+  ASSERT_TRUE(fields618.ok() && fields510.ok());
+  auto b618 = BalanceMeminfo(*fields618, 20 << 20, 500 << 20), b510 = BalanceMeminfo(*fields510, 7 << 20, 3 << 20);
+  ASSERT_TRUE(b618.ok() && b510.ok());
+  apq::v1::Explanation host618 = ExplanationOf(*b618), host510 = ExplanationOf(*b510);
+  host618.set_mode("exact");
+  host618.set_oldest_classification_unix_millis(2000);
+  host510.set_mode("sampled");
+  host510.set_hidden_traced_standard_error(3);
+  host510.set_oldest_classification_unix_millis(1000);
+  apq::v1::Explanation sum;
+  AddTerms(host618, &sum);
+  AddTerms(host510, &sum);
+  EXPECT_EQ(sum.hosts(), 2u);
+  EXPECT_EQ(sum.mode(), "mixed");
+  EXPECT_EQ(sum.oldest_classification_unix_millis(), 1000);
+  EXPECT_EQ(sum.mem_total_bytes(), b618->mem_total + b510->mem_total);
+  EXPECT_EQ(sum.visible_bytes(), b618->visible_sum + b510->visible_sum);
+  EXPECT_DOUBLE_EQ(sum.hidden_traced_bytes(), (20 << 20) + (7 << 20));
+  EXPECT_DOUBLE_EQ(sum.hidden_traced_standard_error(), 3);
+  EXPECT_DOUBLE_EQ(sum.mem_free_bytes() + sum.visible_bytes() + sum.hidden_traced_bytes() + sum.hidden_untraced_bytes(),
+                   sum.mem_total_bytes());
+  // Each visible field once, summed where both hosts have it; 6.18's extra
+  // fields (SecPageTables, Zswap, Balloon) stay, with their one host's bytes.
+  uint64_t fields_sum = 0;
+  for (const apq::v1::MeminfoField& field : sum.visible()) {
+    fields_sum += field.bytes();
+    if (field.name() == "Slab") {
+      EXPECT_EQ(field.bytes(), (132328 + 50000) * 1024ull);
+    } else if (field.name() == "Hugetlb") {
+      EXPECT_EQ(field.bytes(), 2u * 2048 * 1024);
+    }
+  }
+  EXPECT_EQ(sum.visible_size(), 14);
+  EXPECT_EQ(fields_sum, sum.visible_bytes());
+  ASSERT_EQ(sum.hidden_untraced_parts_size(), 2);
+  EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes(), (500 << 20) + (3 << 20));
+  EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes() + sum.hidden_untraced_parts(1).bytes(), sum.hidden_untraced_bytes());
+  EXPECT_EQ(sum.notes_size(), host618.notes_size());  // the same reasons, once
+}
+
+TEST(ExplanationTest, JsonCarriesTheTermsPathsAndHolders) {
+  auto fields = ParseMeminfo(kMeminfo618);
+  ASSERT_TRUE(fields.ok());
+  auto b = BalanceMeminfo(*fields, 4096, 0);
+  ASSERT_TRUE(b.ok());
+  apq::v1::Explanation e = ExplanationOf(*b);
+  apq::v1::ExplainedPath* path = e.add_paths();
+  path->add_frames("vfs_write");
+  path->add_frames("anon_pipe_write");
+  path->set_bytes(4096);
+  apq::v1::PathHolder* holder = path->add_holders();
+  holder->set_host("h1");
+  holder->set_tgid(42);
+  holder->set_comm("writer");
+  holder->set_bytes(4096);
+  nlohmann::json j = nlohmann::json::parse(FormatExplanationJson(e));
+  EXPECT_EQ(j["mem_total_bytes"].get<uint64_t>(), b->mem_total);
+  EXPECT_EQ(j["visible"]["Slab"].get<uint64_t>(), 132328u * 1024);
+  EXPECT_EQ(j["hidden_untraced_parts"].size(), 2u);
+  EXPECT_EQ(j["paths"][0]["frames"][1], "anon_pipe_write");
+  EXPECT_EQ(j["paths"][0]["processes"][0]["host"], "h1");
+  EXPECT_EQ(j["paths"][0]["processes"][0]["tgid"], 42);
+  const std::string table = FormatExplanationTable(e);
+  EXPECT_NE(table.find("anon_pipe_write <- vfs_write"), std::string::npos) << table;
+  EXPECT_NE(table.find("host h1 pid 42 writer"), std::string::npos) << table;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
 namespace apq {
@@ -41,6 +42,52 @@ std::string PageClassName(PageClass page_class) {
 
 bool IsVisibleInMeminfo(PageClass page_class) {
   return page_class != apq::v1::PAGE_CLASS_HIDDEN && page_class != apq::v1::PAGE_CLASS_UNKNOWN;
+}
+
+apq::v1::PagesByClass ClassesOfPages(const ClassPageCounts& pages) {
+  apq::v1::PagesByClass classes;
+  for (int c = 0; c < kNumPageClasses; ++c) {
+    if (pages[c] == 0) continue;
+    apq::v1::ClassPages* entry = classes.add_classes();
+    entry->set_page_class(static_cast<PageClass>(c));
+    entry->set_pages(pages[c]);
+  }
+  return classes;
+}
+
+ClassPageCounts PagesOfClasses(const apq::v1::PagesByClass& classes) {
+  ClassPageCounts pages{};
+  for (const apq::v1::ClassPages& entry : classes.classes()) {
+    if (apq::v1::PageClass_IsValid(entry.page_class())) pages[entry.page_class()] = entry.pages();
+  }
+  return pages;
+}
+
+ClassPageCounts PagesByClassOf(const OwnerPageClasses& owner, PageClass unflagged_class) {
+  ClassPageCounts pages = owner.flagged;
+  pages[unflagged_class] += owner.unflagged;
+  return pages;
+}
+
+absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name) {
+  for (ClassFilter filter : {apq::v1::CLASS_FILTER_HIDDEN, apq::v1::CLASS_FILTER_VISIBLE, apq::v1::CLASS_FILTER_ALL}) {
+    if (name == ClassFilterName(filter)) return filter;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--class must be hidden, visible or all, not '", name, "'"));
+}
+
+std::string ClassFilterName(ClassFilter filter) {
+  absl::string_view name = apq::v1::ClassFilter_Name(filter);
+  absl::ConsumePrefix(&name, "CLASS_FILTER_");
+  return absl::AsciiStrToLower(name);
+}
+
+bool Selected(ClassFilter filter, PageClass page_class) {
+  switch (filter) {
+    case apq::v1::CLASS_FILTER_HIDDEN: return !IsVisibleInMeminfo(page_class);
+    case apq::v1::CLASS_FILTER_VISIBLE: return IsVisibleInMeminfo(page_class);
+    default: return true;
+  }
 }
 
 std::optional<PageClass> FlagClassOf(uint64_t f) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "apq/v1/apq.pb.h"
 
@@ -20,6 +21,27 @@ inline constexpr int kNumPageClasses = apq::v1::PageClass_ARRAYSIZE;
 std::string PageClassName(PageClass page_class);
 // True for the classes some meminfo field counts.
 bool IsVisibleInMeminfo(PageClass page_class);
+
+// Pages by PageClass, and their wire form (PagesByClass: the classes that hold pages).
+using ClassPageCounts = std::array<uint64_t, kNumPageClasses>;
+apq::v1::PagesByClass ClassesOfPages(const ClassPageCounts& pages);
+// Entries of unknown classes are left out (the aggregator refuses them first).
+ClassPageCounts PagesOfClasses(const apq::v1::PagesByClass& classes);
+
+// --class hidden|visible|all: which pages a view counts.
+using ClassFilter = apq::v1::ClassFilter;
+absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name);
+std::string ClassFilterName(ClassFilter filter);  // "hidden", "visible", "all"
+bool Selected(ClassFilter filter, PageClass page_class);
+// The sum of the selected classes' amounts (indexed by PageClass).
+template <typename T>
+T SumSelected(ClassFilter filter, const std::array<T, kNumPageClasses>& amounts) {
+  T sum{};
+  for (int c = 0; c < kNumPageClasses; ++c) {
+    if (Selected(filter, static_cast<PageClass>(c))) sum += amounts[c];
+  }
+  return sum;
+}
 
 // Bits of /proc/kpageflags (Documentation/admin-guide/mm/pagemap.rst).
 namespace kpf {
@@ -40,9 +62,11 @@ PageClass PathClassOf(const std::vector<std::string>& root_first);
 // Pages of one owner by what their flags say; `unflagged` ones take the
 // class of the owner's path.
 struct OwnerPageClasses {
-  std::array<uint64_t, kNumPageClasses> flagged{};
+  ClassPageCounts flagged{};
   uint64_t unflagged = 0;
 };
+// Its pages by class, the unflagged ones in the class of its path.
+ClassPageCounts PagesByClassOf(const OwnerPageClasses& owner, PageClass unflagged_class);
 
 // Walks the tracker's pfn -> owner table against the kpageflags words of the
 // same pfns (both `count` long) and adds each owned page to its owner.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/integration/subprocess.h"
 
 namespace apq {
@@ -98,6 +100,45 @@ class FleetRootTest : public ::testing::Test {
     return bytes;
   }
 
+  // `apq explain --format json [flags]` summed over the hosts (one object).
+  nlohmann::json Explain(const std::vector<std::string>& flags) {
+    std::vector<std::string> command = {BuiltBinary("cli/apq"), "explain", "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "json",
+                                        "--top", "0"};
+    command.insert(command.end(), flags.begin(), flags.end());
+    Subprocess explain(command);
+    if (explain.Wait(30) != 0) return nlohmann::json();  // not classified yet
+    return nlohmann::json::parse(explain.Stdout(), nullptr, /*allow_exceptions=*/false);
+  }
+
+  // Bytes the process holds on pipe-write paths of an explanation, on one
+  // host ("": all).
+  static double PipeBytesOf(const nlohmann::json& explained, pid_t tgid, const std::string& host) {
+    double bytes = 0;
+    for (const auto& path : explained["paths"]) {
+      const std::string leaf = path["frames"].empty() ? "" : path["frames"].back().get<std::string>();
+      if (leaf != "anon_pipe_write" && leaf != "pipe_write") continue;
+      for (const auto& holder : path["processes"]) {
+        if (holder["tgid"].get<pid_t>() != tgid) continue;
+        if (!host.empty() && holder.value("host", "") != host) continue;
+        bytes += holder["bytes"].get<double>();
+      }
+    }
+    return bytes;
+  }
+
+  static void ExpectTermsAddUp(const nlohmann::json& e) {
+    const double total = e["mem_total_bytes"].get<double>();
+    EXPECT_DOUBLE_EQ(e["mem_free_bytes"].get<double>() + e["visible_bytes"].get<double>() +
+                         e["hidden_traced_bytes"].get<double>() + e["hidden_untraced_bytes"].get<double>(),
+                     total);
+    double parts = 0;
+    for (const auto& part : e["hidden_untraced_parts"]) parts += part["bytes"].get<double>();
+    EXPECT_NEAR(parts, e["hidden_untraced_bytes"].get<double>(), 1e-6 * total);
+    // What no term explains stays small (docs/tracker.md): both agents watch this one machine.
+    EXPECT_LT(std::fabs(e["hidden_untraced_parts"][1]["bytes"].get<double>()), 0.05 * total) << e.dump();
+  }
+
   std::filesystem::path db_;
   int port_ = 0;
 };
@@ -128,6 +169,53 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   EXPECT_LE(peak, expected + expected / 1000);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_LT(PipeBytes({"--at", "0s"}), expected / 1000);
+}
+
+// apq explain --cluster: a hidden load of X bytes held on two hosts shows
+// in the summed hidden, traced term on its path, 2X to the byte from the
+// workload's process; per host (--by host) X each; the terms add up to
+// MemTotal in the sum and on each host. The class views agree: the pipe
+// path is hidden, not visible.
+TEST_F(FleetRootTest, ExplainSumsTheHostsAndClassViewsSplitThePages) {
+  constexpr int kPipes = 24;
+  auto aggregator = StartAggregator();
+  auto a = StartAgent("host-a", {"--classify-interval", "1"});
+  auto b = StartAgent("host-b", {"--classify-interval", "1"});
+  auto workload = StartPipes(kPipes);
+  const double per_host = kPipes * kMiB;
+  nlohmann::json sum, by_host;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  while (std::chrono::steady_clock::now() < deadline) {
+    sum = Explain({});
+    if (sum.is_object() && PipeBytesOf(sum, workload->pid(), "") == 2 * per_host) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ASSERT_TRUE(sum.is_object());
+  EXPECT_EQ(sum["hosts"], 2);
+  EXPECT_EQ(PipeBytesOf(sum, workload->pid(), "host-a"), per_host) << sum.dump();
+  EXPECT_EQ(PipeBytesOf(sum, workload->pid(), "host-b"), per_host) << sum.dump();
+  EXPECT_GE(sum["hidden_traced_bytes"].get<double>(), 2 * per_host);
+  ExpectTermsAddUp(sum);
+
+  Subprocess per({BuiltBinary("cli/apq"), "explain", "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster",
+                  "ci", "--by", "host", "--format", "json", "--top", "0"});
+  ASSERT_EQ(per.Wait(30), 0) << per.Stderr();
+  int hosts = 0;
+  for (absl::string_view line : absl::StrSplit(per.Stdout(), '\n', absl::SkipEmpty())) {
+    nlohmann::json host = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(host.is_object()) << line;
+    ++hosts;
+    EXPECT_EQ(host["hosts"], 1);
+    EXPECT_GE(host["hidden_traced_bytes"].get<double>(), per_host);
+    ExpectTermsAddUp(host);
+  }
+  EXPECT_EQ(hosts, 2);
+
+  // The class views of apq top: the pipes are hidden, and not visible.
+  EXPECT_GE(WaitForPipeBytes(2 * per_host, 2 * per_host + 2 * per_host / 1000, 20, {"--class", "hidden"}), 2 * per_host);
+  EXPECT_LT(PipeBytes({"--class", "visible"}), 2 * per_host / 1000);
+  workload->Signal(SIGTERM);
+  workload->Wait(30);
 }
 
 TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {

@@ -1,0 +1,45 @@
+#include "agent/fleet_classes.h"
+
+#include "agent/report.h"
+#include "common/meminfo_balance.h"
+
+namespace apq {
+
+void FleetClassifier::Learn(const TrackerSnapshot& snapshot) {
+  for (const auto& [stack_id, frames] : snapshot.new_stacks) {
+    class_of_stack_.insert_or_assign(stack_id, PathClassOf(CallPathOfStack(*symbols_, frames)));
+  }
+}
+
+absl::StatusOr<ClassifiedPages> FleetClassifier::Classify(const TrackerSnapshot& snapshot, absl::string_view meminfo,
+                                                          int64_t unix_millis) const {
+  if (!snapshot.page_classes) return absl::FailedPreconditionError("the snapshot was not classified");
+  absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> fields = ParseMeminfo(meminfo);
+  if (!fields.ok()) return fields.status();
+  ClassifiedPages classified;
+  for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
+    auto pages = snapshot.page_classes->owners.find(static_cast<uint32_t>(owner.id));
+    if (pages == snapshot.page_classes->owners.end()) continue;
+    // Unflagged pages of an owner whose path is not known (the overflow
+    // owner, a lost stack) are of unknown class, as in the local report.
+    auto stack_class = class_of_stack_.find(owner.key.stack_id);
+    const PageClass unflagged = owner.id == APQ_OWNER_OVERFLOW || stack_class == class_of_stack_.end()
+                                    ? apq::v1::PAGE_CLASS_UNKNOWN
+                                    : stack_class->second;
+    classified.owners[owner.id] = PagesByClassOf(pages->second, unflagged);
+  }
+  apq::v1::HostMemory& memory = classified.memory;
+  memory.set_classified_unix_millis(unix_millis);
+  for (const auto& [name, bytes] : *fields) {
+    apq::v1::MeminfoField* field = memory.add_meminfo();
+    field->set_name(name);
+    field->set_bytes(bytes);
+  }
+  memory.set_held_at_start_known(held_at_start_bytes_.has_value());
+  memory.set_held_at_start_bytes(held_at_start_bytes_.value_or(0));
+  memory.set_free_pages_still_owned(snapshot.page_classes->free_pages_still_owned);
+  memory.set_classification_seconds(snapshot.page_classes->seconds);
+  return classified;
+}
+
+}  // namespace apq

@@ -1,0 +1,30 @@
+#ifndef APQ_COMMON_EXPLANATION_H_
+#define APQ_COMMON_EXPLANATION_H_
+
+#include <string>
+
+#include "apq/v1/apq.pb.h"
+#include "common/meminfo_balance.h"
+
+namespace apq {
+
+// `apq explain`, local and fleet: /proc/meminfo reconciled,
+//   MemTotal = MemFree + visible fields + hidden traced (by path) + hidden not traced,
+// as one apq.v1.Explanation, whoever computed it.
+
+// The equation's terms of one host (paths and mode left to the caller).
+apq::v1::Explanation ExplanationOf(const MeminfoBalance& balance);
+
+// Adds one host's terms to a sum over hosts: every term is a sum of pages,
+// so the sum of the hosts' equations is the fleet's. Paths are not touched
+// (the caller merges them by path); hosts and the oldest classification are.
+void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum);
+
+// Table for people; json with the field names of the issue (mem_total_bytes,
+// visible as {field: bytes}, paths with their processes...).
+std::string FormatExplanationTable(const apq::v1::Explanation& explanation);
+std::string FormatExplanationJson(const apq::v1::Explanation& explanation);
+
+}  // namespace apq
+
+#endif  // APQ_COMMON_EXPLANATION_H_
