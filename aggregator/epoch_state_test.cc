@@ -363,5 +363,34 @@ TEST(EpochStateTest, EpochsCannotGrowWithoutBound) {
   EXPECT_EQ(*state.Apply(snapshot), EpochState::Outcome::kApplied);
 }
 
+// Classes and host memory from the wire are checked like the rest: a page
+// class the aggregator does not know, a class twice in one split, or a
+// flood of meminfo fields refuse the report and change nothing.
+TEST(EpochStateTest, HostileClassesAndMemoryAreRefused) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  stream.Add(OneOwnerSnapshot(2, {5, 5, 1}), {}, {}, 0);
+  const apq::v1::Report good = stream.unacknowledged().back();
+  for (int variant = 0; variant < 3; ++variant) {
+    apq::v1::Report bad = good;
+    apq::v1::PagesByClass* split = bad.mutable_series(0)->mutable_pages_by_class();
+    if (variant == 0) split->add_classes()->set_page_class(static_cast<apq::v1::PageClass>(99));
+    if (variant == 1) {
+      split->add_classes()->set_page_class(apq::v1::PAGE_CLASS_HIDDEN);
+      split->add_classes()->set_page_class(apq::v1::PAGE_CLASS_HIDDEN);
+    }
+    if (variant == 2) {
+      for (int i = 0; i < 1000; ++i) bad.mutable_memory()->add_meminfo()->set_name("Field");
+    }
+    EpochState state;
+    absl::StatusOr<EpochState::Outcome> outcome = state.Apply(bad);
+    EXPECT_EQ(outcome.status().code(), absl::StatusCode::kInvalidArgument) << variant;
+    EXPECT_TRUE(state.series().empty());
+    EXPECT_FALSE(state.memory().has_value());
+  }
+  EpochState state;
+  ASSERT_TRUE(state.Apply(good).ok());
+}
+
 }  // namespace
 }  // namespace apq

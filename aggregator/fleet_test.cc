@@ -53,8 +53,9 @@ class PipeHost {
   // The kernel's table, once a report has named the kernel as a code object.
   apq::v1::SymbolTable Symbols() { return frames_.SymbolTableOf("vmlinux").value_or(apq::v1::SymbolTable()); }
 
-  // The next report: the process now holds `pages`.
-  const apq::v1::Report& Hold(int64_t pages, int64_t now) {
+  // The next report: the process now holds `pages`; with `classified`, the
+  // report carries that classification of them.
+  const apq::v1::Report& Hold(int64_t pages, int64_t now, const ClassifiedPages* classified = nullptr) {
     TrackerSnapshot snapshot;
     if (stream_.unacknowledged().empty() && sequence_ == 0) {
       snapshot.new_stacks[4] = {base_ + 0x310, base_ + 0x210, base_ + 0x110};  // alloc_pages <- pipe <- ksys_write
@@ -67,7 +68,7 @@ class PipeHost {
     owner.counters.pages_allocated = static_cast<uint64_t>(std::max<int64_t>(pages, 0));
     snapshot.owners = {owner};
     snapshot.process_names[77] = "filler";
-    stream_.Add(snapshot, {}, {}, now);
+    stream_.Add(snapshot, {}, {}, now, classified);
     return stream_.unacknowledged().back();
   }
   void Acknowledge() { stream_.Acknowledge(++sequence_); }
@@ -101,8 +102,8 @@ class FleetTest : public ::testing::Test {
     return fleet.ok() ? std::move(*fleet) : nullptr;
   }
   // Streams host's report holding `pages` into the fleet and acknowledges it.
-  void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages) {
-    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet, epoch, host->Hold(pages, now_));
+  void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages, const ClassifiedPages* classified = nullptr) {
+    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet, epoch, host->Hold(pages, now_, classified));
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     host->Acknowledge();
@@ -176,6 +177,105 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   ASSERT_EQ(listed->hosts_size(), 2);
   EXPECT_EQ(listed->hosts(1).host(), "web-2");
   EXPECT_EQ(listed->hosts(1).last_report_unix_millis(), now_) << "the aggregator's clock, not the agent's";
+}
+
+// The pipe owner's pages split between hidden and anonymous, with a host's
+// meminfo of MemTotal/MemFree and one visible field (MiB).
+ClassifiedPages Classified(uint64_t hidden, uint64_t anon, uint64_t total_mib, uint64_t free_mib, const char* field,
+                           uint64_t field_mib) {
+  ClassifiedPages classified;
+  classified.owners[2][apq::v1::PAGE_CLASS_HIDDEN] = hidden;
+  classified.owners[2][apq::v1::PAGE_CLASS_ANON] = anon;
+  for (auto [name, mib] : {std::pair<const char*, uint64_t>{"MemTotal", total_mib}, {"MemFree", free_mib}, {field, field_mib}}) {
+    apq::v1::MeminfoField* f = classified.memory.add_meminfo();
+    f->set_name(name);
+    f->set_bytes(mib << 20);
+  }
+  classified.memory.set_held_at_start_known(true);
+  classified.memory.set_held_at_start_bytes(3 << 20);
+  classified.memory.set_classified_unix_millis(5);
+  return classified;
+}
+
+// Class views take each series' pages now, split as last classified; a
+// host not classified yet is of unknown class (shown with the hidden). apq
+// explain reconciles each host's meminfo with its pages as classified, and
+// sums the hosts; history refuses a class it does not keep.
+TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull), web3("web-3", 0xffffffff81000000ull);
+  absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2),
+                          epoch3 = Attach(fleet.get(), web3);
+  ASSERT_TRUE(epoch1.ok() && epoch2.ok() && epoch3.ok());
+  const ClassifiedPages one = Classified(256, 0, 1024, 512, "Slab", 100), two = Classified(384, 128, 2048, 1024, "Active(anon)", 200);
+  Report(fleet.get(), *epoch1, &web1, 256, &one);
+  Report(fleet.get(), *epoch2, &web2, 512, &two);
+  Report(fleet.get(), *epoch3, &web3, 10);  // never classified
+  Upload(fleet.get(), *epoch1, &web1);
+
+  apq::v1::TopRequest hidden, visible, all;
+  hidden.set_class_filter(apq::v1::CLASS_FILTER_HIDDEN);
+  visible.set_class_filter(apq::v1::CLASS_FILTER_VISIBLE);
+  apq::v1::TopResponse top = Top(fleet.get(), hidden);
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_DOUBLE_EQ(top.entries(0).bytes_outstanding(), (256 + 384 + 10) * kPage);
+  ASSERT_EQ(top.entries(0).classes_size(), 3);  // unknown, hidden, anon
+  EXPECT_EQ(top.entries(0).classes(0).page_class(), apq::v1::PAGE_CLASS_UNKNOWN);
+  EXPECT_DOUBLE_EQ(top.entries(0).classes(0).bytes(), 10 * kPage);
+  EXPECT_DOUBLE_EQ(top.entries(0).classes(1).bytes(), (256 + 384) * kPage);
+  EXPECT_DOUBLE_EQ(top.entries(0).classes(2).bytes(), 128 * kPage);
+  EXPECT_DOUBLE_EQ(Top(fleet.get(), visible).entries(0).bytes_outstanding(), 128 * kPage);
+  EXPECT_EQ(Top(fleet.get(), all).entries(0).bytes_outstanding(), (256 + 512 + 10) * kPage);
+  EXPECT_EQ(Top(fleet.get(), all).entries(0).classes_size(), 0);
+
+  // web-2 frees half before its next classification: the live views move
+  // with it (split as classified), apq explain keeps the classified pages,
+  // read with the same meminfo.
+  Report(fleet.get(), *epoch2, &web2, 256);
+  EXPECT_DOUBLE_EQ(Top(fleet.get(), hidden).entries(0).bytes_outstanding(), (256 + 192 + 10) * kPage);
+  apq::v1::ExplainRequest request;
+  request.set_cluster("prod");
+  absl::StatusOr<apq::v1::ExplainResponse> explained = fleet->Explain(request);
+  ASSERT_TRUE(explained.ok()) << explained.status();
+  ASSERT_EQ(explained->explanations_size(), 1);
+  const apq::v1::Explanation& sum = explained->explanations(0);
+  EXPECT_EQ(sum.hosts(), 2u);
+  EXPECT_EQ(sum.mem_total_bytes(), uint64_t{3072} << 20);
+  EXPECT_EQ(sum.mem_free_bytes(), uint64_t{1536} << 20);
+  EXPECT_EQ(sum.visible_bytes(), uint64_t{300} << 20);
+  EXPECT_DOUBLE_EQ(sum.hidden_traced_bytes(), (256 + 384) * kPage);
+  EXPECT_DOUBLE_EQ(sum.mem_free_bytes() + sum.visible_bytes() + sum.hidden_traced_bytes() + sum.hidden_untraced_bytes(),
+                   sum.mem_total_bytes());
+  EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes(), 2 * (3 << 20));
+  ASSERT_EQ(sum.paths_size(), 1);
+  EXPECT_EQ(sum.paths(0).frames(1), "anon_pipe_write");
+  ASSERT_EQ(sum.paths(0).holders_size(), 2);
+  EXPECT_EQ(sum.paths(0).holders(0).host(), "web-2");
+  EXPECT_DOUBLE_EQ(sum.paths(0).holders(0).bytes(), 384 * kPage);
+  EXPECT_EQ(sum.paths(0).holders(1).comm(), "filler");
+  EXPECT_NE(std::find(sum.notes().begin(), sum.notes().end(),
+                      "1 selected hosts left out: not classified yet, or their meminfo unusable"),
+            sum.notes().end());
+
+  request.set_by_host(true);
+  explained = fleet->Explain(request);
+  ASSERT_TRUE(explained.ok()) << explained.status();
+  ASSERT_EQ(explained->explanations_size(), 2);
+  for (const apq::v1::Explanation& host : explained->explanations()) {
+    EXPECT_EQ(host.hosts(), 1u);
+    EXPECT_DOUBLE_EQ(host.hidden_traced_bytes(), (host.host() == "web-1" ? 256 : 384) * kPage) << host.host();
+    EXPECT_TRUE(host.paths(0).holders(0).host().empty()) << "one host: holders are its own";
+  }
+  request.set_host("web-3");
+  explained = fleet->Explain(request);
+  ASSERT_TRUE(explained.ok());
+  EXPECT_EQ(explained->explanations_size(), 0);
+
+  hidden.set_at_unix_millis(now_ - kMinute);
+  hidden.set_cluster("prod");
+  absl::StatusOr<apq::v1::TopResponse> history = fleet->Top(hidden);
+  EXPECT_EQ(history.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Many streams at once: their reports are committed in shared transactions,
