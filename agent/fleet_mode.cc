@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/code_objects.h"
@@ -147,7 +148,11 @@ class ClassificationSchedule {
     }
     last_seconds_ = snapshot->monotonic_seconds;
     absl::StatusOr<ClassifiedPages> classified = Classify(snapshot);
-    if (classified.ok()) return std::move(*classified);
+    if (classified.ok()) {
+      ++done_;
+      seconds_ += snapshot->page_classes->seconds;
+      return std::move(*classified);
+    }
     if (classified.status().message() != last_error_) {
       last_error_ = std::string(classified.status().message());
       std::cerr << "apq-agent: pages not classified (the aggregator sees them as of unknown class): " << last_error_
@@ -155,6 +160,8 @@ class ClassificationSchedule {
     }
     return std::nullopt;
   }
+  int done() const { return done_; }
+  double seconds() const { return seconds_; }  // the walks' cost in all
 
  private:
   absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot) {
@@ -169,6 +176,8 @@ class ClassificationSchedule {
   const double classify_seconds_;
   std::optional<double> last_seconds_;
   std::string last_error_;
+  int done_ = 0;
+  double seconds_ = 0;
 };
 
 // PageCensus::HiddenEstimate() at start, in bytes; nullopt if the census failed.
@@ -287,7 +296,8 @@ absl::Status RunFleet(const FleetOptions& options) {
     connection->SendPending(&total_bytes_sent);
   }
   std::cerr << "apq-agent: sent " << total_bytes_sent << " bytes of reports and symbols over " << intervals
-            << " intervals" << std::endl;
+            << " intervals; classified the pages " << classifications.done() << " times, "
+            << absl::StrFormat("%.2f", classifications.seconds()) << " s in all" << std::endl;
   return absl::OkStatus();
 }
 

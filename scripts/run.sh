@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # README command 1: builds apq and runs its embedded default on this host:
 # an aggregator on a SQLite file (build/embedded/apq.db), one agent
-# streaming to it, and `apq top` for this host every 5 s until Ctrl-C.
+# streaming to it, and `apq top` of this host's hidden pages (counted by no
+# /proc/meminfo field) every 5 s until Ctrl-C.
 #   scripts/run.sh                  embedded default, until Ctrl-C
 #   scripts/run.sh --seconds 30     ... for 30 s, then one last top
 #   scripts/run.sh --local [FLAGS]  the agent alone (apq-agent --local FLAGS)
 # Needs root (BPF). APQ_SAMPLE_BYTES sets the agent's --sample-bytes
-# (default 0: exact).
+# (default 0: exact); APQ_CLASS the pages shown (hidden, visible or all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >&2
@@ -41,7 +42,7 @@ echo "apq: aggregator 127.0.0.1:$port (database $state/apq.db), agent streaming 
 start=$SECONDS
 while true; do
   sleep 5
-  build/cli/apq top --aggregator "127.0.0.1:$port" --cluster embedded --top 20
+  build/cli/apq top --aggregator "127.0.0.1:$port" --cluster embedded --top 20 --class "${APQ_CLASS:-hidden}"
   echo
   if ((seconds > 0 && SECONDS - start >= seconds)); then break; fi
 done
