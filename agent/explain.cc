@@ -24,6 +24,10 @@ apq::v1::Explanation ExplainLocally(const MeminfoBalance& balance, const Report&
   }
   e.set_hidden_traced_standard_error(std::sqrt(hidden.class_variance[apq::v1::PAGE_CLASS_HIDDEN]));
   e.set_traced_unknown_class_bytes(hidden.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN]);
+  for (const apq::v1::StartHolder& holder : hidden.held_at_start_holders) *e.add_held_at_start_holders() = holder;
+  if (!hidden.held_at_start_holders_unavailable.empty()) {
+    e.add_notes("holders of pipes and sockets at start not found: " + hidden.held_at_start_holders_unavailable);
+  }
   return e;
 }
 

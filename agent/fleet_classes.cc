@@ -37,6 +37,11 @@ absl::StatusOr<ClassifiedPages> FleetClassifier::Classify(const TrackerSnapshot&
   }
   memory.set_held_at_start_known(held_at_start_bytes_.has_value());
   memory.set_held_at_start_bytes(held_at_start_bytes_.value_or(0));
+  if (holders_.ok()) {
+    for (const apq::v1::StartHolder& holder : *holders_) *memory.add_held_at_start_holders() = holder;
+  } else {
+    memory.set_held_at_start_holders_unavailable(std::string(holders_.status().message()));
+  }
   memory.set_free_pages_still_owned(snapshot.page_classes->free_pages_still_owned);
   memory.set_classification_seconds(snapshot.page_classes->seconds);
   return classified;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -19,9 +20,10 @@ namespace apq {
 class FleetClassifier {
  public:
   // held_at_start_bytes: PageCensus::HiddenEstimate() at start in bytes;
-  // nullopt when the census failed.
-  FleetClassifier(const KernelSymbols* symbols, std::optional<uint64_t> held_at_start_bytes)
-      : symbols_(symbols), held_at_start_bytes_(held_at_start_bytes) {}
+  // nullopt when the census failed. holders: FindStartHolders() at start.
+  FleetClassifier(const KernelSymbols* symbols, std::optional<uint64_t> held_at_start_bytes,
+                  absl::StatusOr<std::vector<apq::v1::StartHolder>> holders)
+      : symbols_(symbols), held_at_start_bytes_(held_at_start_bytes), holders_(std::move(holders)) {}
 
   // Learns the class of every stack a snapshot delivers; every snapshot
   // must pass here (a stack is delivered once).
@@ -33,6 +35,7 @@ class FleetClassifier {
  private:
   const KernelSymbols* symbols_;
   std::optional<uint64_t> held_at_start_bytes_;
+  absl::StatusOr<std::vector<apq::v1::StartHolder>> holders_;
   absl::flat_hash_map<uint32_t, PageClass> class_of_stack_;
 };
 

@@ -26,7 +26,11 @@ TrackerSnapshot::Owner Owner(uint64_t id, uint32_t stack, int64_t outstanding) {
 TEST(FleetClassifierTest, OwnersTakeTheClassOfTheirPathForUnflaggedPages) {
   absl::StatusOr<KernelSymbols> symbols = KernelSymbols::Parse(kKallsyms);
   ASSERT_TRUE(symbols.ok());
-  FleetClassifier classifier(&*symbols, uint64_t{1} << 20);
+  apq::v1::StartHolder pipes;
+  pipes.set_kind("pipe buffers");
+  pipes.set_tgid(42);
+  pipes.set_bytes(8192);
+  FleetClassifier classifier(&*symbols, uint64_t{1} << 20, std::vector<apq::v1::StartHolder>{pipes});
   TrackerSnapshot first;
   first.new_stacks[1] = {0xffffffff81003010, 0xffffffff81001010, 0xffffffff81000010};  // pipe
   classifier.Learn(first);
@@ -70,6 +74,14 @@ TEST(FleetClassifierTest, OwnersTakeTheClassOfTheirPathForUnflaggedPages) {
   EXPECT_TRUE(memory.held_at_start_known());
   EXPECT_EQ(memory.held_at_start_bytes(), 1u << 20);
   EXPECT_EQ(memory.free_pages_still_owned(), 7u);
+  ASSERT_EQ(memory.held_at_start_holders_size(), 1);
+  EXPECT_EQ(memory.held_at_start_holders(0).tgid(), 42u);
+  EXPECT_TRUE(memory.held_at_start_holders_unavailable().empty());
+  FleetClassifier without(&*symbols, std::nullopt, absl::UnavailableError("no iterators here"));
+  absl::StatusOr<ClassifiedPages> unavailable = without.Classify(snapshot, "MemTotal: 1 kB\nMemFree: 1 kB\n", 1);
+  ASSERT_TRUE(unavailable.ok());
+  EXPECT_EQ(unavailable->memory.held_at_start_holders_unavailable(), "no iterators here");
+  EXPECT_FALSE(unavailable->memory.held_at_start_known());
 
   EXPECT_FALSE(classifier.Classify(snapshot, "MemTotal: lots\n", 0).ok());
   snapshot.page_classes.reset();

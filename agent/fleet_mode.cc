@@ -17,6 +17,7 @@
 #include "agent/fleet_classes.h"
 #include "agent/report.h"
 #include "agent/report_stream.h"
+#include "agent/start_holders.h"
 #include "agent/stop_signals.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "common/build_id.h"
@@ -208,7 +209,7 @@ absl::Status RunFleet(const FleetOptions& options) {
   absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
   if (!symbols.ok()) return symbols.status();
   KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
-  FleetClassifier classifier(&*symbols, held_at_start);
+  FleetClassifier classifier(&*symbols, held_at_start, FindStartHolders());
   ClassificationSchedule classifications(tracker->get(), &classifier, options.classify_seconds);
   absl::Mutex mu;
   CgroupNames cgroups;

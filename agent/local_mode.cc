@@ -11,6 +11,7 @@
 #include "agent/explain.h"
 #include "common/explanation.h"
 #include "agent/report.h"
+#include "agent/start_holders.h"
 #include "common/files.h"
 #include "common/meminfo_balance.h"
 #include "agent/stop_signals.h"
@@ -82,6 +83,7 @@ absl::Status RunLocal(const LocalOptions& options) {
   if (!first.ok()) return first.status();
   absl::StatusOr<PageCensus> census = TakePageCensus();
   if (!census.ok()) std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << "\n";
+  absl::StatusOr<std::vector<apq::v1::StartHolder>> holders = FindStartHolders();
   absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
   if (!symbols.ok()) return symbols.status();
 
@@ -123,6 +125,11 @@ absl::Status RunLocal(const LocalOptions& options) {
     if (census.ok()) {
       report.census_at_start = *census;
       report.held_at_start_by_cgroup = held_at_start_by_cgroup;
+      if (holders.ok()) {
+        report.held_at_start_holders = *holders;
+      } else {
+        report.held_at_start_holders_unavailable = std::string(holders.status().message());
+      }
     }
     if (print && options.explain) {
       if (absl::Status status = PrintExplanation(report, options.format); !status.ok()) return status;

@@ -1,5 +1,7 @@
 #include "agent/report.h"
 
+#include "common/explanation.h"
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -309,6 +311,12 @@ std::string FormatTable(const Report& r) {
       }
       absl::StrAppend(&out, " (the rest of the other kernel pages is not attributable)\n");
     }
+    if (!r.held_at_start_holders_unavailable.empty()) {
+      absl::StrAppend(&out, "  holders of pipes and sockets at start not found: ", r.held_at_start_holders_unavailable, "\n");
+    }
+    for (size_t i = 0; i < r.held_at_start_holders.size() && i < kProcessesPerPath; ++i) {
+      absl::StrAppend(&out, "  held at start by ", DescribeStartHolder(r.held_at_start_holders[i]), "\n");
+    }
   }
   return out;
 }
@@ -383,6 +391,12 @@ std::string FormatJson(const Report& r) {
                             {"by_class", classes},
                             {"unclassified_bytes", r.census_at_start->Unclassified() * kPageSize},
                             {"unflagged_by_cgroup", by_cgroup}};
+    nlohmann::json holders = nlohmann::json::array();
+    for (const apq::v1::StartHolder& holder : r.held_at_start_holders) holders.push_back(StartHolderJson(holder));
+    j["in_use_at_start"]["holders"] = holders;
+    if (!r.held_at_start_holders_unavailable.empty()) {
+      j["in_use_at_start"]["holders_unavailable"] = r.held_at_start_holders_unavailable;
+    }
   }
   return j.dump() + "\n";
 }

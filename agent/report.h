@@ -68,6 +68,10 @@ struct Report {
   // Of the census's unflagged pages, those charged to a memory cgroup, by
   // its name, largest first (bytes).
   std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup;
+  // Processes whose open pipes and sockets held pages at start, largest
+  // first; or why they could not be found.
+  std::vector<apq::v1::StartHolder> held_at_start_holders;
+  std::string held_at_start_holders_unavailable;
   // Set when the snapshot was classified: the filter applied to paths and
   // processes, the host's bytes by class over every path, and the walk.
   std::optional<ClassFilter> class_filter;

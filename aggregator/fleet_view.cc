@@ -268,6 +268,17 @@ void MergePaths(PathSums from, PathSums* into) {
   }
 }
 
+// The sum's holders at start, largest first, at most kMaxHoldersPerPath.
+void KeepLargestStartHolders(apq::v1::Explanation* e) {
+  auto* holders = e->mutable_held_at_start_holders();
+  std::sort(holders->begin(), holders->end(), [](const auto& a, const auto& b) {
+    return a.bytes() != b.bytes() ? a.bytes() > b.bytes() : std::make_tuple(a.host(), a.tgid()) < std::make_tuple(b.host(), b.tgid());
+  });
+  if (holders->size() > static_cast<int>(kMaxHoldersPerPath)) {
+    holders->DeleteSubrange(kMaxHoldersPerPath, holders->size() - static_cast<int>(kMaxHoldersPerPath));
+  }
+}
+
 // One host's equation, its hidden pages added to *paths; nullopt when it
 // has no classification to explain with (none yet, or unusable meminfo).
 absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch& epoch, PathNamer* namer,
@@ -301,6 +312,10 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
   e.set_traced_unknown_class_bytes(unknown);
   e.set_oldest_classification_unix_millis(memory->classified_unix_millis());
   if (!memory->held_at_start_known()) e.add_notes("the census of pages in use at start failed: held at start counted 0");
+  for (const apq::v1::StartHolder& holder : memory->held_at_start_holders()) *e.add_held_at_start_holders() = holder;
+  if (!memory->held_at_start_holders_unavailable().empty()) {
+    e.add_notes("holders of pipes and sockets at start not found: " + memory->held_at_start_holders_unavailable());
+  }
   return e;
 }
 
@@ -328,6 +343,7 @@ absl::StatusOr<apq::v1::ExplainResponse> ExplainEpochs(const std::vector<const H
   }
   if (!request.by_host()) {
     AddPaths(sum_paths, request.top(), /*with_host=*/true, &sum);
+    KeepLargestStartHolders(&sum);
     if (sum.hosts() > 0) *response.add_explanations() = std::move(sum);
   }
   if (unexplained > 0 && response.explanations_size() > 0) {

@@ -43,6 +43,49 @@ struct folio {
 struct task_struct {
   struct task_struct *group_leader;
   char comm[16];
+  int tgid;
+};
+
+/* What start_holders.bpf.c reads of open files. */
+struct pipe_inode_info {
+  unsigned int head;
+  unsigned int tail;
+};
+
+struct inode {
+  unsigned short i_mode;
+  struct pipe_inode_info *i_pipe; /* in a union: valid for FIFOs and pipes */
+};
+
+struct file {
+  struct inode *f_inode;
+  unsigned int f_mode;
+  void *private_data;
+};
+
+struct sock {
+  struct {
+    struct {
+      int counter;
+    } rmem_alloc;
+  } sk_backlog;
+  int sk_wmem_queued;
+};
+
+struct socket {
+  struct sock *sk;
+};
+
+struct seq_file;
+struct bpf_iter_meta {
+  struct seq_file *seq;
+};
+
+struct bpf_iter__task_file {
+  struct bpf_iter_meta *meta;
+  struct task_struct *task;
+  unsigned int fd;
+  struct file *file;
 };
 
 #pragma clang attribute pop

@@ -78,6 +78,11 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
   for (const std::string& note : host.notes()) {
     if (std::find(sum->notes().begin(), sum->notes().end(), note) == sum->notes().end()) sum->add_notes(note);
   }
+  for (const apq::v1::StartHolder& holder : host.held_at_start_holders()) {
+    apq::v1::StartHolder* added = sum->add_held_at_start_holders();
+    *added = holder;
+    if (added->host().empty()) added->set_host(host.host());
+  }
   if (first || host.oldest_classification_unix_millis() < sum->oldest_classification_unix_millis()) {
     sum->set_oldest_classification_unix_millis(host.oldest_classification_unix_millis());
   }
@@ -101,8 +106,12 @@ std::string FormatExplanationTable(const apq::v1::Explanation& e) {
   absl::StrAppendFormat(&out, "\n  + hidden, traced %s", MiB(e.hidden_traced_bytes()));
   if (e.hidden_traced_standard_error() > 0) absl::StrAppendFormat(&out, " (+- %s)", MiB(e.hidden_traced_standard_error()));
   absl::StrAppendFormat(&out, " (by path below)\n  + hidden, not traced %s\n", MiB(e.hidden_untraced_bytes()));
-  for (const apq::v1::UntracedPart& part : e.hidden_untraced_parts()) {
-    absl::StrAppendFormat(&out, "      %s: %s\n", part.what(), MiB(part.bytes()));
+  for (int i = 0; i < e.hidden_untraced_parts_size(); ++i) {
+    absl::StrAppendFormat(&out, "      %s: %s\n", e.hidden_untraced_parts(i).what(), MiB(e.hidden_untraced_parts(i).bytes()));
+    if (i != 0) continue;  // the holders found at start are within the first part
+    for (const apq::v1::StartHolder& holder : e.held_at_start_holders()) {
+      absl::StrAppend(&out, "        held then by ", DescribeStartHolder(holder), "\n");
+    }
   }
   if (e.traced_unknown_class_bytes() > 0) {
     absl::StrAppendFormat(&out, "  traced pages of unknown class (stack lost or owner table full), in neither term: %s\n",
@@ -140,6 +149,9 @@ std::string FormatExplanationJson(const apq::v1::Explanation& e) {
     parts.push_back({{"what", part.what()}, {"bytes", part.bytes()}});
   }
   j["hidden_untraced_parts"] = parts;
+  nlohmann::json holders = nlohmann::json::array();
+  for (const apq::v1::StartHolder& holder : e.held_at_start_holders()) holders.push_back(StartHolderJson(holder));
+  j["held_at_start_holders"] = holders;
   j["traced_unknown_class_bytes"] = e.traced_unknown_class_bytes();
   j["notes"] = std::vector<std::string>(e.notes().begin(), e.notes().end());
   if (e.oldest_classification_unix_millis() != 0) j["classified_unix_millis"] = e.oldest_classification_unix_millis();
@@ -158,6 +170,19 @@ std::string FormatExplanationJson(const apq::v1::Explanation& e) {
   }
   j["paths"] = paths;
   return j.dump() + "\n";
+}
+
+std::string DescribeStartHolder(const apq::v1::StartHolder& h) {
+  return absl::StrFormat("pid %d %s%s: %s %s in %d", h.tgid(), h.comm(),
+                         h.host().empty() ? "" : absl::StrCat(" (host ", h.host(), ")"), h.kind(),
+                         MiB(static_cast<double>(h.bytes())), h.objects());
+}
+
+nlohmann::json StartHolderJson(const apq::v1::StartHolder& h) {
+  nlohmann::json j = {{"kind", h.kind()}, {"tgid", h.tgid()}, {"comm", h.comm()}, {"bytes", h.bytes()},
+                      {"objects", h.objects()}};
+  if (!h.host().empty()) j["host"] = h.host();
+  return j;
 }
 
 }  // namespace apq

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "apq/v1/apq.pb.h"
+#include "nlohmann/json.hpp"
 #include "common/meminfo_balance.h"
 
 namespace apq {
@@ -17,12 +18,16 @@ apq::v1::Explanation ExplanationOf(const MeminfoBalance& balance);
 
 // Adds one host's terms to a sum over hosts: every term is a sum of pages,
 // so the sum of the hosts' equations is the fleet's. Paths are not touched
-// (the caller merges them by path); hosts and the oldest classification are.
+// (the caller merges them by path); hosts, the oldest classification and
+// the holders at start (named by host) are.
 void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum);
 
 // Table for people; json with the field names of the issue (mem_total_bytes,
 // visible as {field: bytes}, paths with their processes...).
 std::string FormatExplanationTable(const apq::v1::Explanation& explanation);
+// "pid 42 writer (host h): pipe buffers 16.0 MiB in 16", and its json object.
+std::string DescribeStartHolder(const apq::v1::StartHolder& holder);
+nlohmann::json StartHolderJson(const apq::v1::StartHolder& holder);
 std::string FormatExplanationJson(const apq::v1::Explanation& explanation);
 
 }  // namespace apq

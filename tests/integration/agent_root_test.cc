@@ -794,6 +794,48 @@ TEST_F(AgentRootTest, HeldBeforeTracingIsAttributedToItsMemoryCgroup) {
   EXPECT_EQ(BytesOfProcess(report, pipes->pid(), OnPipeWritePath), 0) << "allocated before tracing: no path";
 }
 
+// Pipes and unread loopback TCP data held before the agent starts: one walk
+// of every task's open files at start (a BPF task_file iterator) finds the
+// processes holding them, the pipes to the byte and each once.
+TEST_F(AgentRootTest, PipesAndSocketsHeldBeforeTracingAreFoundWithTheirProcesses) {
+  constexpr int kPipes = 16, kConnections = 2;
+  constexpr uint64_t kBytesPerConnection = 4 * kMiB;
+  auto pipes = StartPipes(kPipes, 120);
+  auto sockets = StartWorkload({BuiltBinary("tests/apq-hold-sockets"), "--connections", std::to_string(kConnections),
+                                "--bytes", std::to_string(kBytesPerConnection), "--hold-seconds", "120"});
+  auto agent = StartAgent({"--interval", "1"});
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
+  const nlohmann::json& at_start = report["in_use_at_start"];
+  if (at_start.contains("holders_unavailable")) {
+    const std::string why = at_start["holders_unavailable"].get<std::string>();
+    if (why.find("refuses tracing programs") != std::string::npos) {
+      GTEST_SKIP() << "this kernel cannot run BPF iterators, as the report says: " << why;
+    }
+    FAIL() << "holders at start not found: " << why;
+  }
+  uint64_t pipe_bytes = 0, pipe_objects = 0, socket_bytes = 0;
+  for (const auto& holder : at_start["holders"]) {
+    const pid_t tgid = holder["tgid"].get<pid_t>();
+    if (tgid == pipes->pid() && holder["kind"] == "pipe buffers") {
+      pipe_bytes += holder["bytes"].get<uint64_t>();
+      pipe_objects += holder["objects"].get<uint64_t>();
+    }
+    if (tgid == sockets->pid() && holder["kind"] == "socket queues") socket_bytes += holder["bytes"].get<uint64_t>();
+  }
+  EXPECT_EQ(pipe_bytes, kPipes * kMiB) << at_start["holders"].dump();
+  EXPECT_EQ(pipe_objects, static_cast<uint64_t>(kPipes));
+  // Queued skbs count their truesize: the data sent (as much as the
+  // connections took, which the workload prints) and the buffers' overhead.
+  const auto sent = static_cast<uint64_t>(std::stod(sockets->Stdout().substr(sockets->Stdout().rfind(' ') + 1)));
+  EXPECT_GT(sent, 0u);
+  EXPECT_GE(socket_bytes, sent) << at_start["holders"].dump();
+  EXPECT_LE(socket_bytes, sent + sent / 2) << at_start["holders"].dump();
+  std::printf("held at start: pipes %.1f MiB in %d, sockets %.2f MiB for %.1f MiB sent\n",
+              static_cast<double>(pipe_bytes) / kMiB, static_cast<int>(pipe_objects),
+              static_cast<double>(socket_bytes) / kMiB, static_cast<double>(sent) / kMiB);
+}
+
 // apq-agent --local --explain: a hidden load of X bytes shows in the hidden,
 // traced term on its path to the byte, and the equation's terms add up.
 TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
