@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
 #include "aggregator/services.h"
@@ -18,9 +19,10 @@ namespace {
 constexpr int64_t kMinute = 60'000;
 constexpr double kPage = 4096;
 
-std::string Kallsyms(uint64_t base) {
-  return absl::StrFormat("%x T _stext\n%x T ksys_write\n%x t anon_pipe_write\n%x T alloc_pages_noprof\n", base,
-                         base + 0x100, base + 0x200, base + 0x300);
+// pipe_writer: the name of the function at +0x200 (a rename between builds).
+std::string Kallsyms(uint64_t base, const std::string& pipe_writer = "anon_pipe_write") {
+  return absl::StrFormat("%x T _stext\n%x T ksys_write\n%x t %s\n%x T alloc_pages_noprof\n", base, base + 0x100,
+                         base + 0x200, pipe_writer, base + 0x300);
 }
 
 // Fleet::ApplyThen, waiting for the outcome (after the commit).
@@ -35,30 +37,35 @@ absl::StatusOr<EpochState::Outcome> ApplyAndWait(Fleet* fleet, int64_t epoch_id,
   return result;
 }
 
-// One agent on a host of build "build-1" whose text starts at `base`
-// (KASLR), holding pages on the pipe-write path in one process.
+// One agent on a host of a kernel build ("build-1" unless said) whose text
+// starts at `base` (KASLR), holding pages on the pipe-write path in one
+// process, and optionally others on ksys_write itself.
 class PipeHost {
  public:
-  PipeHost(const std::string& name, uint64_t base)
-      : base_(base), symbols_(*KernelSymbols::Parse(Kallsyms(base))),
-        frames_(&symbols_, [](const std::string&) { return std::string("build-1"); }), stream_(&frames_, 1 << 20) {
+  PipeHost(const std::string& name, uint64_t base, const std::string& build = "build-1",
+           const std::string& pipe_writer = "anon_pipe_write")
+      : base_(base), symbols_(*KernelSymbols::Parse(Kallsyms(base, pipe_writer))),
+        frames_(&symbols_, [build](const std::string&) { return build; }), stream_(&frames_, 1 << 20), build_(build) {
     hello_.set_cluster("prod");
     hello_.set_host(name);
     hello_.mutable_epoch()->set_boot_id("boot-" + name);
     hello_.mutable_epoch()->set_agent_instance(1);
     hello_.mutable_kernel()->set_release("6.18.0");
-    hello_.mutable_kernel()->set_build_id("build-1");
+    hello_.mutable_kernel()->set_build_id(build);
   }
+  const std::string& build() const { return build_; }
   const apq::v1::Hello& hello() const { return hello_; }
   // The kernel's table, once a report has named the kernel as a code object.
   apq::v1::SymbolTable Symbols() { return frames_.SymbolTableOf("vmlinux").value_or(apq::v1::SymbolTable()); }
 
   // The next report: the process now holds `pages`; with `classified`, the
   // report carries that classification of them.
-  const apq::v1::Report& Hold(int64_t pages, int64_t now, const ClassifiedPages* classified = nullptr) {
+  const apq::v1::Report& Hold(int64_t pages, int64_t now, const ClassifiedPages* classified = nullptr,
+                              int64_t ksys_write_pages = 0) {
     TrackerSnapshot snapshot;
     if (stream_.unacknowledged().empty() && sequence_ == 0) {
       snapshot.new_stacks[4] = {base_ + 0x310, base_ + 0x210, base_ + 0x110};  // alloc_pages <- pipe <- ksys_write
+      snapshot.new_stacks[5] = {base_ + 0x310, base_ + 0x110};                 // alloc_pages <- ksys_write
     }
     TrackerSnapshot::Owner owner;
     owner.id = 2;
@@ -67,6 +74,11 @@ class PipeHost {
     owner.counters.pages_outstanding = pages;
     owner.counters.pages_allocated = static_cast<uint64_t>(std::max<int64_t>(pages, 0));
     snapshot.owners = {owner};
+    owner.id = 3;
+    owner.key.stack_id = 5;
+    owner.counters.pages_outstanding = ksys_write_pages;
+    owner.counters.pages_allocated = static_cast<uint64_t>(ksys_write_pages);
+    snapshot.owners.push_back(owner);
     snapshot.process_names[77] = "filler";
     stream_.Add(snapshot, {}, {}, now, classified);
     return stream_.unacknowledged().back();
@@ -78,6 +90,7 @@ class PipeHost {
   KernelSymbols symbols_;
   KallsymsFrameEncoder frames_;
   ReportStream stream_;
+  std::string build_;
   apq::v1::Hello hello_;
   uint64_t sequence_ = 0;
 };
@@ -102,8 +115,10 @@ class FleetTest : public ::testing::Test {
     return fleet.ok() ? std::move(*fleet) : nullptr;
   }
   // Streams host's report holding `pages` into the fleet and acknowledges it.
-  void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages, const ClassifiedPages* classified = nullptr) {
-    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet, epoch, host->Hold(pages, now_, classified));
+  void Report(Fleet* fleet, int64_t epoch, PipeHost* host, int64_t pages, const ClassifiedPages* classified = nullptr,
+              int64_t ksys_write_pages = 0) {
+    absl::StatusOr<EpochState::Outcome> outcome =
+        ApplyAndWait(fleet, epoch, host->Hold(pages, now_, classified, ksys_write_pages));
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     host->Acknowledge();
@@ -115,7 +130,7 @@ class FleetTest : public ::testing::Test {
   }
   // Host's stream is asked for the kernel's table and uploads it.
   void Upload(Fleet* fleet, int64_t epoch, PipeHost* host) {
-    ASSERT_EQ(fleet->NeedSymbols("vmlinux", "build-1", epoch), Fleet::SymbolNeed::kAskThisStream);
+    ASSERT_EQ(fleet->NeedSymbols("vmlinux", host->build(), epoch), Fleet::SymbolNeed::kAskThisStream);
     absl::StatusOr<bool> stored = fleet->PutSymbols(epoch, host->Symbols());
     ASSERT_TRUE(stored.ok()) << stored.status();
     ASSERT_TRUE(*stored);
@@ -276,6 +291,92 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   hidden.set_cluster("prod");
   absl::StatusOr<apq::v1::TopResponse> history = fleet->Top(hidden);
   EXPECT_EQ(history.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// apq diff between two kernel builds running side by side (a wave half
+// done: two hosts on build-1, one on Build-2, where the pipe writer was
+// renamed): paths match by function names across builds, bytes compare per
+// host of each cohort, and a path on one side only is new or vanished.
+// Between two times: each side's samples.
+TEST_F(FleetTest, DiffComparesBuildsPerHostAndTimes) {
+  now_ = 1000 * 60 * kMinute;
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull),
+      web3("web-3", 0xffffffff83000000ull, "Build-2", "pipe_write");
+  absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2),
+                          epoch3 = Attach(fleet.get(), web3);
+  ASSERT_TRUE(epoch1.ok() && epoch2.ok() && epoch3.ok());
+  const int64_t start = now_;
+  Report(fleet.get(), *epoch1, &web1, 256, nullptr, 100);
+  Report(fleet.get(), *epoch2, &web2, 512, nullptr, 100);
+  Report(fleet.get(), *epoch3, &web3, 1024, nullptr, 300);
+  Upload(fleet.get(), *epoch1, &web1);
+  Upload(fleet.get(), *epoch3, &web3);
+  ASSERT_TRUE(fleet->Sample().ok());
+  now_ += kMinute;
+  Report(fleet.get(), *epoch1, &web1, 768, nullptr, 100);  // web-1 grows
+  Report(fleet.get(), *epoch2, &web2, 512, nullptr, 100);
+  Report(fleet.get(), *epoch3, &web3, 1024, nullptr, 300);
+  ASSERT_TRUE(fleet->Sample().ok());
+
+  apq::v1::DiffRequest request;
+  request.set_cluster("prod");
+  request.mutable_before()->set_build_hex_prefix(absl::BytesToHexString("build-1"));
+  request.mutable_after()->set_build_hex_prefix(absl::BytesToHexString("Build-2").substr(0, 4));  // a prefix
+  absl::StatusOr<apq::v1::DiffResponse> diff = fleet->Diff(request);
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  EXPECT_EQ(diff->before_cohort_hosts(), 2u);
+  EXPECT_EQ(diff->after_cohort_hosts(), 1u);
+  EXPECT_EQ(diff->resolution_millis(), kMinute);
+  ASSERT_EQ(diff->entries_size(), 3) << diff->DebugString();
+  // Largest change per host first: the renamed writer's path, new; the old one, vanished.
+  EXPECT_EQ(diff->entries(0).key(), "ksys_write;pipe_write");
+  EXPECT_EQ(diff->entries(0).status(), "new");
+  EXPECT_EQ(diff->entries(0).after_bytes_per_host(), 1024 * kPage);
+  EXPECT_EQ(diff->entries(1).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(diff->entries(1).status(), "vanished");
+  EXPECT_EQ(diff->entries(1).before_bytes(), (768 + 512) * kPage);  // the newest sample
+  EXPECT_EQ(diff->entries(1).before_bytes_per_host(), (768 + 512) / 2 * kPage);
+  EXPECT_EQ(diff->entries(1).before_hosts(), 2u);
+  // Matched across builds by its function names: 100 per host before, 300 after.
+  EXPECT_EQ(diff->entries(2).key(), "ksys_write");
+  EXPECT_EQ(diff->entries(2).status(), "");
+  EXPECT_EQ(diff->entries(2).before_bytes_per_host(), 100 * kPage);
+  EXPECT_EQ(diff->entries(2).after_bytes_per_host(), 300 * kPage);
+  EXPECT_EQ(diff->entries(2).change_per_host(), 200 * kPage);
+  EXPECT_EQ(diff->entries(2).after_hosts(), 1u);
+
+  // By function, between the two minutes of build-1 (a point, then a range
+  // whose mean covers both samples).
+  request.set_group_by(apq::v1::GROUP_BY_FUNCTION);
+  request.mutable_before()->set_from_unix_millis(start + 30'000);
+  request.mutable_before()->set_to_unix_millis(start + 30'000);
+  *request.mutable_after() = request.before();
+  request.mutable_after()->set_from_unix_millis(start);
+  request.mutable_after()->set_to_unix_millis(start + kMinute);
+  diff = fleet->Diff(request);
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  EXPECT_EQ(diff->before_samples(), 1u);
+  EXPECT_EQ(diff->after_samples(), 2u);
+  ASSERT_GE(diff->entries_size(), 1);
+  EXPECT_EQ(diff->entries(0).key(), "anon_pipe_write");
+  EXPECT_EQ(diff->entries(0).before_bytes(), (256 + 512) * kPage);
+  EXPECT_EQ(diff->entries(0).after_bytes(), ((256 + 512) + (768 + 512)) / 2 * kPage);
+
+  // Per host, from the hourly host rows; history keeps no processes.
+  request.set_group_by(apq::v1::GROUP_BY_HOST);
+  request.mutable_before()->set_build_hex_prefix("");
+  request.mutable_after()->set_build_hex_prefix("");
+  diff = fleet->Diff(request);
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  EXPECT_EQ(diff->resolution_millis(), 60 * kMinute);
+  EXPECT_EQ(diff->entries_size(), 3);
+  request.set_group_by(apq::v1::GROUP_BY_PROCESS);
+  EXPECT_EQ(fleet->Diff(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.set_group_by(apq::v1::GROUP_BY_STACK);
+  request.mutable_before()->set_build_hex_prefix("%");
+  EXPECT_EQ(fleet->Diff(request).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Many streams at once: their reports are committed in shared transactions,

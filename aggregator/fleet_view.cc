@@ -43,7 +43,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   auto stack = epoch.state.stacks().find(stack_id);
   if (stack == epoch.state.stacks().end()) {
     uncached_.frames = {"[stack unknown]"};  // APQ_STACK_LOST, or a stack the agent could not send
-    uncached_.folded = uncached_.frames[0];
+    uncached_.folded = uncached_.function = uncached_.frames[0];
     return &uncached_;
   }
   bool complete = true;
@@ -66,6 +66,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   path.frames = CallPathRootFirst(names);
   if (path.frames.empty()) path.frames = {"[page allocator]"};
   path.folded = FoldPath(path.frames);
+  path.function = FunctionOf(path.frames);
   if (!complete) {
     uncached_ = std::move(path);
     return &uncached_;
@@ -159,7 +160,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     }
     absl::string_view key;
     switch (request.group_by()) {
-      case apq::v1::GROUP_BY_FUNCTION: key = frames.back(); break;
+      case apq::v1::GROUP_BY_FUNCTION: key = held.path->function; break;
       case apq::v1::GROUP_BY_HOST: key = held.host->host; break;
       case apq::v1::GROUP_BY_PROCESS: key = held.series->key.comm(); break;
       case apq::v1::GROUP_BY_CGROUP: key = held.series->key.cgroup(); break;

@@ -34,6 +34,7 @@ struct HostEpoch {
 struct NamedPath {
   std::vector<std::string> frames;
   std::string folded;
+  std::string function;  // FunctionOf(frames)
 };
 
 // Names the call paths of stacks: function names, root first, allocator

@@ -273,6 +273,22 @@ absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& reque
   return TopOfEpochs(FreshEpochs(request, clock_()), request, &namer_);
 }
 
+absl::StatusOr<apq::v1::DiffResponse> Fleet::Diff(const apq::v1::DiffRequest& request) {
+  if (request.cluster().empty()) return absl::InvalidArgumentError("diff needs a cluster");
+  const int64_t now = clock_();
+  int64_t before_resolution = 0, after_resolution = 0;
+  absl::MutexLock lock(&reader_mu_);
+  absl::StatusOr<DiffSide> before =
+      store_->HistoryForDiff(request.cluster(), request.before(), request.group_by(), now, &before_resolution);
+  if (!before.ok()) return before.status();
+  absl::StatusOr<DiffSide> after =
+      store_->HistoryForDiff(request.cluster(), request.after(), request.group_by(), now, &after_resolution);
+  if (!after.ok()) return after.status();
+  apq::v1::DiffResponse response = DiffOf(*before, *after, request.top());
+  response.set_resolution_millis(std::max(before_resolution, after_resolution));
+  return response;
+}
+
 absl::StatusOr<apq::v1::ExplainResponse> Fleet::Explain(const apq::v1::ExplainRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("explain needs a cluster");
   apq::v1::TopRequest selection;
@@ -474,6 +490,14 @@ grpc::Status QueryService::Top(grpc::ServerContext*, const apq::v1::TopRequest* 
   absl::StatusOr<apq::v1::TopResponse> top = fleet_->Top(*request);
   if (!top.ok()) return ToGrpc(top.status());
   *response = std::move(*top);
+  return grpc::Status::OK;
+}
+
+grpc::Status QueryService::Diff(grpc::ServerContext*, const apq::v1::DiffRequest* request,
+                                apq::v1::DiffResponse* response) {
+  absl::StatusOr<apq::v1::DiffResponse> diff = fleet_->Diff(*request);
+  if (!diff.ok()) return ToGrpc(diff.status());
+  *response = std::move(*diff);
   return grpc::Status::OK;
 }
 

@@ -57,6 +57,8 @@ class Fleet {
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
   absl::StatusOr<apq::v1::ExplainResponse> Explain(const apq::v1::ExplainRequest& request);
+  // apq diff: two selections of history compared group by group.
+  absl::StatusOr<apq::v1::DiffResponse> Diff(const apq::v1::DiffRequest& request);
   // Stores the fleet's state now as the history sample of this minute,
   // forgets epochs gone stale, and applies retention. Run once a minute.
   absl::Status Sample();
@@ -133,6 +135,8 @@ class QueryService final : public apq::v1::Query::Service {
                      apq::v1::HostsResponse* response) override;
   grpc::Status Explain(grpc::ServerContext* context, const apq::v1::ExplainRequest* request,
                        apq::v1::ExplainResponse* response) override;
+  grpc::Status Diff(grpc::ServerContext* context, const apq::v1::DiffRequest* request,
+                    apq::v1::DiffResponse* response) override;
 
  private:
   Fleet* fleet_;

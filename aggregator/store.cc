@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/stack_paths.h"
 
 namespace apq {
 namespace {
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS symbol_tables (
 CREATE TABLE IF NOT EXISTS paths (
   path_id INTEGER PRIMARY KEY,
   folded TEXT NOT NULL UNIQUE,
-  leaf TEXT NOT NULL);
+  leaf TEXT NOT NULL);  -- the path's function (FunctionOf): --by function
 -- Which minutes were sampled, and how many hosts each cluster had then.
 CREATE TABLE IF NOT EXISTS cluster_samples (
   minute INTEGER NOT NULL,
@@ -155,10 +157,32 @@ absl::Status Store::CreateSchema() {
                                                            status.message())));
     }
   }
+  // Version 3 groups paths by their function (FunctionOf), not their last frame.
+  if (found != 0 && found < 3) {
+    if (absl::Status status = RenamePathFunctions(); !status.ok()) return fail(status);
+  }
   if (absl::Status status = db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !status.ok()) {
     return fail(status);
   }
   return db_.Commit();
+}
+
+absl::Status Store::RenamePathFunctions() {
+  absl::StatusOr<Statement> paths = db_.Prepare("SELECT path_id, folded FROM paths");
+  if (!paths.ok()) return paths.status();
+  std::vector<std::pair<int64_t, std::string>> functions;
+  absl::Status status = paths->ForEachRow([&] {
+    functions.emplace_back(paths->Int(0), FunctionOf(absl::StrSplit(paths->Text(1), ';')));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  absl::StatusOr<Statement> rename = db_.Prepare("UPDATE paths SET leaf = ?2 WHERE path_id = ?1");
+  if (!rename.ok()) return rename.status();
+  for (const auto& [path_id, function] : functions) {
+    rename->Reset();
+    if (status = rename->Bind(1, path_id).Bind(2, function).Run(); !status.ok()) return status;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, EpochState* state) {
@@ -458,8 +482,8 @@ absl::StatusOr<int64_t> Store::PathId(const std::string& folded) {
       "INSERT INTO paths (folded, leaf) VALUES (?1, ?2) ON CONFLICT (folded) DO UPDATE SET leaf = leaf "
       "RETURNING path_id");
   if (!insert.ok()) return insert.status();
-  size_t last = folded.rfind(';');
-  insert->Bind(1, folded).Bind(2, last == std::string::npos ? folded : folded.substr(last + 1));
+  // The leaf column is the path's function (--by function): its frames are the folded names.
+  insert->Bind(1, folded).Bind(2, FunctionOf(absl::StrSplit(folded, ';')));
   absl::StatusOr<bool> row = insert->Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::InternalError("no path id");
@@ -634,6 +658,90 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
                    " BETWEEN ?1 AND ?2 AND c.cluster = ?3 ", filters,
                    "GROUP BY t, key, c.build_id) GROUP BY t, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
       first, last, unit, hosts_sampled);
+}
+
+absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const apq::v1::DiffSelector& selector,
+                                               apq::v1::GroupBy by, int64_t now_millis, int64_t* resolution_millis) {
+  const std::string& prefix = selector.build_hex_prefix();
+  if (prefix.size() > 80 || !std::all_of(prefix.begin(), prefix.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return absl::InvalidArgumentError("build= takes lower-case hex");
+  }
+  const bool point = selector.from_unix_millis() == selector.to_unix_millis();
+  const int64_t to = selector.to_unix_millis() != 0 ? selector.to_unix_millis() : now_millis;
+  const int64_t from = point ? to : selector.from_unix_millis();
+  if (from < 0 || from > to) return absl::InvalidArgumentError("a time range must run forwards, after 1970");
+  // Per host (host= or --by host): the hourly host rows; else the cluster rows.
+  const bool per_host = !selector.host().empty() || by == apq::v1::GROUP_BY_HOST;
+  const int64_t minute_horizon = FloorDiv(now_millis - retention_.minute_millis, kMinuteMillis) + 1;
+  const bool minutes = !per_host && FloorDiv(from, kMinuteMillis) >= minute_horizon;
+  const int64_t unit = minutes ? kMinuteMillis : kHourMillis;
+  *resolution_millis = unit;
+  std::string key;
+  switch (by) {
+    case apq::v1::GROUP_BY_FUNCTION: key = "p.leaf"; break;
+    case apq::v1::GROUP_BY_BUILD: key = "lower(hex(c.build_id))"; break;
+    case apq::v1::GROUP_BY_HOST: key = "n.name"; break;
+    case apq::v1::GROUP_BY_STACK: key = "p.folded"; break;
+    default: return absl::InvalidArgumentError("diff groups by stack, function, host or build: history keeps no more");
+  }
+  const char* time = per_host ? "c.hour" : minutes ? "c.minute" : "c.hour";
+  const std::string from_clause =
+      per_host ? "host_hours c JOIN hosts n USING (host_id)"
+               : absl::StrCat(minutes ? "cluster_minutes" : "cluster_hours", " c");
+  const std::string where = absl::StrCat(
+      per_host ? "n.cluster = ?1" : "c.cluster = ?1", " AND ", time, " BETWEEN ?2 AND ?3 ",
+      "AND (?4 = '' OR lower(hex(c.build_id)) LIKE ?4 || '%') ",
+      "AND (?5 = '' OR c.build_id IN (SELECT build_id FROM epochs WHERE kernel_release = ?5)) ",
+      per_host ? "AND (?6 = '' OR n.name = ?6) " : "");
+  auto bind = [&](Statement& statement, int64_t first, int64_t last) {
+    statement.Bind(1, cluster).Bind(2, first).Bind(3, last).Bind(4, prefix).Bind(5, selector.release());
+    if (per_host) statement.Bind(6, selector.host());
+  };
+  // The cohort: per sample, the hosts the selector takes (a host of the
+  // cluster rows is counted by the most hosts any path of its build has).
+  const std::string cohort_sql =
+      per_host ? absl::StrCat("SELECT ", time, ", count(DISTINCT c.host_id) FROM ", from_clause, " WHERE ", where,
+                              "GROUP BY 1")
+               : absl::StrCat("SELECT t, sum(h) FROM (SELECT ", time, " t, c.build_id, max(c.hosts) h FROM ",
+                              from_clause, " WHERE ", where, "GROUP BY 1, 2) GROUP BY t");
+  int64_t first = FloorDiv(from, unit), last = FloorDiv(to, unit);
+  // An hourly row holds the hour's last sample: the hour of a past time
+  // holds later samples, so "at or before" takes the hour before it.
+  if (point && !minutes && to < now_millis - kMinuteMillis) --last;
+  if (point) first = 0;  // the newest sample at or before
+  absl::StatusOr<Statement> cohort = reader_.Prepare(cohort_sql);
+  if (!cohort.ok()) return cohort.status();
+  bind(*cohort, first, last);
+  DiffSide side;
+  absl::Status status = cohort->ForEachRow([&] {
+    if (cohort->Int(1) > 0) side.cohort[cohort->Int(0)] = static_cast<uint32_t>(cohort->Int(1));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (point && !side.cohort.empty()) {
+    const auto newest = *side.cohort.rbegin();
+    side.cohort = {newest};
+    first = last = newest.first;
+  }
+  if (side.cohort.empty()) return side;
+  const std::string cells_sql =
+      per_host ? absl::StrCat("SELECT ", time, ", ", key, ", sum(c.bytes), sum(c.variance), count(DISTINCT c.host_id) ",
+                              "FROM ", from_clause, " JOIN paths p USING (path_id) WHERE ", where, "GROUP BY 1, 2")
+               : absl::StrCat("SELECT t, k, sum(b), sum(v), sum(h) FROM (SELECT ", time, " t, ", key,
+                              " k, c.build_id, sum(c.bytes) b, sum(c.variance) v, max(c.hosts) h FROM ", from_clause,
+                              " JOIN paths p USING (path_id) WHERE ", where, "GROUP BY 1, 2, 3) GROUP BY t, k");
+  absl::StatusOr<Statement> cells = reader_.Prepare(cells_sql);
+  if (!cells.ok()) return cells.status();
+  bind(*cells, first, last);
+  status = cells->ForEachRow([&] {
+    side.cells.push_back({cells->Int(0), cells->Text(1), cells->Double(2), cells->Double(3),
+                          static_cast<uint32_t>(cells->Int(4))});
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return side;
 }
 
 absl::StatusOr<apq::v1::TopResponse> Store::HistoryRows(const apq::v1::TopRequest& request, const std::string& sql,

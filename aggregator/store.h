@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "aggregator/diff.h"
 #include "aggregator/epoch_state.h"
 #include "aggregator/fleet_view.h"
 #include "aggregator/sqlite.h"
@@ -99,11 +100,17 @@ class Store {
   // host, or a host filter) from the hourly host rows. Process and cgroup
   // are not kept in history.
   absl::StatusOr<apq::v1::TopResponse> TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis);
+  // One side of apq diff from history: minute samples while the selector's
+  // start is within their retention, else hourly rows; per-host rows (hourly)
+  // for a host= selector or --by host. Sets the resolution used.
+  absl::StatusOr<DiffSide> HistoryForDiff(const std::string& cluster, const apq::v1::DiffSelector& selector,
+                                          apq::v1::GroupBy by, int64_t now_millis, int64_t* resolution_millis);
 
  private:
   Store(Database writer, Database reader, const Retention& retention)
       : db_(std::move(writer)), reader_(std::move(reader)), retention_(retention) {}
   absl::Status CreateSchema();
+  absl::Status RenamePathFunctions();
   absl::Status StoreReport(const AppliedReport& applied);
   absl::StatusOr<int64_t> PathId(const std::string& folded);
   // Runs a history query (parameters: ?1..?2 the sample range, ?3 cluster,

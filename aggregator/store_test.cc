@@ -117,6 +117,8 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
       INSERT INTO epochs (epoch_id, host_id, boot_id, agent_instance, kernel_release, build_id, sample_bytes)
         VALUES (1, 1, 'b', 1, '5.10.0', x'01', 0);
       INSERT INTO series VALUES (1, 1, x'', 12, 12, 1);
+      CREATE TABLE paths (path_id INTEGER PRIMARY KEY, folded TEXT NOT NULL UNIQUE, leaf TEXT NOT NULL);
+      INSERT INTO paths VALUES (1, 'pipe_fcntl;pipe_resize_ring;___kmalloc_large_node', '___kmalloc_large_node');
       PRAGMA user_version=2;)sql")
                     .ok());
   }
@@ -127,6 +129,15 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
   ASSERT_EQ(old_epoch->series().size(), 1u);
   EXPECT_EQ(old_epoch->series().at(1).pages_outstanding, 12);
   EXPECT_FALSE(old_epoch->series().at(1).class_pages.has_value());
+  {  // paths are grouped by their function now (FunctionOf), not their last frame
+    absl::StatusOr<Database> file = Database::Open(path_.string());
+    ASSERT_TRUE(file.ok());
+    absl::StatusOr<Statement> leaf = file->Prepare("SELECT leaf FROM paths WHERE path_id = 1");
+    ASSERT_TRUE(leaf.ok());
+    absl::StatusOr<bool> row = leaf->Step();
+    ASSERT_TRUE(row.ok() && *row);
+    EXPECT_EQ(leaf->Text(0), "pipe_resize_ring");
+  }
 
   FakeFrames frames;
   ReportStream stream(&frames, 1 << 20);

@@ -3,6 +3,8 @@
 //           [--format table|json|folded] [--host H] [--build HEX] [--frame SUBSTRING] [--at WHEN] [--since WHEN]
 //           [--class hidden|visible|all]
 //   apq explain --aggregator HOST:PORT --cluster NAME [--host H] [--by host] [--top N] [--format table|json]
+//   apq diff --aggregator HOST:PORT --cluster NAME --before SELECTOR --after SELECTOR
+//           [--by stack|function|host|build] [--top N] [--format table|json|folded]
 //   apq hosts --aggregator HOST:PORT --cluster NAME [--format table|json]
 //   TLS: [--tls-ca PEM [--tls-cert PEM --tls-key PEM] [--tls-server-name NAME]]
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
+#include "cli/diff_selector.h"
 #include "common/client_tls_flags.h"
 #include "common/explanation.h"
 #include "common/flag_names.h"
@@ -44,6 +47,10 @@ ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing th
 ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
                                  "time ago (90m, 6h).");
 ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
+ABSL_FLAG(std::string, before, "",
+          "diff: the history to compare against: parts joined by commas, all of which must hold: a time (at that "
+          "time) or FROM..TO (RFC 3339, or a time ago: 2h..1h), build=HEX (a prefix), release=UNAME_R, host=NAME.");
+ABSL_FLAG(std::string, after, "", "diff: the history compared, as --before (no time: the newest sample).");
 ABSL_FLAG(double, timeout, 30, "Seconds to wait for the aggregator.");
 
 namespace {
@@ -234,9 +241,72 @@ absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
   return absl::OkStatus();
 }
 
+std::string JsonWithProtoNames(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::DiffRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
+  if (!by.ok()) return by.status();
+  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError("--format folded needs --by stack");
+  }
+  request.set_group_by(*by);
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
+  if (absl::GetFlag(FLAGS_before).empty() || absl::GetFlag(FLAGS_after).empty()) {
+    return absl::InvalidArgumentError("diff needs --before and --after");
+  }
+  const absl::Time now = absl::Now();
+  absl::StatusOr<apq::v1::DiffSelector> before = apq::ParseDiffSelector(absl::GetFlag(FLAGS_before), now);
+  if (!before.ok()) return absl::InvalidArgumentError(absl::StrCat("--before: ", before.status().message()));
+  absl::StatusOr<apq::v1::DiffSelector> after = apq::ParseDiffSelector(absl::GetFlag(FLAGS_after), now);
+  if (!after.ok()) return absl::InvalidArgumentError(absl::StrCat("--after: ", after.status().message()));
+  *request.mutable_before() = *before;
+  *request.mutable_after() = *after;
+  apq::v1::DiffResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  if (absl::Status status = FromGrpc(stub->Diff(&context, request, &response), "diff from"); !status.ok()) {
+    return status;
+  }
+  if (format == "json") {
+    std::cout << JsonWithProtoNames(response) << "\n";
+  } else if (format == "folded") {
+    // The differential folded form (flame-graph diff tools): stack, bytes
+    // per host before, bytes per host after.
+    for (const apq::v1::DiffEntry& e : response.entries()) {
+      std::cout << e.key() << " " << std::llround(e.before_bytes_per_host()) << " "
+                << std::llround(e.after_bytes_per_host()) << "\n";
+    }
+  } else {
+    const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
+    std::cout << absl::StrFormat("before: %d hosts over %d samples; after: %d hosts over %d samples (%s); bytes per host\n",
+                                 response.before_cohort_hosts(), response.before_samples(),
+                                 response.after_cohort_hosts(), response.after_samples(), resolution);
+    std::cout << absl::StrFormat("%14s %14s %14s %12s %11s %-9s %s\n", "BEFORE", "AFTER", "CHANGE", "STD.ERR",
+                                 "HOSTS B/A", "", absl::GetFlag(FLAGS_by));
+    for (const apq::v1::DiffEntry& e : response.entries()) {
+      std::cout << absl::StrFormat("%14.0f %14.0f %+14.0f %12.0f %5d/%-5d %-9s %s\n", e.before_bytes_per_host(),
+                                   e.after_bytes_per_host(), e.change_per_host(), e.standard_error(), e.before_hosts(),
+                                   e.after_hosts(), e.status(), e.key());
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run(const std::vector<std::string>& positional) {
-  if (positional.size() != 2 || (positional[1] != "top" && positional[1] != "hosts" && positional[1] != "explain")) {
-    return absl::InvalidArgumentError("usage: apq top|explain|hosts --cluster NAME [--aggregator HOST:PORT] ...");
+  const std::vector<std::string> commands = {"top", "explain", "diff", "hosts"};
+  if (positional.size() != 2 || std::find(commands.begin(), commands.end(), positional[1]) == commands.end()) {
+    return absl::InvalidArgumentError("usage: apq top|explain|diff|hosts --cluster NAME [--aggregator HOST:PORT] ...");
   }
   if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
   std::string format = absl::GetFlag(FLAGS_format);
@@ -253,13 +323,14 @@ absl::Status Run(const std::vector<std::string>& positional) {
   auto stub = apq::v1::Query::NewStub(*channel);
   if (positional[1] == "top") return RunTop(stub.get(), format);
   if (positional[1] == "explain") return RunExplain(stub.get(), format);
+  if (positional[1] == "diff") return RunDiff(stub.get(), format);
   return RunHosts(stub.get(), format);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("apq top|explain|hosts --cluster NAME [--aggregator HOST:PORT] [flags]");
+  absl::SetProgramUsageMessage("apq top|explain|diff|hosts --cluster NAME [--aggregator HOST:PORT] [flags]");
   absl::Status status = Run(apq::ParseFlags(argc, argv));
   if (!status.ok()) {
     std::cerr << "apq: " << status.message() << "\n";

@@ -29,18 +29,36 @@ constexpr std::array<absl::string_view, 7> kTracingPrefixes = {
     "bpf_", "__bpf_", "perf_trace_", "perf_", "trace_call_bpf", "__traceiter_", "trace_event_raw_event_",
 };
 
+// Memory APIs that reach the page allocator on their callers' behalf: a
+// path's function is its first caller outside them (a pipe ring is
+// pipe_resize_ring's, not ___kmalloc_large_node's, which every large kmalloc
+// of the kernel shares). Names as 5.10 to 6.18 spell them.
+constexpr std::array<absl::string_view, 24> kMemoryApiFunctions = {
+    "kmalloc_order",      "kmalloc_order_trace",  "kmalloc_large",        "kmalloc_large_node",
+    "__kmalloc_large_node", "___kmalloc_large_node", "__kmalloc",         "__kmalloc_node",
+    "__kmalloc_node_track_caller", "kmalloc_node_trace", "__kmalloc_cache_noprof", "kmalloc_trace",
+    "kvmalloc_node",      "__kvmalloc_node",      "kvmalloc",             "kvzalloc",
+    "__vmalloc_node_range", "__vmalloc_area_node", "vm_area_alloc_pages", "__vmalloc_node",
+    "__vmalloc",          "vmalloc",              "vzalloc",              "vmalloc_huge",
+};
+
 absl::string_view WithoutNoprof(absl::string_view name) {
   constexpr absl::string_view kSuffix = "_noprof";
   if (absl::EndsWith(name, kSuffix)) name.remove_suffix(kSuffix.size());
   return name;
 }
 
+// The name without _noprof and compiler clone suffixes (.constprop.0, .isra.1).
+absl::string_view BaseName(absl::string_view function) {
+  absl::string_view name = WithoutNoprof(function);
+  if (size_t dot = name.find('.'); dot != absl::string_view::npos) name = WithoutNoprof(name.substr(0, dot));
+  return name;
+}
+
 }  // namespace
 
 bool IsAllocatorOrTracingFrame(absl::string_view function) {
-  absl::string_view name = WithoutNoprof(function);
-  // Compiler clones: __alloc_pages.constprop.0, rmqueue.isra.1 ...
-  if (size_t dot = name.find('.'); dot != absl::string_view::npos) name = name.substr(0, dot);
+  const absl::string_view name = BaseName(function);
   if (std::find(kAllocatorFunctions.begin(), kAllocatorFunctions.end(), name) != kAllocatorFunctions.end()) {
     return true;
   }
@@ -55,6 +73,16 @@ std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& inner
   }
   return std::vector<std::string>(innermost_first.rbegin(),
                                   innermost_first.rend() - static_cast<std::ptrdiff_t>(first_kept));
+}
+
+std::string FunctionOf(const std::vector<std::string>& root_first) {
+  for (auto frame = root_first.rbegin(); frame != root_first.rend(); ++frame) {
+    const absl::string_view name = BaseName(*frame);
+    if (std::find(kMemoryApiFunctions.begin(), kMemoryApiFunctions.end(), name) == kMemoryApiFunctions.end()) {
+      return *frame;
+    }
+  }
+  return root_first.empty() ? std::string() : root_first.back();
 }
 
 std::string FoldPath(const std::vector<std::string>& root_first) {

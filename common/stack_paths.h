@@ -16,6 +16,11 @@ bool IsAllocatorOrTracingFrame(absl::string_view function);
 // root first, the order flame graphs read.
 std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& innermost_first);
 
+// The function a path is grouped by (--by function): its innermost frame
+// outside the memory APIs that take pages for their callers (large kmalloc,
+// vmalloc, kvmalloc): for a pipe ring, pipe_resize_ring.
+std::string FunctionOf(const std::vector<std::string>& root_first);
+
 // "root;...;leaf": the folded-stack key. Characters that would break the
 // folded format (';', spaces, newlines) are replaced by '_'.
 std::string FoldPath(const std::vector<std::string>& root_first);

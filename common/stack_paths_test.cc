@@ -47,6 +47,21 @@ TEST(StackPathsTest, AllAllocatorFramesLeaveNothing) {
   EXPECT_TRUE(CallPathRootFirst({"trace_call_bpf", "__alloc_pages"}).empty());
 }
 
+// A path's function is its first caller outside the memory APIs, on the
+// names of 5.10 (kmalloc_order_trace), 6.6 (__kmalloc_large_node) and 6.18
+// (___kmalloc_large_node_noprof, clones).
+TEST(StackPathsTest, FunctionIsTheFirstCallerOutsideTheMemoryApis) {
+  EXPECT_EQ(FunctionOf({"do_syscall_64", "pipe_fcntl", "pipe_resize_ring", "kmalloc_order_trace", "kmalloc_order"}),
+            "pipe_resize_ring");
+  EXPECT_EQ(FunctionOf({"pipe_resize_ring", "__kmalloc_noprof", "__kmalloc_large_node"}), "pipe_resize_ring");
+  EXPECT_EQ(FunctionOf({"pipe_resize_ring", "___kmalloc_large_node_noprof.constprop.0"}), "pipe_resize_ring");
+  EXPECT_EQ(FunctionOf({"map_create", "bpf_map_area_alloc", "__vmalloc_node_range_noprof", "__vmalloc_area_node"}),
+            "bpf_map_area_alloc");
+  EXPECT_EQ(FunctionOf({"vfs_write", "anon_pipe_write"}), "anon_pipe_write");
+  EXPECT_EQ(FunctionOf({"__vmalloc_node_range"}), "__vmalloc_node_range");  // nothing else to name
+  EXPECT_EQ(FunctionOf({}), "");
+}
+
 TEST(StackPathsTest, FoldEscapesSeparators) {
   EXPECT_EQ(FoldPath({"a", "b c", "d;e"}), "a;b_c;d_e");
   EXPECT_EQ(FoldPath({}), "");

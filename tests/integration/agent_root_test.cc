@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -278,12 +279,29 @@ TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
     usleep(100'000);
   }
   ASSERT_TRUE(table_full()) << kMaxBurst << " short-lived processes never filled the table: this test shows nothing";
-  sleep(12);  // idle for the tracker's 6 snapshots, then recycled at the next
-  auto workload = StartPipes(kPipes, 30);
-  nlohmann::json report;
-  ASSERT_NO_FATAL_FAILURE(FinalReport(agent, 60, &report, /*one_report=*/false));
-  EXPECT_EQ(BytesOfProcess(report, workload->pid(), OnPipeWritePath), kPipes * kMiB)
-      << "after a burst of " << burst << " processes\n" << PathsOfProcess(report, workload->pid());
+  // Once the burst's owners are idle for the tracker's 6 snapshots they are
+  // recycled; a new workload then gets an owner of its own. Other processes
+  // of a busy host (CI runs here) compete for the freed ids: a workload
+  // whose pages went to the overflow owner is tried again, a few times.
+  std::string attempts;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    sleep(12);
+    auto workload = StartPipes(kPipes, 30);
+    double bytes = 0;
+    for (int poll = 0; poll < 10 && bytes != kPipes * kMiB; ++poll) {
+      sleep(1);
+      nlohmann::json latest = LatestReport(agent);
+      if (latest.is_object()) bytes = BytesOfProcess(latest, workload->pid(), OnPipeWritePath);
+    }
+    if (bytes == kPipes * kMiB) {
+      if (attempt > 1) std::printf("owner ids reused at attempt %d; before: %s\n", attempt, attempts.c_str());
+      return;
+    }
+    absl::StrAppend(&attempts, "attempt ", attempt, ": ", bytes, " bytes; ");
+    workload->Signal(SIGTERM);
+    workload->Wait(30);
+  }
+  ADD_FAILURE() << "after a burst of " << burst << " processes, a new workload never got an owner: " << attempts;
 }
 
 TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {

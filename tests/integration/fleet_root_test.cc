@@ -100,6 +100,17 @@ class FleetRootTest : public ::testing::Test {
     return bytes;
   }
 
+  // `apq diff --format json --top 0 [flags]`.
+  nlohmann::json Diff(const std::vector<std::string>& flags) {
+    std::vector<std::string> command = {BuiltBinary("cli/apq"), "diff", "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "json",
+                                        "--top", "0"};
+    command.insert(command.end(), flags.begin(), flags.end());
+    Subprocess diff(command);
+    EXPECT_EQ(diff.Wait(30), 0) << diff.Stderr();
+    return nlohmann::json::parse(diff.Stdout(), nullptr, /*allow_exceptions=*/false);
+  }
+
   // `apq explain --format json [flags]` summed over the hosts (one object).
   nlohmann::json Explain(const std::vector<std::string>& flags) {
     std::vector<std::string> command = {BuiltBinary("cli/apq"), "explain", "--aggregator",
@@ -158,6 +169,22 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
   std::this_thread::sleep_for(std::chrono::seconds(2));  // a history sample or two
+  // apq diff against a time before any sample: every path is new, the pipe
+  // path with the workload's bytes summed and per host of the 2 hosts.
+  nlohmann::json diff = Diff({"--before", "10m", "--after", "0s"});
+  bool pipe_path = false;
+  for (const auto& entry : diff["entries"]) {
+    const std::string key = entry["key"];
+    if (!absl::EndsWith(key, ";anon_pipe_write") && !absl::EndsWith(key, ";pipe_write")) continue;
+    pipe_path = true;
+    EXPECT_EQ(entry["status"], "new");
+    EXPECT_GE(entry["after_bytes"].get<double>(), expected);
+    EXPECT_LE(entry["after_bytes"].get<double>(), expected + expected / 1000);
+    EXPECT_EQ(entry["after_hosts"], 2);
+    EXPECT_DOUBLE_EQ(entry["after_bytes_per_host"].get<double>(), entry["after_bytes"].get<double>() / 2);
+  }
+  EXPECT_TRUE(pipe_path) << diff.dump();
+  EXPECT_EQ(diff["after_cohort_hosts"], 2);
   workload->Signal(SIGTERM);
   workload->Wait(30);
   EXPECT_LT(WaitForPipeBytes(0, expected / 1000, 30), expected / 1000) << "the path did not drop out";
