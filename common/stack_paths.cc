@@ -10,7 +10,7 @@ namespace {
 
 // Exact names of allocator entry points and internals, 5.10 to 6.18. The
 // _noprof suffix (memory allocation profiling, 6.10+) is removed first.
-constexpr std::array<absl::string_view, 28> kAllocatorFunctions = {
+constexpr std::array<absl::string_view, 29> kAllocatorFunctions = {
     "__alloc_pages",          "__alloc_pages_nodemask", "__alloc_pages_slowpath",
     "__alloc_pages_direct_compact", "__alloc_pages_direct_reclaim", "__alloc_pages_may_oom",
     "__alloc_frozen_pages",   "alloc_frozen_pages",     "alloc_frozen_pages_nolock",
@@ -18,7 +18,7 @@ constexpr std::array<absl::string_view, 28> kAllocatorFunctions = {
     "alloc_pages_node",       "__alloc_pages_node",     "alloc_pages_vma",
     "__folio_alloc",          "folio_alloc",            "folio_alloc_mpol",
     "get_page_from_freelist", "rmqueue",                "alloc_pages_nolock",
-    "__get_free_pages",
+    "__get_free_pages",       "vma_alloc_folio",  // alloc_pages_vma's successor (6.0+): the fault path matches 5.10's
     // The bulk allocator: its fexit hook sees it as the innermost frame.
     "__alloc_pages_bulk",     "alloc_pages_bulk",       "alloc_pages_bulk_array",
     "alloc_pages_bulk_array_node", "alloc_pages_bulk_node", "alloc_pages_bulk_array_mempolicy",

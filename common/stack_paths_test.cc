@@ -60,6 +60,9 @@ TEST(StackPathsTest, FunctionIsTheFirstCallerOutsideTheMemoryApis) {
   EXPECT_EQ(FunctionOf({"vfs_write", "anon_pipe_write"}), "anon_pipe_write");
   EXPECT_EQ(FunctionOf({"__vmalloc_node_range"}), "__vmalloc_node_range");  // nothing else to name
   EXPECT_EQ(FunctionOf({}), "");
+  // The fault path's allocator frame of 6.x is stripped as 5.10's is.
+  EXPECT_EQ(CallPathRootFirst({"vma_alloc_folio_noprof", "do_anonymous_page", "__handle_mm_fault"}),
+            (std::vector<std::string>{"__handle_mm_fault", "do_anonymous_page"}));
 }
 
 TEST(StackPathsTest, FoldEscapesSeparators) {
