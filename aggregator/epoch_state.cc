@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/page_classes.h"
+#include "page_tracker.h"
 
 namespace apq {
 namespace {
@@ -11,7 +12,6 @@ namespace {
 // comes near them.
 constexpr int kMaxFramesPerStack = 128;
 constexpr size_t kMaxCommBytes = 64, kMaxCgroupBytes = 4096, kMaxObjectNameBytes = 256;
-constexpr uint32_t kFirstSpecialStackId = 0xfffffffeu;  // unknown, unsampled
 // Bounds on what one epoch may hold, so no stream can grow the aggregator
 // without limit: an agent's tables hold at most 2^22 owners (--max-owners)
 // and 2^22 stacks (--max-stacks), and a kernel far fewer modules.
@@ -65,7 +65,7 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
     if (stack.frames_size() > kMaxFramesPerStack) {
       return absl::InvalidArgumentError(absl::StrCat("stack ", stack.id(), " has ", stack.frames_size(), " frames"));
     }
-    if (stack.id() >= kFirstSpecialStackId) {
+    if (stack.id() >= APQ_STACK_LOST) {
       return absl::InvalidArgumentError(absl::StrCat("stack id ", stack.id(), " is reserved"));
     }
     for (const apq::v1::Frame& frame : stack.frames()) {
@@ -94,7 +94,7 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
       }
       uint32_t stack = delta.key().stack_id();
       bool stack_known = stacks_here.contains(stack) || (!report.full_snapshot() && stacks_.contains(stack));
-      if (stack < kFirstSpecialStackId && !stack_known) {
+      if (stack < APQ_STACK_LOST && !stack_known) {
         return absl::InvalidArgumentError(
             absl::StrCat("series ", delta.series_id(), " refers to unknown stack ", stack));
       }

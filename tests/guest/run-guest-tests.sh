@@ -6,8 +6,12 @@
 # apq's users run. Needs root (apt-get download).
 #   tests/guest/run-guest-tests.sh BUILD_DIR KERNEL[+page_owner] [GTEST_FILTER]
 # With APQ_GUEST_RUN=SCRIPT, the guest runs that shell script (with the
-# build directory as $1; busybox and bpftool at hand) instead of the root
-# tier, and the run passes if it exits 0: the guest benchmarks use it.
+# build directory as $1, then the words of APQ_GUEST_RUN_ARGS; busybox and
+# bpftool at hand) instead of the root tier, and the run passes if it exits
+# 0: the guest benchmarks and the cross-kernel test use it. With
+# APQ_GUEST_NET=1 the guest has a network device on qemu's user-mode
+# network, where the gateway 10.0.2.2 is this machine's loopback (nothing
+# else is reachable).
 # KERNEL: debian-6.1 (Debian's newest 6.1 package, fetched once), or the
 # name of a directory of the shared kernels (openeuler-22.03-sp3,
 # openeuler-24.03), found in $APQ_SHARED_KERNELS or ../shared/kernels beside
@@ -86,7 +90,7 @@ copy_with_libraries() {
     cp -L "$lib" "$root$lib"
   done
 }
-for binary in agent/apq-agent tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/apq-hold-sockets tests/apq-churn \
+for binary in agent/apq-agent cli/apq tests/apq-hold-pipes tests/apq-hold-maps tests/apq-hold-anon tests/apq-hold-sockets tests/apq-churn \
   tests/agent_root_test; do
   copy_with_libraries "$build/$binary"
 done
@@ -95,7 +99,11 @@ copy_with_libraries /usr/sbin/bpftool
 run="$build/tests/agent_root_test --gtest_color=no --gtest_filter='$filter'"
 if [[ -n ${APQ_GUEST_RUN:-} ]]; then
   cp "$APQ_GUEST_RUN" "$root/guest-run.sh"
-  run="sh /guest-run.sh $build"
+  run="sh /guest-run.sh $build ${APQ_GUEST_RUN_ARGS:-}"
+fi
+nic=(-nic none)
+if [[ ${APQ_GUEST_NET:-0} == 1 ]]; then
+  nic=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0)
 fi
 cat >"$root/init" <<INIT
 #!/bin/sh
@@ -106,6 +114,9 @@ mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up  # the socket tests talk over loopback
+if ip link show eth0 >/dev/null 2>&1; then  # qemu's user-mode network (APQ_GUEST_NET=1)
+  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+fi
 # Run in a memory cgroup of its own, as services do: the root cgroup's
 # pages are not charged, and the held-at-start test reads the charges.
 echo +memory >/sys/fs/cgroup/cgroup.subtree_control && mkdir /sys/fs/cgroup/apq && echo \$\$ >/sys/fs/cgroup/apq/cgroup.procs
@@ -119,7 +130,7 @@ chmod +x "$root/init"
 
 echo "guest: booting $2 ($(basename "$vmlinux"): $append)"
 log=$cache/console-$2.log
-timeout 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc -nic none -nographic \
+timeout 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc "${nic[@]}" -nographic \
   -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$2.cpio" -append "$append" >"$log" 2>&1 || true
 tr -d '\r' <"$log" | grep -vE '^\[ *[0-9]+\.[0-9]+\]' || true
 result=$(tr -d '\r' <"$log" | grep -oE 'APQ-GUEST-RESULT rc=[0-9]+' | tail -n 1)
