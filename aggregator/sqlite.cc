@@ -114,4 +114,19 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
   return Statement(stmt, db_.get());
 }
 
+absl::StatusOr<Transaction> Transaction::Begin(Database* db) {
+  if (absl::Status status = db->Exec("BEGIN IMMEDIATE"); !status.ok()) return status;
+  return Transaction(db);
+}
+
+Transaction::~Transaction() {
+  if (db_) db_->Exec("ROLLBACK").IgnoreError();
+}
+
+absl::Status Transaction::Commit() {
+  absl::Status status = db_->Exec("COMMIT");
+  if (status.ok()) db_ = nullptr;
+  return status;
+}
+
 }  // namespace apq

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -62,9 +63,6 @@ class Database {
 
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
-  absl::Status Begin() { return Exec("BEGIN IMMEDIATE"); }
-  absl::Status Commit() { return Exec("COMMIT"); }
-  absl::Status Rollback() { return Exec("ROLLBACK"); }
   int64_t LastInsertRowId() const { return sqlite3_last_insert_rowid(db_.get()); }
 
  private:
@@ -73,6 +71,24 @@ class Database {
   };
   explicit Database(sqlite3* db) : db_(db) {}
   std::unique_ptr<sqlite3, Closer> db_;
+};
+
+// A write transaction (BEGIN IMMEDIATE) that rolls back when it leaves
+// scope uncommitted: every early return of an error leaves the file as it
+// was. Declare it before the statements it covers, so that they are
+// finalized first.
+class Transaction {
+ public:
+  static absl::StatusOr<Transaction> Begin(Database* db);
+  Transaction(Transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+  // Commits; on failure the destructor rolls back.
+  absl::Status Commit();
+
+ private:
+  explicit Transaction(Database* db) : db_(db) {}
+  Database* db_;  // null once committed (or moved from)
 };
 
 }  // namespace apq

@@ -144,27 +144,24 @@ absl::Status Store::CreateSchema() {
     return absl::FailedPreconditionError(
         absl::StrCat("database schema version ", found, " is newer than this aggregator's ", kSchemaVersion));
   }
-  if (absl::Status status = db_.Begin(); !status.ok()) return status;
-  auto fail = [&](absl::Status status) {
-    db_.Rollback().IgnoreError();
-    return status;
-  };
-  if (absl::Status status = db_.Exec(kSchema); !status.ok()) return fail(status);
+  absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
+  if (!transaction.ok()) return transaction.status();
+  if (absl::Status status = db_.Exec(kSchema); !status.ok()) return status;
   for (const auto& upgrade : kUpgrades) {
     if (found == 0 || found >= upgrade.version) continue;
     if (absl::Status status = db_.Exec(upgrade.sql); !status.ok()) {
-      return fail(absl::Status(status.code(), absl::StrCat("upgrading the database to version ", upgrade.version, ": ",
-                                                           status.message())));
+      return absl::Status(status.code(),
+                          absl::StrCat("upgrading the database to version ", upgrade.version, ": ", status.message()));
     }
   }
   // Version 3 groups paths by their function (FunctionOf), not their last frame.
   if (found != 0 && found < 3) {
-    if (absl::Status status = RenamePathFunctions(); !status.ok()) return fail(status);
+    if (absl::Status status = RenamePathFunctions(); !status.ok()) return status;
   }
   if (absl::Status status = db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !status.ok()) {
-    return fail(status);
+    return status;
   }
-  return db_.Commit();
+  return transaction->Commit();
 }
 
 absl::Status Store::RenamePathFunctions() {
@@ -189,18 +186,24 @@ absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, E
   if (hello.cluster().empty() || hello.host().empty()) {
     return absl::InvalidArgumentError("hello without cluster or host name");
   }
-  if (absl::Status status = db_.Begin(); !status.ok()) return status;
-  auto fail = [&](absl::Status status) {
-    db_.Rollback().IgnoreError();
-    return status;
-  };
+  EpochInfo info;
+  if (absl::Status status = OpenEpochRow(hello, &info); !status.ok()) return status;
+  absl::StatusOr<EpochState> loaded = LoadEpoch(info.epoch_id);
+  if (!loaded.ok()) return loaded.status();
+  *state = std::move(*loaded);
+  return info;
+}
+
+absl::Status Store::OpenEpochRow(const apq::v1::Hello& hello, EpochInfo* info) {
+  absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
+  if (!transaction.ok()) return transaction.status();
   absl::StatusOr<Statement> host = db_.Prepare(
       "INSERT INTO hosts (cluster, name) VALUES (?1, ?2) ON CONFLICT (cluster, name) DO UPDATE SET name = name "
       "RETURNING host_id");
-  if (!host.ok()) return fail(host.status());
+  if (!host.ok()) return host.status();
   host->Bind(1, hello.cluster()).Bind(2, hello.host());
   absl::StatusOr<bool> row = host->Step();
-  if (!row.ok() || !*row) return fail(row.ok() ? absl::InternalError("no host id") : row.status());
+  if (!row.ok() || !*row) return row.ok() ? absl::InternalError("no host id") : row.status();
   int64_t host_id = host->Int(0);
   host->Reset();  // a stepped RETURNING statement would hold the transaction open
 
@@ -209,7 +212,7 @@ absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, E
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
       "ON CONFLICT (host_id, boot_id, agent_instance) DO UPDATE SET host_id = host_id "
       "RETURNING epoch_id, build_id, sample_bytes, last_report_ms");
-  if (!epoch.ok()) return fail(epoch.status());
+  if (!epoch.ok()) return epoch.status();
   epoch->Bind(1, host_id)
       .Bind(2, hello.epoch().boot_id())
       .Bind(3, static_cast<int64_t>(hello.epoch().agent_instance()))
@@ -217,17 +220,12 @@ absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const apq::v1::Hello& hello, E
       .BindBlob(5, hello.kernel().build_id())
       .Bind(6, static_cast<int64_t>(hello.sample_bytes()));
   row = epoch->Step();
-  if (!row.ok() || !*row) return fail(row.ok() ? absl::InternalError("no epoch id") : row.status());
+  if (!row.ok() || !*row) return row.ok() ? absl::InternalError("no epoch id") : row.status();
   // A resumed epoch keeps what it was opened with.
-  EpochInfo info{epoch->Int(0), host_id, hello.cluster(), hello.host(), epoch->Text(1),
-                 static_cast<uint64_t>(epoch->Int(2)), epoch->Int(3)};
+  *info = EpochInfo{epoch->Int(0), host_id, hello.cluster(), hello.host(), epoch->Text(1),
+                    static_cast<uint64_t>(epoch->Int(2)), epoch->Int(3)};
   epoch->Reset();
-  if (absl::Status status = db_.Commit(); !status.ok()) return fail(status);
-
-  absl::StatusOr<EpochState> loaded = LoadEpoch(info.epoch_id);
-  if (!loaded.ok()) return loaded.status();
-  *state = std::move(*loaded);
-  return info;
+  return transaction->Commit();
 }
 
 absl::StatusOr<std::vector<Store::EpochInfo>> Store::RecentEpochs(int64_t since_ms) {
@@ -392,26 +390,12 @@ absl::Status Store::StoreReport(const AppliedReport& applied) {
 }
 
 absl::Status Store::CommitReports(absl::Span<const AppliedReport* const> reports) {
-  absl::Status status = db_.Begin();
+  absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
+  if (!transaction.ok()) return transaction.status();
   for (const AppliedReport* applied : reports) {
-    if (status.ok()) status = StoreReport(*applied);
+    if (absl::Status status = StoreReport(*applied); !status.ok()) return status;
   }
-  if (status.ok()) status = db_.Commit();
-  if (!status.ok()) db_.Rollback().IgnoreError();
-  return status;
-}
-
-absl::StatusOr<EpochState::Outcome> Store::ApplyReport(int64_t epoch_id, EpochState* state,
-                                                       const apq::v1::Report& report, int64_t received_millis) {
-  absl::StatusOr<EpochState::Outcome> outcome = state->Apply(report);
-  if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
-  AppliedReport applied = Applied(epoch_id, *state, report, received_millis);
-  const AppliedReport* batch[] = {&applied};
-  absl::Status status = CommitReports(batch);
-  if (status.ok()) return outcome;
-  absl::StatusOr<EpochState> reloaded = LoadEpoch(epoch_id);
-  if (reloaded.ok()) *state = std::move(*reloaded);
-  return status;
+  return transaction->Commit();
 }
 
 absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest& request) {
@@ -496,10 +480,10 @@ absl::StatusOr<int64_t> Store::PathId(const std::string& folded) {
 
 absl::Status Store::WriteSample(const FleetSample& sample) {
   const int64_t minute = sample.minute, hour = FloorDiv(minute * kMinuteMillis, kHourMillis);
-  if (absl::Status status = db_.Begin(); !status.ok()) return status;
+  absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
+  if (!transaction.ok()) return transaction.status();
   auto fail = [&](absl::Status status) {
-    db_.Rollback().IgnoreError();
-    path_ids_.clear();  // it may hold ids whose insert was rolled back
+    path_ids_.clear();  // it may hold ids whose insert the transaction rolls back
     return status;
   };
   // Every cluster gets a sample row, so a cluster whose hosts all left reads as empty, not as it last was.
@@ -582,7 +566,7 @@ absl::Status Store::WriteSample(const FleetSample& sample) {
       {"DELETE FROM host_hours WHERE hour < ?1", FloorDiv(now_millis - retention_.host_hour_millis, kHourMillis)},
   };
   if (absl::Status status = run_each(horizons); !status.ok()) return fail(status);
-  if (absl::Status status = db_.Commit(); !status.ok()) return fail(status);
+  if (absl::Status status = transaction->Commit(); !status.ok()) return fail(status);
   return absl::OkStatus();
 }
 
@@ -787,20 +771,16 @@ absl::Status Store::PruneEpochs(int64_t now_millis, const absl::flat_hash_set<in
                               return absl::OkStatus();
                             });
   if (!status.ok() || doomed.empty()) return status;
-  if (status = db_.Begin(); !status.ok()) return status;
+  absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
+  if (!transaction.ok()) return transaction.status();
   for (int64_t epoch_id : doomed) {
     for (const char* table : {"series", "stacks", "objects", "epochs"}) {
       absl::StatusOr<Statement> erase = db_.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE epoch_id = ?1"));
-      if (!erase.ok()) status = erase.status();
-      if (status.ok()) status = erase->Bind(1, epoch_id).Run();
-      if (!status.ok()) {
-        db_.Rollback().IgnoreError();
-        return status;
-      }
+      if (!erase.ok()) return erase.status();
+      if (status = erase->Bind(1, epoch_id).Run(); !status.ok()) return status;
     }
   }
-  if (status = db_.Commit(); !status.ok()) db_.Rollback().IgnoreError();
-  return status;
+  return transaction->Commit();
 }
 
 }  // namespace apq

@@ -74,10 +74,6 @@ class Store {
                                int64_t received_millis);
   // Stores several reports in one transaction (group commit): all or none.
   absl::Status CommitReports(absl::Span<const AppliedReport* const> reports);
-  // Applies one report to *state and stores it. On an error the state is
-  // reloaded from the file: memory and file agree.
-  absl::StatusOr<EpochState::Outcome> ApplyReport(int64_t epoch_id, EpochState* state, const apq::v1::Report& report,
-                                                  int64_t received_millis);
 
   absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
   // (object, build ID) of every stored table.
@@ -110,6 +106,8 @@ class Store {
   Store(Database writer, Database reader, const Retention& retention)
       : db_(std::move(writer)), reader_(std::move(reader)), retention_(retention) {}
   absl::Status CreateSchema();
+  // The hosts and epochs rows a Hello names, created or found, in one transaction.
+  absl::Status OpenEpochRow(const apq::v1::Hello& hello, EpochInfo* info);
   absl::Status RenamePathFunctions();
   absl::Status StoreReport(const AppliedReport& applied);
   absl::StatusOr<int64_t> PathId(const std::string& folded);

@@ -12,6 +12,18 @@
 namespace apq {
 namespace {
 
+// What the aggregator does with one report, without its group commit:
+// applies it to the epoch in memory, then stores it alone.
+absl::StatusOr<EpochState::Outcome> ApplyAndStore(Store* store, int64_t epoch_id, EpochState* state,
+                                                  const apq::v1::Report& report, int64_t received_millis) {
+  absl::StatusOr<EpochState::Outcome> outcome = state->Apply(report);
+  if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
+  Store::AppliedReport applied = Store::Applied(epoch_id, *state, report, received_millis);
+  const Store::AppliedReport* batch[] = {&applied};
+  if (absl::Status status = store->CommitReports(batch); !status.ok()) return status;
+  return outcome;
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -61,7 +73,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     ASSERT_TRUE(epoch.ok()) << epoch.status();
     // Reports 1..25 are stored; the acks of 21..25 never reach the agent.
     for (int i = 0; i < 25; ++i) {
-      absl::StatusOr<EpochState::Outcome> outcome = store->ApplyReport(epoch->epoch_id, &state, stream.unacknowledged()[i], 1000);
+      absl::StatusOr<EpochState::Outcome> outcome = ApplyAndStore(store.get(), epoch->epoch_id, &state, stream.unacknowledged()[i], 1000);
       ASSERT_TRUE(outcome.ok()) << outcome.status();
       ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     }
@@ -76,7 +88,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
   EXPECT_EQ(state.last_sequence(), 25u);
   int duplicates = 0;
   for (const apq::v1::Report& report : stream.unacknowledged()) {  // the agent resends 21..40
-    absl::StatusOr<EpochState::Outcome> outcome = store->ApplyReport(epoch->epoch_id, &state, report, 1000);
+    absl::StatusOr<EpochState::Outcome> outcome = ApplyAndStore(store.get(), epoch->epoch_id, &state, report, 1000);
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     ASSERT_NE(*outcome, EpochState::Outcome::kNeedSnapshot);
     duplicates += *outcome == EpochState::Outcome::kDuplicate;
@@ -149,7 +161,7 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
   EpochState state;
   absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
-  ASSERT_TRUE(store->ApplyReport(epoch->epoch_id, &state, stream.unacknowledged().back(), 1000).ok());
+  ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &state, stream.unacknowledged().back(), 1000).ok());
   absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   ASSERT_EQ(reloaded->series().size(), 1u);
@@ -157,6 +169,33 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
   EXPECT_EQ((*reloaded->series().begin()->second.class_pages)[apq::v1::PAGE_CLASS_HIDDEN], 5u);
   ASSERT_TRUE(reloaded->memory().has_value());
   EXPECT_EQ(reloaded->memory()->classified_unix_millis(), 77);
+}
+
+// A transaction left uncommitted (an early return) rolls back; a
+// committed one stays, and a second Begin inside one is an error.
+TEST_F(StoreTest, TransactionsRollBackUnlessCommitted) {
+  absl::StatusOr<Database> db = Database::Open(path_.string());
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE(db->Exec("CREATE TABLE t (x INTEGER)").ok());
+  auto count = [&] {
+    absl::StatusOr<Statement> rows = db->Prepare("SELECT count(*) FROM t");
+    EXPECT_TRUE(rows.ok() && rows->Step().value_or(false));
+    return rows.ok() ? rows->Int(0) : -1;
+  };
+  {
+    absl::StatusOr<Transaction> transaction = Transaction::Begin(&*db);
+    ASSERT_TRUE(transaction.ok()) << transaction.status();
+    ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (1)").ok());
+    EXPECT_FALSE(Transaction::Begin(&*db).ok()) << "transactions do not nest";
+  }
+  EXPECT_EQ(count(), 0);
+  {
+    absl::StatusOr<Transaction> transaction = Transaction::Begin(&*db);
+    ASSERT_TRUE(transaction.ok());
+    ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (2)").ok());
+    ASSERT_TRUE(transaction->Commit().ok());
+  }
+  EXPECT_EQ(count(), 1);
 }
 
 TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {
@@ -174,7 +213,7 @@ TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {
   absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
   for (const apq::v1::Report& report : stream.unacknowledged()) {
-    ASSERT_TRUE(store->ApplyReport(epoch->epoch_id, &state, report, 1000).ok());
+    ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &state, report, 1000).ok());
   }
   EXPECT_TRUE(state.series().empty());
   absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
@@ -193,7 +232,7 @@ TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {
   EpochState first;
   absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &first);
   ASSERT_TRUE(epoch.ok());
-  for (const auto& report : stream.unacknowledged()) ASSERT_TRUE(store->ApplyReport(epoch->epoch_id, &first, report, 1000).ok());
+  for (const auto& report : stream.unacknowledged()) ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &first, report, 1000).ok());
 
   hello_.mutable_epoch()->set_agent_instance(8);  // the agent restarted
   EpochState second;
@@ -239,7 +278,7 @@ TEST_F(StoreTest, HostileInputIsRefusedNotStored) {
   apq::v1::Report bad;
   bad.set_sequence(1);
   bad.add_series()->set_series_id(3);  // no key
-  EXPECT_FALSE(store->ApplyReport(epoch->epoch_id, &state, bad, 1000).ok());
+  EXPECT_FALSE(ApplyAndStore(store.get(), epoch->epoch_id, &state, bad, 1000).ok());
   EXPECT_EQ(state.last_sequence(), 0u);
   EpochState reloaded;
   ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
