@@ -108,6 +108,8 @@ CREATE TABLE IF NOT EXISTS host_hours (
   peak_bytes REAL NOT NULL,
   peak_variance REAL NOT NULL,
   PRIMARY KEY (hour, host_id, path_id)) WITHOUT ROWID;
+-- host= and --by host read one host's hours: without this, every host's.
+CREATE INDEX IF NOT EXISTS host_hours_by_host ON host_hours (host_id, hour);
 )sql";
 
 // Brings a file of an older version up to this one: each step runs once, in
