@@ -489,22 +489,28 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
 // had an allocation event; the owner must follow the contents.
 TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
   constexpr int kMiBHeld = 64;
-  auto agent = StartAgent({"--interval", "1"});
-  auto workload = StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kMiBHeld),
-                                 "--hold-seconds", "30"});
-  for (int i = 0; i < 2; ++i) WriteFile("/proc/sys/vm/compact_memory", "1");
-  nlohmann::json report;
-  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
-  ExpectNothingLostSilently(report);
-  if (!Hooked(report, "page migration")) {
-    ASSERT_TRUE(ReportedBlind(report, "page migration"));
-    GTEST_SKIP() << "migration cannot be followed here, as the report says: " << BlindReason(report, "page migration");
+  // Compaction moves only what fragmentation gives it: a run in which it
+  // moved nothing (seen on 6.6) proves nothing, and is tried again.
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto agent = StartAgent({"--interval", "1"});
+    auto workload = StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kMiBHeld),
+                                   "--hold-seconds", "30"});
+    for (int i = 0; i < 2; ++i) WriteFile("/proc/sys/vm/compact_memory", "1");
+    nlohmann::json report;
+    ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
+    ExpectNothingLostSilently(report);
+    if (!Hooked(report, "page migration")) {
+      ASSERT_TRUE(ReportedBlind(report, "page migration"));
+      GTEST_SKIP() << "migration cannot be followed here, as the report says: " << BlindReason(report, "page migration");
+    }
+    if (report["events"]["migrated_pages"].get<uint64_t>() == 0 && attempt < 3) continue;
+    EXPECT_GT(report["events"]["migrated_pages"].get<uint64_t>(), 0u) << "compaction moved nothing in 3 runs";
+    double bytes = BytesOfProcess(report, workload->pid(), OnAnonymousFaultPath);
+    // The held pages, plus the few the process faulted in for its own heap and stack.
+    EXPECT_GE(bytes, kMiBHeld * kMiB) << PathsOfProcess(report, workload->pid());
+    EXPECT_LE(bytes, kMiBHeld * kMiB + kMiB / 2);
+    return;
   }
-  EXPECT_GT(report["events"]["migrated_pages"].get<uint64_t>(), 0u) << "compaction moved nothing: the test proved nothing";
-  double bytes = BytesOfProcess(report, workload->pid(), OnAnonymousFaultPath);
-  // The held pages, plus the few the process faulted in for its own heap and stack.
-  EXPECT_GE(bytes, kMiBHeld * kMiB) << PathsOfProcess(report, workload->pid());
-  EXPECT_LE(bytes, kMiBHeld * kMiB + kMiB / 2);
 }
 
 // A gigantic hugetlb page comes from alloc_contig_range, without
