@@ -88,10 +88,13 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                       absl::StrCat(what, " ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
 }
 
-std::string Json(const google::protobuf::Message& message) {
+// proto_names: the .proto's snake_case field names (apq diff's json, whose
+// field names the issue fixes) instead of protobuf's lowerCamelCase.
+std::string Json(const google::protobuf::Message& message, bool proto_names = false) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = proto_names;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
 }
@@ -241,15 +244,6 @@ absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
   return absl::OkStatus();
 }
 
-std::string JsonWithProtoNames(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
-}
-
 absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::DiffRequest request;
   request.set_cluster(absl::GetFlag(FLAGS_cluster));
@@ -279,7 +273,7 @@ absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
     return status;
   }
   if (format == "json") {
-    std::cout << JsonWithProtoNames(response) << "\n";
+    std::cout << Json(response, /*proto_names=*/true) << "\n";
   } else if (format == "folded") {
     // The differential folded form (flame-graph diff tools): stack, bytes
     // per host before, bytes per host after.
