@@ -30,6 +30,7 @@
 #include "common/errors.h"
 #include "common/files.h"
 #include "page_tracker.skel.h"
+#include "common/status_macros.h"
 
 namespace apq {
 namespace {
@@ -75,7 +76,7 @@ absl::Status ForEachKey(int map_fd, const char* map_name, Fn&& fn) {
       if (errno == ENOENT) return absl::OkStatus();
       return ErrnoStatus(errno, absl::StrCat("iterate map ", map_name));
     }
-    if (absl::Status status = fn(next); !status.ok()) return status;
+    APQ_RETURN_IF_ERROR(fn(next));
     key = next;
     previous = &key;
   }
@@ -231,7 +232,7 @@ absl::StatusOr<uint64_t> PageTableSizeFromZoneinfo(absl::string_view zoneinfo) {
 }
 
 absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfTrackerOptions& options) {
-  if (absl::Status status = CheckKernelPrerequisites(); !status.ok()) return status;
+  APQ_RETURN_IF_ERROR(CheckKernelPrerequisites());
   libbpf_set_print(PrintLibbpf);
   absl::StatusOr<bool> mounted = EnsureTracefs();
   if (!mounted.ok()) return mounted.status();

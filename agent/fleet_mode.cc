@@ -26,6 +26,7 @@
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
 #include "grpcpp/grpcpp.h"
+#include "common/status_macros.h"
 
 namespace apq {
 namespace {
@@ -166,7 +167,7 @@ class ClassificationSchedule {
 
  private:
   absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot) {
-    if (absl::Status status = tracker_->ClassifyPages(snapshot); !status.ok()) return status;
+    APQ_RETURN_IF_ERROR(tracker_->ClassifyPages(snapshot));
     absl::StatusOr<std::string> meminfo = ReadFileToString("/proc/meminfo");
     if (!meminfo.ok()) return meminfo.status();
     return classifier_->Classify(*snapshot, *meminfo, UnixMillis());

@@ -18,6 +18,7 @@
 #include "common/errors.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
+#include "common/status_macros.h"
 
 namespace apq {
 namespace {
@@ -132,7 +133,7 @@ absl::Status RunLocal(const LocalOptions& options) {
       }
     }
     if (print && options.explain) {
-      if (absl::Status status = PrintExplanation(report, options.format); !status.ok()) return status;
+      APQ_RETURN_IF_ERROR(PrintExplanation(report, options.format));
     } else if (print) {
       Print(report, options.format);
     }

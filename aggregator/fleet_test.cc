@@ -7,8 +7,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
-#include "aggregator/services.h"
-#include "aggregator/sqlite.h"
+#include "aggregator/fleet.h"
+#include "aggregator/ingest_service.h"
+#include "aggregator/query_service.h"
+#include "aggregator/store_sqlite.h"
 #include "aggregator/testing_fakes.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
@@ -431,7 +433,7 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
     hello.set_host("host-" + std::to_string(i));
     hello.mutable_epoch()->set_boot_id("boot");
     EpochState state;
-    ASSERT_TRUE((*store)->OpenEpoch(hello, &state).ok());
+    ASSERT_TRUE(OpenEpochState(**store, hello, &state).ok());
     EXPECT_EQ(state.last_sequence(), static_cast<uint64_t>(kReports));
     ExpectStateMatches(state, trackers[i], *reports[i]);
   }

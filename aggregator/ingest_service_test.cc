@@ -6,7 +6,8 @@
 #include <filesystem>
 #include <thread>
 
-#include "aggregator/services.h"
+#include "aggregator/fleet.h"
+#include "aggregator/ingest_service.h"
 #include "aggregator/testing_fakes.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -90,7 +91,7 @@ TEST_F(IngestServiceTest, EachReportIsAckedInOrderOnceStored) {
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
   ASSERT_TRUE(store.ok());
   EpochState state;
-  ASSERT_TRUE((*store)->OpenEpoch(Hello("web-1").hello(), &state).ok());
+  ASSERT_TRUE(OpenEpochState(**store, Hello("web-1").hello(), &state).ok());
   EXPECT_EQ(state.last_sequence(), 30u);
   ExpectStateMatches(state, tracker, reports);
 }

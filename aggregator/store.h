@@ -2,19 +2,18 @@
 #define APQ_AGGREGATOR_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "aggregator/diff.h"
-#include "aggregator/epoch_state.h"
-#include "aggregator/fleet_view.h"
-#include "aggregator/sqlite.h"
+#include "aggregator/store_sqlite.h"
 #include "apq/v1/apq.pb.h"
 
 namespace apq {
@@ -26,8 +25,108 @@ struct Retention {
   int64_t host_hour_millis = 14 * 86'400'000LL;  // per (host, path), the largest paths of each hour
 };
 
+// History's resolutions, and the floor of value / unit (times before 1970
+// included).
+inline constexpr int64_t kMinuteMillis = 60'000;
+inline constexpr int64_t kHourMillis = 3'600'000;
+inline int64_t FloorDiv(int64_t value, int64_t unit) {
+  return value >= 0 ? value / unit : -((-value + unit - 1) / unit);
+}
+
 // A host keeps this many paths per hour in host history; the rest are summed.
 inline constexpr size_t kHostPathsPerHour = 16;
+
+// What the store takes and gives are plain rows: it runs SQL and knows
+// nothing of how the fleet applies reports. Protobuf messages it keeps
+// whole (stack definitions, series keys, losses...) travel serialized.
+
+// Who an agent epoch is: the hosts and epochs rows its Hello names.
+struct EpochIdentity {
+  std::string cluster, host, boot_id;
+  uint64_t agent_instance = 0;
+  std::string kernel_release, build_id;
+  uint64_t sample_bytes = 0;
+};
+
+// An epoch's objects, stacks and series as rows.
+struct EpochRows {
+  struct Object {
+    uint32_t id = 0;
+    std::string name, build_id;
+  };
+  struct Stack {
+    uint32_t id = 0;
+    std::string definition;  // apq.v1.StackDefinition
+  };
+  struct Series {
+    uint32_t id = 0;
+    std::string key;  // apq.v1.SeriesKey
+    int64_t pages_outstanding = 0;
+    uint64_t pages_allocated = 0, allocations = 0;
+    std::optional<std::string> class_pages;  // apq.v1.PagesByClass; none: not classified yet
+  };
+  std::vector<Object> objects;
+  std::vector<Stack> stacks;
+  std::vector<Series> series;
+};
+
+// What one applied report changes in the file. The rows are upserted; with
+// replaces_epoch (a full snapshot) they are all the epoch keeps.
+struct EpochWrite {
+  int64_t epoch_id = 0;
+  uint64_t sequence = 0;
+  int64_t received_millis = 0;  // the epoch's last report time
+  bool replaces_epoch = false;
+  EpochRows rows;
+  std::vector<uint32_t> retired_series;
+  std::string losses, coverage;  // apq.v1.Losses, apq.v1.Coverage
+  bool memory_changes = false;   // set memory to `memory` (none: clear it)
+  std::optional<std::string> memory;  // apq.v1.HostMemory
+};
+
+// An epoch as the file holds it.
+struct StoredEpoch {
+  uint64_t last_sequence = 0;
+  EpochRows rows;
+  std::optional<std::string> memory;  // apq.v1.HostMemory
+};
+
+// One sample of the fleet for history: per (cluster, build, path) and per
+// (host, path) bytes, taken once a minute.
+struct FleetSample {
+  struct Cell {
+    double bytes = 0, variance = 0;
+    uint32_t hosts = 0;
+  };
+  struct Host {
+    std::string build_id;
+    absl::flat_hash_map<std::string, Cell> paths;  // by folded path
+  };
+  int64_t minute = 0;  // unix minutes: the fleet's state at minute * 60 s
+  // (cluster, build ID, folded path) -> cell
+  absl::flat_hash_map<std::tuple<std::string, std::string, std::string>, Cell> clusters;
+  absl::flat_hash_map<int64_t, Host> hosts;  // by host ID
+  absl::flat_hash_map<std::string, uint32_t> cluster_hosts;  // hosts sampled per cluster
+};
+
+// A host's paths to keep at hour resolution: the `keep` largest, and the
+// rest summed under kOtherPaths, so the rows still add up to the host's total.
+inline constexpr char kOtherPaths[] = "[other paths]";
+std::vector<std::pair<std::string, FleetSample::Cell>> LargestPaths(const FleetSample::Host& host, size_t keep);
+
+// One side of `apq diff` as history holds it: per sample, each group's
+// bytes (summed over the side's hosts, builds and paths), and the number of
+// hosts the side selects in that sample (its cohort).
+struct DiffSide {
+  struct Cell {
+    int64_t sample = 0;
+    std::string key;
+    double bytes = 0, variance = 0;
+    uint32_t hosts = 0;  // of the group
+  };
+  std::vector<Cell> cells;
+  std::map<int64_t, uint32_t> cohort;  // sample -> hosts selected; only samples with hosts
+};
 
 // The aggregator's durable state in SQLite: hosts, agent epochs with the
 // series, stacks and code objects each reported, symbol tables per build ID
@@ -53,27 +152,15 @@ class Store {
     uint64_t sample_bytes = 0;
     int64_t last_report_ms = 0;
   };
-  // The epoch a Hello names, created or reloaded; fills *state with it.
-  absl::StatusOr<EpochInfo> OpenEpoch(const apq::v1::Hello& hello, EpochState* state);
-  absl::StatusOr<EpochState> LoadEpoch(int64_t epoch_id);
+  // The epoch's rows, created or found (a resumed epoch keeps what it was
+  // opened with).
+  absl::StatusOr<EpochInfo> OpenEpoch(const EpochIdentity& identity);
+  absl::StatusOr<StoredEpoch> LoadEpoch(int64_t epoch_id);
   // The newest epoch of each host that reported at or after since_ms.
   absl::StatusOr<std::vector<EpochInfo>> RecentEpochs(int64_t since_ms);
 
-  // A report already applied to its epoch in memory, with the series it
-  // changed as they now are and those it retired.
-  // The epoch's last report time is the aggregator's clock at receipt: an
-  // agent's clock cannot make its host look fresh, or old.
-  struct AppliedReport {
-    int64_t epoch_id = 0;
-    const apq::v1::Report* report = nullptr;
-    int64_t received_millis = 0;
-    std::vector<std::pair<uint32_t, EpochState::Series>> series;
-    std::vector<uint32_t> retired;  // series the epoch no longer holds
-  };
-  static AppliedReport Applied(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
-                               int64_t received_millis);
-  // Stores several reports in one transaction (group commit): all or none.
-  absl::Status CommitReports(absl::Span<const AppliedReport* const> reports);
+  // Stores several reports' writes in one transaction (group commit): all or none.
+  absl::Status CommitReports(absl::Span<const EpochWrite* const> writes);
 
   absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
   // (object, build ID) of every stored table.
@@ -107,9 +194,8 @@ class Store {
       : db_(std::move(writer)), reader_(std::move(reader)), retention_(retention) {}
   absl::Status CreateSchema();
   // The hosts and epochs rows a Hello names, created or found, in one transaction.
-  absl::Status OpenEpochRow(const apq::v1::Hello& hello, EpochInfo* info);
   absl::Status RenamePathFunctions();
-  absl::Status StoreReport(const AppliedReport& applied);
+  absl::Status StoreReport(const EpochWrite& write);
   absl::StatusOr<int64_t> PathId(const std::string& folded);
   // Runs a history query (parameters: ?1..?2 the sample range, ?3 cluster,
   // ?4 build, ?5 frame text, ?6 limit, ?7 host); hosts_sampled 0: the most

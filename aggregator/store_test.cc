@@ -6,8 +6,10 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
+#include "aggregator/fleet_epoch.h"
 #include "aggregator/testing_fakes.h"
 #include "gtest/gtest.h"
+#include "common/status_macros.h"
 
 namespace apq {
 namespace {
@@ -18,9 +20,9 @@ absl::StatusOr<EpochState::Outcome> ApplyAndStore(Store* store, int64_t epoch_id
                                                   const apq::v1::Report& report, int64_t received_millis) {
   absl::StatusOr<EpochState::Outcome> outcome = state->Apply(report);
   if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) return outcome;
-  Store::AppliedReport applied = Store::Applied(epoch_id, *state, report, received_millis);
-  const Store::AppliedReport* batch[] = {&applied};
-  if (absl::Status status = store->CommitReports(batch); !status.ok()) return status;
+  const EpochWrite write = WriteOf(epoch_id, *state, report, received_millis);
+  const EpochWrite* batch[] = {&write};
+  APQ_RETURN_IF_ERROR(store->CommitReports(batch));
   return outcome;
 }
 
@@ -69,7 +71,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     std::unique_ptr<Store> store = OpenStore();
     ASSERT_NE(store, nullptr);
     EpochState state;
-    absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+    absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &state);
     ASSERT_TRUE(epoch.ok()) << epoch.status();
     // Reports 1..25 are stored; the acks of 21..25 never reach the agent.
     for (int i = 0; i < 25; ++i) {
@@ -83,7 +85,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
   std::unique_ptr<Store> store = OpenStore();
   ASSERT_NE(store, nullptr);
   EpochState state;
-  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
   EXPECT_EQ(state.last_sequence(), 25u);
   int duplicates = 0;
@@ -98,7 +100,7 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
 
   // And what the file holds is the same.
   EpochState reloaded;
-  ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
+  ASSERT_TRUE(OpenEpochState(*store, hello_, &reloaded).ok());
   ExpectStateMatches(reloaded, tracker, stream, /*last_report_classified=*/true);
   absl::StatusOr<apq::v1::HostsResponse> hosts = store->Hosts([] {
     apq::v1::HostsRequest request;
@@ -136,7 +138,7 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
   }
   std::unique_ptr<Store> store = OpenStore();
   ASSERT_NE(store, nullptr);
-  absl::StatusOr<EpochState> old_epoch = store->LoadEpoch(1);
+  absl::StatusOr<EpochState> old_epoch = LoadEpochState(*store, 1);
   ASSERT_TRUE(old_epoch.ok()) << old_epoch.status();
   ASSERT_EQ(old_epoch->series().size(), 1u);
   EXPECT_EQ(old_epoch->series().at(1).pages_outstanding, 12);
@@ -159,10 +161,10 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
   classified.memory.set_classified_unix_millis(77);
   stream.Add(snapshot, {}, {}, 0, &classified);
   EpochState state;
-  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
   ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &state, stream.unacknowledged().back(), 1000).ok());
-  absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
+  absl::StatusOr<EpochState> reloaded = LoadEpochState(*store, epoch->epoch_id);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   ASSERT_EQ(reloaded->series().size(), 1u);
   ASSERT_TRUE(reloaded->series().begin()->second.class_pages.has_value());
@@ -210,13 +212,13 @@ TEST_F(StoreTest, RetiredSeriesLeaveTheFile) {
   std::unique_ptr<Store> store = OpenStore();
   ASSERT_NE(store, nullptr);
   EpochState state;
-  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
   for (const apq::v1::Report& report : stream.unacknowledged()) {
     ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &state, report, 1000).ok());
   }
   EXPECT_TRUE(state.series().empty());
-  absl::StatusOr<EpochState> reloaded = store->LoadEpoch(epoch->epoch_id);
+  absl::StatusOr<EpochState> reloaded = LoadEpochState(*store, epoch->epoch_id);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   EXPECT_TRUE(reloaded->series().empty()) << "the file still holds a retired series";
   EXPECT_EQ(reloaded->last_sequence(), stream.unacknowledged().back().sequence());
@@ -230,13 +232,13 @@ TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {
   FakeTracker tracker(5);
   for (int i = 0; i < 5; ++i) stream.Add(tracker.Next(), {}, {}, i);
   EpochState first;
-  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &first);
+  absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &first);
   ASSERT_TRUE(epoch.ok());
   for (const auto& report : stream.unacknowledged()) ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &first, report, 1000).ok());
 
   hello_.mutable_epoch()->set_agent_instance(8);  // the agent restarted
   EpochState second;
-  absl::StatusOr<Store::EpochInfo> next = store->OpenEpoch(hello_, &second);
+  absl::StatusOr<Store::EpochInfo> next = OpenEpochState(*store, hello_, &second);
   ASSERT_TRUE(next.ok());
   EXPECT_NE(next->epoch_id, epoch->epoch_id);
   EXPECT_EQ(second.last_sequence(), 0u);
@@ -270,10 +272,10 @@ TEST_F(StoreTest, HostileInputIsRefusedNotStored) {
   ASSERT_NE(store, nullptr);
   EpochState state;
   apq::v1::Hello anonymous;
-  EXPECT_EQ(store->OpenEpoch(anonymous, &state).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenEpochState(*store, anonymous, &state).status().code(), absl::StatusCode::kInvalidArgument);
   // Quotes and SQL in names are data, not SQL.
   hello_.set_host("x'); DROP TABLE hosts; --");
-  absl::StatusOr<Store::EpochInfo> epoch = store->OpenEpoch(hello_, &state);
+  absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &state);
   ASSERT_TRUE(epoch.ok()) << epoch.status();
   apq::v1::Report bad;
   bad.set_sequence(1);
@@ -281,7 +283,7 @@ TEST_F(StoreTest, HostileInputIsRefusedNotStored) {
   EXPECT_FALSE(ApplyAndStore(store.get(), epoch->epoch_id, &state, bad, 1000).ok());
   EXPECT_EQ(state.last_sequence(), 0u);
   EpochState reloaded;
-  ASSERT_TRUE(store->OpenEpoch(hello_, &reloaded).ok());
+  ASSERT_TRUE(OpenEpochState(*store, hello_, &reloaded).ok());
   EXPECT_EQ(reloaded.last_sequence(), 0u);
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "agent/report_stream.h"
-#include "aggregator/epoch_state.h"
+#include "aggregator/fleet_epoch.h"
 
 namespace apq {
 

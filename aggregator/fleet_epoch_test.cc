@@ -1,6 +1,6 @@
 // The agent's ReportStream against the aggregator's EpochState: whatever the
 // connection does, what the aggregator holds equals what the agent counted.
-#include "aggregator/epoch_state.h"
+#include "aggregator/fleet_epoch.h"
 
 #include <random>
 

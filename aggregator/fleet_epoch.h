@@ -1,13 +1,15 @@
-#ifndef APQ_AGGREGATOR_EPOCH_STATE_H_
-#define APQ_AGGREGATOR_EPOCH_STATE_H_
+#ifndef APQ_AGGREGATOR_FLEET_EPOCH_H_
+#define APQ_AGGREGATOR_FLEET_EPOCH_H_
 
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "aggregator/store.h"
 #include "apq/v1/apq.pb.h"
 #include "common/page_classes.h"
 
@@ -60,6 +62,27 @@ class EpochState {
   std::optional<apq::v1::HostMemory> memory_;
 };
 
+// One agent epoch as the aggregator holds it in memory: who it is and the
+// counters it has reported. Only the newest epoch of a host counts.
+struct HostEpoch {
+  int64_t epoch_id = 0;
+  int64_t host_id = 0;
+  std::string cluster, host, build_id;
+  uint64_t sample_bytes = 0;
+  int64_t last_report_ms = 0;
+  EpochState state;
+};
+
+// The fleet's epochs and the store's rows, each way.
+// What storing `report`, just applied to `state`, writes: the series it
+// changed as they now are, and those it retired.
+EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
+                   int64_t received_millis);
+// The epoch a Hello names, created or reloaded from the file; fills *state.
+absl::StatusOr<Store::EpochInfo> OpenEpochState(Store& store, const apq::v1::Hello& hello, EpochState* state);
+// An epoch as stored; DataLoss names a row that does not parse.
+absl::StatusOr<EpochState> LoadEpochState(Store& store, int64_t epoch_id);
+
 }  // namespace apq
 
-#endif  // APQ_AGGREGATOR_EPOCH_STATE_H_
+#endif  // APQ_AGGREGATOR_FLEET_EPOCH_H_

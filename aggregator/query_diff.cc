@@ -1,4 +1,4 @@
-#include "aggregator/diff.h"
+#include "aggregator/query_diff.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-#ifndef APQ_AGGREGATOR_SQLITE_H_
-#define APQ_AGGREGATOR_SQLITE_H_
+#ifndef APQ_AGGREGATOR_STORE_SQLITE_H_
+#define APQ_AGGREGATOR_STORE_SQLITE_H_
 
 #include <sqlite3.h>
 
@@ -93,4 +93,4 @@ class Transaction {
 
 }  // namespace apq
 
-#endif  // APQ_AGGREGATOR_SQLITE_H_
+#endif  // APQ_AGGREGATOR_STORE_SQLITE_H_

@@ -1,7 +1,8 @@
-#ifndef APQ_AGGREGATOR_SERVICES_H_
-#define APQ_AGGREGATOR_SERVICES_H_
+#ifndef APQ_AGGREGATOR_FLEET_H_
+#define APQ_AGGREGATOR_FLEET_H_
 
 #include <functional>
+#include <optional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -9,10 +10,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "aggregator/epoch_state.h"
-#include "aggregator/fleet_view.h"
+#include "aggregator/fleet_epoch.h"
+#include "aggregator/query_paths.h"
 #include "aggregator/store.h"
-#include "apq/v1/apq.grpc.pb.h"
+#include "apq/v1/apq.pb.h"
 
 namespace apq {
 
@@ -72,8 +73,8 @@ class Fleet {
     uint64_t stored_sequence = 0;
   };
   struct Pending {
-    apq::v1::Report report;
-    Store::AppliedReport write;  // points into report; epoch_id 0: nothing to write
+    uint64_t sequence = 0;
+    std::optional<EpochWrite> write;  // none: nothing to write
     AppliedCallback done;
     // A duplicate of a report applied but not yet stored: answered once it
     // is (after the commit it waits for), or refused if that commit failed.
@@ -81,6 +82,10 @@ class Fleet {
   };
   Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock);
   void CommitLoop();
+  // Stores a group of writes; on failure takes their epochs back to the file's state.
+  absl::Status Commit(const std::vector<const EpochWrite*>& writes);
+  // Gives a pending report its outcome once its group's commit is known.
+  void Answer(Pending& pending, const absl::Status& commit);
   // The newest epoch of each host of the request's cluster that reported
   // within fresh_millis_, after the request's host and build filters.
   std::vector<const HostEpoch*> FreshEpochs(const apq::v1::TopRequest& request, int64_t now_millis)
@@ -113,38 +118,6 @@ class Fleet {
   std::thread committer_;
 };
 
-// The agents' streams, on gRPC's callback API: a stream waiting for its
-// agent, or for its report's commit, holds no thread, so one aggregator
-// serves tens of thousands of connected hosts.
-class IngestService final : public apq::v1::Ingest::CallbackService {
- public:
-  explicit IngestService(Fleet* fleet) : fleet_(fleet) {}
-  grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage>* Stream(
-      grpc::CallbackServerContext* context) override;
-
- private:
-  Fleet* fleet_;
-};
-
-class QueryService final : public apq::v1::Query::Service {
- public:
-  explicit QueryService(Fleet* fleet) : fleet_(fleet) {}
-  grpc::Status Top(grpc::ServerContext* context, const apq::v1::TopRequest* request,
-                   apq::v1::TopResponse* response) override;
-  grpc::Status Hosts(grpc::ServerContext* context, const apq::v1::HostsRequest* request,
-                     apq::v1::HostsResponse* response) override;
-  grpc::Status Explain(grpc::ServerContext* context, const apq::v1::ExplainRequest* request,
-                       apq::v1::ExplainResponse* response) override;
-  grpc::Status Diff(grpc::ServerContext* context, const apq::v1::DiffRequest* request,
-                    apq::v1::DiffResponse* response) override;
-
- private:
-  Fleet* fleet_;
-};
-
-// A status for the wire: same code and message.
-grpc::Status ToGrpc(const absl::Status& status);
-
 }  // namespace apq
 
-#endif  // APQ_AGGREGATOR_SERVICES_H_
+#endif  // APQ_AGGREGATOR_FLEET_H_

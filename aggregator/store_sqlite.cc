@@ -1,6 +1,7 @@
-#include "aggregator/sqlite.h"
+#include "aggregator/store_sqlite.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace apq {
 
@@ -44,7 +45,7 @@ Statement& Statement::BindBlob(int index, absl::string_view bytes) {
 absl::StatusOr<bool> Statement::Step() {
   if (!bind_status_.ok()) return bind_status_;
   int rc = sqlite3_step(stmt_.get());
-  if (absl::Status status = Check(rc, "step"); !status.ok()) return status;
+  APQ_RETURN_IF_ERROR(Check(rc, "step"));
   return rc == SQLITE_ROW;
 }
 
@@ -61,7 +62,7 @@ absl::Status Statement::ForEachRow(const std::function<absl::Status()>& on_row) 
     absl::StatusOr<bool> row = Step();
     if (!row.ok()) return row.status();
     if (!*row) return absl::OkStatus();
-    if (absl::Status status = on_row(); !status.ok()) return status;
+    APQ_RETURN_IF_ERROR(on_row());
   }
 }
 
@@ -115,7 +116,7 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
 }
 
 absl::StatusOr<Transaction> Transaction::Begin(Database* db) {
-  if (absl::Status status = db->Exec("BEGIN IMMEDIATE"); !status.ok()) return status;
+  APQ_RETURN_IF_ERROR(db->Exec("BEGIN IMMEDIATE"));
   return Transaction(db);
 }
 

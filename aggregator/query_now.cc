@@ -1,0 +1,166 @@
+#include "aggregator/query_now.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/explanation.h"
+#include "common/meminfo_balance.h"
+#include "common/sampling.h"
+#include "common/stack_paths.h"
+#include "page_tracker.h"
+
+namespace apq {
+namespace {
+
+// Fills held's bytes by class and the selected bytes; false if the series
+// holds none of the selected classes.
+bool EstimateClasses(const SamplingPlan& plan, int order, const EpochState::Series& series, ClassFilter filter,
+                     ClassBasis basis, SeriesBytes* held) {
+  const std::optional<ClassPageCounts>& classified = series.class_pages;
+  if (basis == ClassBasis::kAsClassified) {
+    if (!classified) return false;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      held->class_bytes[c] = plan.EstimateBytes(order, (*classified)[c]);
+      held->class_variance[c] = plan.EstimateVariance(order, (*classified)[c]);
+    }
+  } else {
+    if (series.pages_outstanding <= 0) return false;
+    const auto pages = static_cast<uint64_t>(series.pages_outstanding);
+    const double bytes = plan.EstimateBytes(order, pages), variance = plan.EstimateVariance(order, pages);
+    // Estimates are linear in pages: each class gets its share of the
+    // series as last classified; with no share known, all are unknown.
+    const uint64_t classified_total =
+        classified ? SumSelected(apq::v1::CLASS_FILTER_ALL, *classified) : 0;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      const double share = classified_total == 0 ? (c == apq::v1::PAGE_CLASS_UNKNOWN ? 1.0 : 0.0)
+                                                 : static_cast<double>((*classified)[c]) / classified_total;
+      held->class_bytes[c] = bytes * share;
+      held->class_variance[c] = variance * share;
+    }
+    if (filter == apq::v1::CLASS_FILTER_ALL) {  // the total as it is, not a sum of shares
+      held->bytes = bytes;
+      held->variance = variance;
+      return true;
+    }
+  }
+  held->bytes = SumSelected(filter, held->class_bytes);
+  held->variance = SumSelected(filter, held->class_variance);
+  return held->bytes > 0;
+}
+
+}  // namespace
+
+absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series) {
+  for (const HostEpoch* epoch : epochs) {
+    absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(epoch->sample_bytes);
+    if (!plan.ok()) continue;
+    for (const auto& [id, series] : epoch->state.series()) {
+      if (series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
+      int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
+      SeriesBytes held{epoch, &series, nullptr, 0, 0};
+      if (!EstimateClasses(*plan, order, series, filter, basis, &held)) continue;
+      absl::StatusOr<const NamedPath*> path = namer->PathOf(*epoch, series.key.stack_id());
+      if (!path.ok()) return path.status();
+      held.path = *path;
+      on_series(held);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpoch*>& epochs,
+                                                 const apq::v1::TopRequest& request, PathNamer* namer) {
+  struct Group {
+    double bytes = 0, variance = 0;
+    std::array<double, kNumPageClasses> class_bytes{};
+    uint32_t hosts = 0;
+    int64_t last_host = -1;  // series come host by host, so a host is counted once
+  };
+  absl::flat_hash_map<std::string, Group> groups;
+  const std::string& substring = request.frame_substring();
+  const HostEpoch* build_of = nullptr;
+  std::string build_hex;
+  absl::Status status = ForEachHeldSeries(epochs, namer, request.class_filter(), ClassBasis::kLive,
+                                          [&](const SeriesBytes& held) {
+    const std::vector<std::string>& frames = held.path->frames;
+    if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
+          return f.find(substring) != std::string::npos;
+        })) {
+      return;
+    }
+    absl::string_view key;
+    switch (request.group_by()) {
+      case apq::v1::GROUP_BY_FUNCTION: key = held.path->function; break;
+      case apq::v1::GROUP_BY_HOST: key = held.host->host; break;
+      case apq::v1::GROUP_BY_PROCESS: key = held.series->key.comm(); break;
+      case apq::v1::GROUP_BY_CGROUP: key = held.series->key.cgroup(); break;
+      case apq::v1::GROUP_BY_BUILD:
+        if (build_of != held.host) build_hex = absl::BytesToHexString((build_of = held.host)->build_id);
+        key = build_hex;
+        break;
+      default: key = held.path->folded; break;
+    }
+    Group& group = groups[key];  // heterogeneous: a string is made only for a new group
+    group.bytes += held.bytes;
+    group.variance += held.variance;
+    for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
+    if (group.last_host != held.host->host_id) {
+      group.last_host = held.host->host_id;
+      ++group.hosts;
+    }
+  });
+  if (!status.ok()) return status;
+  apq::v1::TopResponse response;
+  response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
+  std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;
+  });
+  for (const auto& [key, group] : sorted) {
+    if (request.top() != 0 && static_cast<uint32_t>(response.entries_size()) >= request.top()) break;
+    apq::v1::TopEntry* entry = response.add_entries();
+    entry->set_key(key);
+    entry->set_bytes_outstanding(group.bytes);
+    entry->set_standard_error(std::sqrt(group.variance));
+    entry->set_hosts(group.hosts);
+    if (request.class_filter() == apq::v1::CLASS_FILTER_ALL) continue;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      if (group.class_bytes[c] <= 0) continue;
+      apq::v1::ClassAmount* amount = entry->add_classes();
+      amount->set_page_class(static_cast<PageClass>(c));
+      amount->set_bytes(group.class_bytes[c]);
+    }
+  }
+  return response;
+}
+
+absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
+                                        int64_t minute) {
+  FleetSample sample;
+  sample.minute = minute;
+  for (const HostEpoch* epoch : epochs) {
+    FleetSample::Host host;
+    host.build_id = epoch->build_id;
+    absl::Status status = ForEachHeldSeries({epoch}, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
+                                            [&](const SeriesBytes& held) {
+      FleetSample::Cell& cell = host.paths[held.path->folded];
+      cell.bytes += held.bytes;
+      cell.variance += held.variance;
+    });
+    if (!status.ok()) return status;
+    for (const auto& [path, cell] : host.paths) {
+      FleetSample::Cell& sum = sample.clusters[{epoch->cluster, epoch->build_id, path}];
+      sum.bytes += cell.bytes;
+      sum.variance += cell.variance;
+      sum.hosts += 1;
+    }
+    sample.hosts[epoch->host_id] = std::move(host);
+    sample.cluster_hosts[epoch->cluster] += 1;
+  }
+  return sample;
+}
+
+}  // namespace apq

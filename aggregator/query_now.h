@@ -1,0 +1,64 @@
+#ifndef APQ_AGGREGATOR_QUERY_NOW_H_
+#define APQ_AGGREGATOR_QUERY_NOW_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/statusor.h"
+#include "aggregator/fleet_epoch.h"
+#include "aggregator/query_paths.h"
+#include "aggregator/store.h"
+#include "apq/v1/apq.pb.h"
+#include "common/kernel_symbols.h"
+#include "common/page_classes.h"
+
+namespace apq {
+
+// What one series holds, as the queries see it.
+struct SeriesBytes {
+  const HostEpoch* host;
+  const EpochState::Series* series;
+  const NamedPath* path;
+  double bytes;     // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
+  double variance;  // of that estimate
+  // The series' estimated bytes by class (all classes).
+  std::array<double, kNumPageClasses> class_bytes{};
+  std::array<double, kNumPageClasses> class_variance{};
+};
+
+// Which pages a series' classes count:
+enum class ClassBasis {
+  // The pages outstanding now, split by the series' classes at the host's
+  // last classification (exact at that moment; a series with nothing
+  // classified yet counts as PAGE_CLASS_UNKNOWN): live views such as top.
+  kLive,
+  // The pages as classified, of the moment the host's meminfo was read
+  // with them (series not classified then are left out): apq explain.
+  kAsClassified,
+};
+
+// Calls on_series for every series of the given epochs holding pages of the
+// selected classes, with its path and estimated bytes. Series of unsampled
+// pages are skipped: the sampled stacks' estimates stand for them. Epochs
+// whose sampling plan is invalid (a hostile Hello) contribute nothing.
+absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series);
+
+// The fleet's top groups now, over the given epochs, honouring the
+// request's grouping, filters and limit (its time fields are not looked at).
+absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpoch*>& epochs,
+                                                 const apq::v1::TopRequest& request, PathNamer* namer);
+
+absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
+                                        int64_t minute);
+
+}  // namespace apq
+
+#endif  // APQ_AGGREGATOR_QUERY_NOW_H_

@@ -1,0 +1,74 @@
+#include "aggregator/query_paths.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/stack_paths.h"
+
+namespace apq {
+namespace {
+
+// Bounds the path cache: cleared when it grows past this many paths.
+constexpr size_t kMaxCachedPaths = 1 << 20;
+
+std::unique_ptr<KernelSymbols> Parsed(const apq::v1::SymbolTable& table) {
+  std::vector<std::pair<uint64_t, std::string>> symbols;
+  symbols.reserve(static_cast<size_t>(table.symbols_size()));
+  for (const apq::v1::Symbol& s : table.symbols()) symbols.emplace_back(s.offset(), s.name());
+  return std::make_unique<KernelSymbols>(KernelSymbols::FromOffsets(symbols));
+}
+
+}  // namespace
+
+void PathNamer::Add(const apq::v1::SymbolTable& table) {
+  symbols_[{table.object(), table.build_id()}] = Parsed(table);
+}
+
+absl::StatusOr<const KernelSymbols*> PathNamer::SymbolsOf(const std::string& object, const std::string& build_id) {
+  auto key = std::make_pair(object, build_id);
+  if (auto cached = symbols_.find(key); cached != symbols_.end()) return cached->second.get();
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> table = source_(object, build_id);
+  if (!table.ok()) return table.status();
+  return (symbols_[key] = *table ? Parsed(**table) : nullptr).get();
+}
+
+absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint32_t stack_id) {
+  if (auto cached = paths_.find({epoch.epoch_id, stack_id}); cached != paths_.end()) return cached->second;
+  auto stack = epoch.state.stacks().find(stack_id);
+  if (stack == epoch.state.stacks().end()) {
+    uncached_.frames = {"[stack unknown]"};  // APQ_STACK_LOST, or a stack the agent could not send
+    uncached_.folded = uncached_.function = uncached_.frames[0];
+    return &uncached_;
+  }
+  bool complete = true;
+  std::vector<std::string> names;
+  for (const apq::v1::Frame& frame : stack->second.frames()) {
+    auto object = epoch.state.objects().find(frame.object_id());
+    if (object == epoch.state.objects().end()) {
+      names.push_back("[unknown]");
+      complete = false;
+      continue;
+    }
+    absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
+    if (!symbols.ok()) return symbols.status();
+    std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
+    if (!*symbols) complete = false;
+    names.push_back(symbol ? std::string(symbol->name)
+                           : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
+  }
+  NamedPath path;
+  path.frames = CallPathRootFirst(names);
+  if (path.frames.empty()) path.frames = {"[page allocator]"};
+  path.folded = FoldPath(path.frames);
+  path.function = FunctionOf(path.frames);
+  if (!complete) {
+    uncached_ = std::move(path);
+    return &uncached_;
+  }
+  if (paths_.size() >= kMaxCachedPaths) {
+    paths_.clear();
+    interned_.clear();
+  }
+  auto interned = interned_.try_emplace(path.folded, std::move(path)).first;
+  return paths_[{epoch.epoch_id, stack_id}] = &interned->second;
+}
+
+}  // namespace apq

@@ -1,0 +1,37 @@
+#include "aggregator/query_service.h"
+
+#include "aggregator/grpc_status.h"
+
+namespace apq {
+namespace {
+
+template <typename Response>
+grpc::Status Reply(absl::StatusOr<Response> answer, Response* response) {
+  if (!answer.ok()) return ToGrpc(answer.status());
+  *response = std::move(*answer);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status QueryService::Top(grpc::ServerContext*, const apq::v1::TopRequest* request,
+                               apq::v1::TopResponse* response) {
+  return Reply(fleet_->Top(*request), response);
+}
+
+grpc::Status QueryService::Hosts(grpc::ServerContext*, const apq::v1::HostsRequest* request,
+                                 apq::v1::HostsResponse* response) {
+  return Reply(fleet_->Hosts(*request), response);
+}
+
+grpc::Status QueryService::Explain(grpc::ServerContext*, const apq::v1::ExplainRequest* request,
+                                   apq::v1::ExplainResponse* response) {
+  return Reply(fleet_->Explain(*request), response);
+}
+
+grpc::Status QueryService::Diff(grpc::ServerContext*, const apq::v1::DiffRequest* request,
+                                apq::v1::DiffResponse* response) {
+  return Reply(fleet_->Diff(*request), response);
+}
+
+}  // namespace apq

@@ -1,0 +1,28 @@
+#ifndef APQ_AGGREGATOR_QUERY_SERVICE_H_
+#define APQ_AGGREGATOR_QUERY_SERVICE_H_
+
+#include "aggregator/fleet.h"
+#include "apq/v1/apq.grpc.pb.h"
+
+namespace apq {
+
+// Top, hosts, explain and diff for the CLI: each answered by the fleet.
+class QueryService final : public apq::v1::Query::Service {
+ public:
+  explicit QueryService(Fleet* fleet) : fleet_(fleet) {}
+  grpc::Status Top(grpc::ServerContext* context, const apq::v1::TopRequest* request,
+                   apq::v1::TopResponse* response) override;
+  grpc::Status Hosts(grpc::ServerContext* context, const apq::v1::HostsRequest* request,
+                     apq::v1::HostsResponse* response) override;
+  grpc::Status Explain(grpc::ServerContext* context, const apq::v1::ExplainRequest* request,
+                       apq::v1::ExplainResponse* response) override;
+  grpc::Status Diff(grpc::ServerContext* context, const apq::v1::DiffRequest* request,
+                    apq::v1::DiffResponse* response) override;
+
+ private:
+  Fleet* fleet_;
+};
+
+}  // namespace apq
+
+#endif  // APQ_AGGREGATOR_QUERY_SERVICE_H_
