@@ -1,6 +1,7 @@
 #include "agent/report.h"
 
 #include "common/explanation.h"
+#include "common/losses.h"
 
 #include <algorithm>
 #include <cmath>
@@ -60,18 +61,9 @@ std::string Report::mode() const {
 apq::v1::Losses LossesOf(const TrackerSnapshot& snapshot) {
   const auto& c = snapshot.counters;
   apq::v1::Losses l;
-  l.set_free_unknown_pages(c[APQ_CTR_FREE_UNKNOWN_PAGES]);
-  l.set_alloc_over_live_pages(c[APQ_CTR_ALLOC_OVER_LIVE_PAGES]);
-  l.set_stack_walk_failed(c[APQ_CTR_STACK_WALK_FAILED]);
-  l.set_stack_truncated(c[APQ_CTR_STACK_TRUNCATED]);
-  l.set_stack_table_full(c[APQ_CTR_STACK_TABLE_FULL]);
-  l.set_owner_table_full(c[APQ_CTR_OWNER_TABLE_FULL]);
-  l.set_pfn_out_of_range(c[APQ_CTR_PFN_OUT_OF_RANGE]);
-  l.set_order_too_large(c[APQ_CTR_ORDER_TOO_LARGE]);
-  l.set_bulk_list_unseen(c[APQ_CTR_BULK_LIST_UNSEEN]);
-  l.set_bulk_too_large(c[APQ_CTR_BULK_TOO_LARGE]);
-  l.set_contig_too_large(c[APQ_CTR_CONTIG_TOO_LARGE]);
-  l.set_uncalibrated(c[APQ_CTR_UNCALIBRATED]);
+#define APQ_SET_LOSS(name, field) l.set_##field(c[APQ_CTR_##name]);
+  APQ_LOSS_COUNTERS(APQ_SET_LOSS)
+#undef APQ_SET_LOSS
   l.set_recursion_misses(snapshot.recursion_misses);
   return l;
 }
@@ -96,7 +88,7 @@ void ReportBuilder::Learn(const TrackerSnapshot& snapshot) {
 }
 
 const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id) const {
-  static const std::vector<std::string> kLost = {"[stack unknown]"};
+  static const std::vector<std::string> kLost = {kStackUnknownFrame};
   // A stack not delivered yet. BpfPageTracker snapshots deliver every
   // owner's stack; this names the gap for any source that does not.
   static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
@@ -239,14 +231,7 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
 }
 
 std::string FormatLossSummary(const Report& r) {
-  const apq::v1::Losses& l = r.losses;
-  std::string out = absl::StrFormat(
-      "losses: freed-unknown-pages=%d alloc-over-live-pages=%d stack-walk-failed=%d stack-truncated=%d "
-      "stack-table-full=%d owner-table-full=%d pfn-out-of-range=%d order-too-large=%d bulk-list-unseen=%d "
-      "bulk-too-large=%d contig-too-large=%d uncalibrated=%d recursion-misses=%s\n",
-      l.free_unknown_pages(), l.alloc_over_live_pages(), l.stack_walk_failed(), l.stack_truncated(), l.stack_table_full(),
-      l.owner_table_full(), l.pfn_out_of_range(), l.order_too_large(), l.bulk_list_unseen(), l.bulk_too_large(),
-      l.contig_too_large(), l.uncalibrated(), l.recursion_misses() < 0 ? "not-counted" : absl::StrCat(l.recursion_misses()));
+  std::string out = absl::StrCat("losses: ", FormatLosses(r.losses), "\n");
   for (const std::string& hooked : r.hooked_paths) absl::StrAppend(&out, "hooked: ", hooked, "\n");
   for (const std::string& blind : r.blind_paths) absl::StrAppend(&out, "not visible: ", blind, "\n");
   return out;
@@ -372,14 +357,9 @@ std::string FormatJson(const Report& r) {
     j["classification"] = {{"seconds", r.classification_seconds},
                            {"free_pages_still_owned", r.free_pages_still_owned}};
   }
-  const apq::v1::Losses& l = r.losses;
-  j["losses"] = {{"free_unknown_pages", l.free_unknown_pages()}, {"alloc_over_live_pages", l.alloc_over_live_pages()},
-                 {"stack_walk_failed", l.stack_walk_failed()},   {"stack_truncated", l.stack_truncated()},
-                 {"stack_table_full", l.stack_table_full()},     {"owner_table_full", l.owner_table_full()},
-                 {"pfn_out_of_range", l.pfn_out_of_range()},     {"order_too_large", l.order_too_large()},
-                 {"bulk_list_unseen", l.bulk_list_unseen()},     {"bulk_too_large", l.bulk_too_large()},
-                 {"contig_too_large", l.contig_too_large()},     {"uncalibrated", l.uncalibrated()},
-                 {"recursion_misses", l.recursion_misses()}};
+  nlohmann::json losses = nlohmann::json::object();
+  for (const auto& [name, value] : LossValues(r.losses)) losses[name] = value;
+  j["losses"] = losses;
   j["hooked"] = r.hooked_paths;
   j["not_visible"] = r.blind_paths;
   if (r.census_at_start) {

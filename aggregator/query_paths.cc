@@ -34,7 +34,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   if (auto cached = paths_.find({epoch.epoch_id, stack_id}); cached != paths_.end()) return cached->second;
   auto stack = epoch.state.stacks().find(stack_id);
   if (stack == epoch.state.stacks().end()) {
-    uncached_.frames = {"[stack unknown]"};  // APQ_STACK_LOST, or a stack the agent could not send
+    uncached_.frames = {kStackUnknownFrame};
     uncached_.folded = uncached_.function = uncached_.frames[0];
     return &uncached_;
   }

@@ -20,7 +20,8 @@
 #define APQ_MAX_BULK_PAGES 4096u
 #define APQ_MAX_CONTIG_CHUNKS 256u /* of APQ_MAX_PAGES_PER_EVENT pages: 1 GiB */
 
-/* Stack ids with a meaning of their own; real ids are below these. */
+/* Stack ids with a meaning of their own; real ids are below these. The
+ * wire (apq.v1.SeriesKey.stack_id) carries them as they are. */
 #define APQ_STACK_UNSAMPLED 0xffffffffu /* sampled mode: stack not walked */
 #define APQ_STACK_LOST 0xfffffffeu      /* walk failed or stack table full */
 
@@ -59,6 +60,32 @@ struct apq_process_name {
   char comm[16];
 };
 
+/* The tracker's loss counters: events or pages it could not attribute.
+ * This list is their one definition: the loss entries of the BPF counter
+ * enum below, and the agent's apq.v1.Losses (X's second argument is the
+ * proto field's name: the agent sets each through it, so a counter without
+ * its field does not compile); printouts follow apq.v1.Losses. */
+#define APQ_LOSS_COUNTERS(X)                                                                \
+  X(FREE_UNKNOWN_PAGES, free_unknown_pages)       /* freed pages never seen allocated */   \
+  X(ALLOC_OVER_LIVE_PAGES, alloc_over_live_pages) /* allocated pages still owned: a free  \
+                                                     was missed */                         \
+  X(STACK_WALK_FAILED, stack_walk_failed)                                                   \
+  X(STACK_TRUNCATED, stack_truncated)                                                       \
+  X(STACK_TABLE_FULL, stack_table_full)                                                     \
+  X(OWNER_TABLE_FULL, owner_table_full)           /* pages given to the overflow owner */  \
+  X(PFN_OUT_OF_RANGE, pfn_out_of_range)           /* pages above the page table's size */  \
+  X(ORDER_TOO_LARGE, order_too_large)                                                       \
+  X(BULK_LIST_UNSEEN, bulk_list_unseen)           /* bulk calls filling a list, not an    \
+                                                     array: not tracked */                 \
+  X(BULK_TOO_LARGE, bulk_too_large)               /* bulk pages beyond APQ_MAX_BULK_PAGES \
+                                                     in one call */                        \
+  X(CONTIG_TOO_LARGE, contig_too_large)           /* contiguous pages beyond              \
+                                                     APQ_MAX_CONTIG_CHUNKS in one call */  \
+  X(UNCALIBRATED, uncalibrated)                   /* page-pointer events before           \
+                                                     vmemmap_base was known */
+
+#define APQ_LOSS_COUNTER_ENUM(name, field) APQ_CTR_##name,
+
 /* Global event and loss counters (a per-CPU array, summed in userspace). */
 enum apq_counter {
   APQ_CTR_ALLOC_EVENTS,
@@ -67,23 +94,12 @@ enum apq_counter {
   APQ_CTR_FREE_PAGES,
   APQ_CTR_FAILED_ALLOCS,          /* pfn -1: the allocation failed, nothing to track */
   APQ_CTR_SAMPLED_ALLOCS,         /* allocations whose stack was walked */
-  APQ_CTR_FREE_UNKNOWN_PAGES,     /* freed pages never seen allocated */
-  APQ_CTR_ALLOC_OVER_LIVE_PAGES,  /* allocated pages still owned: a free was missed */
-  APQ_CTR_STACK_WALK_FAILED,
-  APQ_CTR_STACK_TRUNCATED,
-  APQ_CTR_STACK_TABLE_FULL,
-  APQ_CTR_OWNER_TABLE_FULL,       /* pages given to the overflow owner */
-  APQ_CTR_PFN_OUT_OF_RANGE,       /* pages above the page table's size */
-  APQ_CTR_ORDER_TOO_LARGE,
-  APQ_CTR_BULK_PAGES,            /* pages from the bulk allocator (fexit) */
-  APQ_CTR_BULK_LIST_UNSEEN,      /* bulk calls filling a list, not an array: not tracked */
-  APQ_CTR_BULK_TOO_LARGE,        /* bulk pages beyond APQ_MAX_BULK_PAGES in one call */
-  APQ_CTR_CONTIG_PAGES,          /* pages from alloc_contig_range (fexit) */
-  APQ_CTR_CONTIG_TOO_LARGE,      /* contiguous pages beyond APQ_MAX_CONTIG_PAGES in one call */
-  APQ_CTR_MIGRATED_PAGES,        /* pages whose owner moved to the migration target */
-  APQ_CTR_UNCALIBRATED,          /* page-pointer events before vmemmap_base was known */
+  APQ_CTR_BULK_PAGES,             /* pages from the bulk allocator (fexit) */
+  APQ_CTR_CONTIG_PAGES,           /* pages from alloc_contig_range (fexit) */
+  APQ_CTR_MIGRATED_PAGES,         /* pages whose owner moved to the migration target */
   APQ_CTR_STACKS_CREATED,
   APQ_CTR_OWNERS_CREATED,
+  APQ_LOSS_COUNTERS(APQ_LOSS_COUNTER_ENUM)
   APQ_NR_COUNTERS,
 };
 

@@ -7,6 +7,10 @@
 
 namespace apq {
 
+// The one frame of a path whose stack is not known: its walk failed, the
+// stack table was full (APQ_STACK_LOST), or its definition never arrived.
+inline constexpr char kStackUnknownFrame[] = "[stack unknown]";
+
 // True for frames of the tracing plumbing (BPF, perf, tracepoint glue) and
 // of the page allocator itself: they say nothing about who took the page.
 bool IsAllocatorOrTracingFrame(absl::string_view function);
