@@ -176,21 +176,21 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
   // An hourly row holds the hour's last sample: the hour of a past time
   // holds later samples, so "at or before" takes the hour before it.
   if (point && !minutes && to < now_millis - kMinuteMillis) --last;
-  if (point) first = 0;  // the newest sample at or before
-  absl::StatusOr<Statement> cohort = reader_.Prepare(cohort_sql);
-  if (!cohort.ok()) return cohort.status();
-  bind(*cohort, first, last);
-  DiffSide side;
-  absl::Status status = cohort->ForEachRow([&] {
-    if (cohort->Int(1) > 0) side.cohort[cohort->Int(0)] = static_cast<uint32_t>(cohort->Int(1));
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  if (point && !side.cohort.empty()) {
-    const auto newest = *side.cohort.rbegin();
-    side.cohort = {newest};
-    first = last = newest.first;
+  if (point) {  // the newest sample at or before (with hosts): one lookup, not a scan of the past
+    APQ_ASSIGN_OR_RETURN(Statement newest, reader_.Prepare(absl::StrCat("SELECT max(", time, ") FROM ", from_clause,
+                                                                        " WHERE ", where, per_host ? "" : "AND c.hosts > 0")));
+    bind(newest, 0, last);
+    APQ_ASSIGN_OR_RETURN(bool row, newest.Step());
+    if (!row || newest.IsNull(0)) return DiffSide();
+    first = last = newest.Int(0);
   }
+  APQ_ASSIGN_OR_RETURN(Statement cohort, reader_.Prepare(cohort_sql));
+  bind(cohort, first, last);
+  DiffSide side;
+  APQ_RETURN_IF_ERROR(cohort.ForEachRow([&] {
+    if (cohort.Int(1) > 0) side.cohort[cohort.Int(0)] = static_cast<uint32_t>(cohort.Int(1));
+    return absl::OkStatus();
+  }));
   if (side.cohort.empty()) return side;
   const std::string cells_sql =
       per_host ? absl::StrCat("SELECT ", time, ", ", key, ", sum(c.bytes), sum(c.variance), count(DISTINCT c.host_id) ",
@@ -198,15 +198,13 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
                : absl::StrCat("SELECT t, k, sum(b), sum(v), sum(h) FROM (SELECT ", time, " t, ", key,
                               " k, c.build_id, sum(c.bytes) b, sum(c.variance) v, max(c.hosts) h FROM ", from_clause,
                               " JOIN paths p USING (path_id) WHERE ", where, "GROUP BY 1, 2, 3) GROUP BY t, k");
-  absl::StatusOr<Statement> cells = reader_.Prepare(cells_sql);
-  if (!cells.ok()) return cells.status();
-  bind(*cells, first, last);
-  status = cells->ForEachRow([&] {
-    side.cells.push_back({cells->Int(0), cells->Text(1), cells->Double(2), cells->Double(3),
-                          static_cast<uint32_t>(cells->Int(4))});
+  APQ_ASSIGN_OR_RETURN(Statement cells, reader_.Prepare(cells_sql));
+  bind(cells, first, last);
+  APQ_RETURN_IF_ERROR(cells.ForEachRow([&] {
+    side.cells.push_back(
+        {cells.Int(0), cells.Text(1), cells.Double(2), cells.Double(3), static_cast<uint32_t>(cells.Int(4))});
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
+  }));
   return side;
 }
 
