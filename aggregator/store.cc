@@ -11,7 +11,8 @@
 namespace apq {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+// 4: paths.leaf recomputed (FunctionOf learnt the huge-page wrappers).
+constexpr int kSchemaVersion = 4;
 // An epoch that has not reported for this long, and is not its host's
 // newest, is deleted with its series (its history stays in the rollups).
 constexpr int64_t kOldEpochMillis = 86'400'000;
@@ -153,8 +154,8 @@ absl::Status Store::CreateSchema() {
                           absl::StrCat("upgrading the database to version ", upgrade.version, ": ", status.message()));
     }
   }
-  // Version 3 groups paths by their function (FunctionOf), not their last frame.
-  if (found != 0 && found < 3) {
+  // Each version from 3 on groups paths by FunctionOf as this build knows it.
+  if (found != 0 && found < kSchemaVersion) {
     APQ_RETURN_IF_ERROR(RenamePathFunctions());
   }
   if (absl::Status status = db_.Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)); !status.ok()) {

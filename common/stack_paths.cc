@@ -10,7 +10,7 @@ namespace {
 
 // Exact names of allocator entry points and internals, 5.10 to 6.18. The
 // _noprof suffix (memory allocation profiling, 6.10+) is removed first.
-constexpr std::array<absl::string_view, 29> kAllocatorFunctions = {
+constexpr std::array<absl::string_view, 35> kAllocatorFunctions = {
     "__alloc_pages",          "__alloc_pages_nodemask", "__alloc_pages_slowpath",
     "__alloc_pages_direct_compact", "__alloc_pages_direct_reclaim", "__alloc_pages_may_oom",
     "__alloc_frozen_pages",   "alloc_frozen_pages",     "alloc_frozen_pages_nolock",
@@ -19,6 +19,10 @@ constexpr std::array<absl::string_view, 29> kAllocatorFunctions = {
     "__folio_alloc",          "folio_alloc",            "folio_alloc_mpol",
     "get_page_from_freelist", "rmqueue",                "alloc_pages_nolock",
     "__get_free_pages",       "vma_alloc_folio",  // alloc_pages_vma's successor (6.0+): the fault path matches 5.10's
+    // Huge pages' own wrappers (static, so seen when not inlined): the THP
+    // fault's (6.12+) and khugepaged's, 5.10 to 6.18; their callers are the paths.
+    "vma_alloc_anon_folio_pmd", "khugepaged_alloc_page", "hpage_collapse_alloc_page", "hpage_collapse_alloc_folio",
+    "alloc_charge_hpage",     "alloc_charge_folio",
     // The bulk allocator: its fexit hook sees it as the innermost frame.
     "__alloc_pages_bulk",     "alloc_pages_bulk",       "alloc_pages_bulk_array",
     "alloc_pages_bulk_array_node", "alloc_pages_bulk_node", "alloc_pages_bulk_array_mempolicy",
@@ -55,13 +59,15 @@ absl::string_view BaseName(absl::string_view function) {
   return name;
 }
 
+bool IsAllocatorFunction(absl::string_view name) {
+  return std::find(kAllocatorFunctions.begin(), kAllocatorFunctions.end(), name) != kAllocatorFunctions.end();
+}
+
 }  // namespace
 
 bool IsAllocatorOrTracingFrame(absl::string_view function) {
   const absl::string_view name = BaseName(function);
-  if (std::find(kAllocatorFunctions.begin(), kAllocatorFunctions.end(), name) != kAllocatorFunctions.end()) {
-    return true;
-  }
+  if (IsAllocatorFunction(name)) return true;
   return std::any_of(kTracingPrefixes.begin(), kTracingPrefixes.end(),
                      [&](absl::string_view prefix) { return absl::StartsWith(name, prefix); });
 }
@@ -78,7 +84,10 @@ std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& inner
 std::string FunctionOf(const std::vector<std::string>& root_first) {
   for (auto frame = root_first.rbegin(); frame != root_first.rend(); ++frame) {
     const absl::string_view name = BaseName(*frame);
-    if (std::find(kMemoryApiFunctions.begin(), kMemoryApiFunctions.end(), name) == kMemoryApiFunctions.end()) {
+    // Allocator frames too: a path kept from before a frame joined the
+    // allocator list still gets the function a path of today would.
+    if (std::find(kMemoryApiFunctions.begin(), kMemoryApiFunctions.end(), name) == kMemoryApiFunctions.end() &&
+        !IsAllocatorFunction(name)) {
       return *frame;
     }
   }

@@ -32,6 +32,28 @@ TEST(StackPathsTest, RecognisesClonesAndOlderNames) {
   EXPECT_FALSE(IsAllocatorOrTracingFrame("pipe_write"));
 }
 
+// A THP fault and a khugepaged collapse end at the same callers on 5.10
+// (alloc_pages_vma, khugepaged_alloc_page), 6.6 (vma_alloc_folio,
+// alloc_charge_hpage) and 6.18 (vma_alloc_anon_folio_pmd, alloc_charge_folio).
+TEST(StackPathsTest, HugePageWrappersOfEveryKernelEndAtTheirCaller) {
+  const std::vector<std::vector<std::string>> faults = {
+      {"__alloc_pages_nodemask", "alloc_pages_vma", "do_huge_pmd_anonymous_page", "__handle_mm_fault"},
+      {"__alloc_pages", "__folio_alloc", "vma_alloc_folio", "do_huge_pmd_anonymous_page", "__handle_mm_fault"},
+      {"__alloc_frozen_pages_noprof", "alloc_pages_mpol", "folio_alloc_mpol_noprof", "vma_alloc_folio_noprof",
+       "vma_alloc_anon_folio_pmd", "do_huge_pmd_anonymous_page", "__handle_mm_fault"}};
+  for (const auto& stack : faults) {
+    EXPECT_THAT(CallPathRootFirst(stack), ElementsAre("__handle_mm_fault", "do_huge_pmd_anonymous_page"));
+  }
+  const std::vector<std::vector<std::string>> collapses = {
+      {"__alloc_pages_nodemask", "khugepaged_alloc_page", "collapse_huge_page"},
+      {"__alloc_pages", "hpage_collapse_alloc_page", "alloc_charge_hpage", "collapse_huge_page"},
+      {"__folio_alloc_noprof", "hpage_collapse_alloc_folio", "alloc_charge_folio", "collapse_huge_page"}};
+  for (const auto& stack : collapses) EXPECT_THAT(CallPathRootFirst(stack), ElementsAre("collapse_huge_page"));
+  // A path stored before the wrapper joined the list gets today's function.
+  EXPECT_EQ(FunctionOf({"__handle_mm_fault", "do_huge_pmd_anonymous_page", "vma_alloc_anon_folio_pmd"}),
+            "do_huge_pmd_anonymous_page");
+}
+
 TEST(StackPathsTest, FallbackInsideHookedBulkAllocatorMergesWithIt) {
   // The bulk allocator's fallback to the traced allocator runs inside the
   // fexit trampoline: both stacks must end at the bulk allocator's caller.
