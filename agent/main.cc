@@ -4,13 +4,12 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "agent/fleet_mode.h"
 #include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
-#include "common/flag_names.h"
+#include "common/help.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
 ABSL_FLAG(std::string, aggregator, "", "Stream to the aggregator at HOST:PORT (fleet mode).");
@@ -114,23 +113,28 @@ absl::Status Run() {
   return apq::RunFleet(fleet);
 }
 
+const apq::ProgramHelp kHelp = {
+    "apq-agent",
+    "attributes every page-allocator page of this host to the kernel call path, process and cgroup that took it.",
+    {{"local", "apq-agent --local [--duration S] [--format table|json|folded] [--class hidden|visible|all] [--explain]",
+      "On this host alone: prints the call paths holding the most outstanding pages every --interval (and at the "
+      "end), or with --explain /proc/meminfo reconciled with them. Needs root (BPF).",
+      {"local", "duration", "top", "format", "class", "explain"}},
+     {"fleet", "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
+      "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",
+      {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "tls_ca", "tls_cert", "tls_key",
+       "tls_server_name"}}},
+    {"interval", "sample_bytes", "max_owners", "max_stacks"},
+    "Losses (pages or events the tracker could not attribute) are counted and printed with every report, never "
+    "hidden; docs/tracker.md says what each means.\n"};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "apq-agent --local [--interval S] [--duration S] [--top N] [--format table|json|folded] [--class hidden|visible|all]\n"
-      "                  [--explain] [--sample-bytes N]\n"
-      "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--interval S] [--sample-bytes N]\n"
-      "                  [--classify-interval S]");
-  std::vector<std::string> positional = apq::ParseFlags(argc, argv);
+  std::vector<std::string> positional = apq::ParseFlagsOrHelp(argc, argv, kHelp);
   if (positional.size() > 1) {
-    std::cerr << "apq-agent: unexpected argument '" << positional[1] << "'\n";
-    return 2;
+    std::cerr << "apq-agent: unexpected argument '" << positional[1] << "' (apq-agent --help lists the flags)\n";
+    return apq::kExitBadUsage;
   }
-  absl::Status status = Run();
-  if (!status.ok()) {
-    std::cerr << "apq-agent: " << status.message() << "\n";
-    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
-  return 0;
+  return apq::ExitStatusOf("apq-agent", Run());
 }

@@ -164,6 +164,7 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   EXPECT_EQ(top.hosts_selected(), 2u);
   ASSERT_EQ(top.entries_size(), 1);
   EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.symbols_pending_size(), 0);
   EXPECT_EQ(top.entries(0).bytes_outstanding(), (256 + 512) * kPage);
   EXPECT_EQ(top.entries(0).hosts(), 2u);
   EXPECT_EQ(top.entries(0).standard_error(), 0);
@@ -456,6 +457,7 @@ TEST_F(FleetTest, RestartedFleetKnowsRecentHosts) {
   apq::v1::TopResponse top = Top(fleet.get(), {});
   ASSERT_EQ(top.entries_size(), 1);
   EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.symbols_pending_size(), 0);
   EXPECT_EQ(top.entries(0).bytes_outstanding(), 300 * kPage);
 }
 
@@ -629,7 +631,11 @@ TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskedElsewhere);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kAskedElsewhere) << "asked once";
   EXPECT_FALSE(*fleet->PutSymbols(*e2, web2.Symbols())) << "not asked: ignored";
-  EXPECT_EQ(Top(fleet.get(), {}).entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310") << "not named by it";
+  apq::v1::TopResponse unnamed = Top(fleet.get(), {});
+  EXPECT_EQ(unnamed.entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310") << "not named by it";
+  ASSERT_EQ(unnamed.symbols_pending_size(), 1) << "the raw offsets are said to be pending";
+  EXPECT_EQ(unnamed.symbols_pending(0).object(), "vmlinux");
+  EXPECT_EQ(unnamed.symbols_pending(0).build_id(), "build-1");
 
   fleet->Detach(*e1);  // web-1's stream ended before uploading
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e2), Need::kAskThisStream);
@@ -643,6 +649,7 @@ TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
   apq::v1::TopResponse top = Top(fleet.get(), {});
   ASSERT_EQ(top.entries_size(), 1);
   EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.symbols_pending_size(), 0);
 
   fleet.reset();
   fleet = StartFleet();

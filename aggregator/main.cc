@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -14,7 +13,7 @@
 #include "common/files.h"
 #include "aggregator/ingest_service.h"
 #include "aggregator/query_service.h"
-#include "common/flag_names.h"
+#include "common/help.h"
 #include "common/transport.h"
 #include "grpcpp/grpcpp.h"
 
@@ -116,6 +115,17 @@ absl::Status Run() {
   return absl::OkStatus();
 }
 
+const apq::ProgramHelp kHelp = {
+    "apq-aggregator",
+    "receives the agents' streams, keeps the fleet's state and history in SQLite, and answers apq's queries.",
+    {{"", "apq-aggregator [--listen HOST:PORT] [--db PATH] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]",
+      "Serves agents (ingest) and the apq command (queries) on one port until SIGINT or SIGTERM. An agent's report "
+      "is acknowledged once stored: a restart loses nothing acknowledged.",
+      {"listen", "tls_cert", "tls_key", "tls_client_ca", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
+       "keep_hours", "keep_host_hours"}}},
+    {},
+    ""};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,16 +135,10 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  absl::SetProgramUsageMessage("apq-aggregator [--listen HOST:PORT] [--db PATH] [--fresh-seconds S] [--keep-minutes 48h] [--keep-hours 2160h] [--keep-host-hours 336h] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]");
-  std::vector<std::string> positional = apq::ParseFlags(argc, argv);
+  std::vector<std::string> positional = apq::ParseFlagsOrHelp(argc, argv, kHelp);
   if (positional.size() > 1) {
-    std::cerr << "apq-aggregator: unexpected argument '" << positional[1] << "'\n";
-    return 2;
+    std::cerr << "apq-aggregator: unexpected argument '" << positional[1] << "' (apq-aggregator --help lists the flags)\n";
+    return apq::kExitBadUsage;
   }
-  absl::Status status = Run();
-  if (!status.ok()) {
-    std::cerr << "apq-aggregator: " << status.message() << "\n";
-    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
-  return 0;
+  return apq::ExitStatusOf("apq-aggregator", Run());
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/explanation.h"
@@ -83,8 +84,10 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   const std::string& substring = request.frame_substring();
   const HostEpoch* build_of = nullptr;
   std::string build_hex;
+  absl::flat_hash_set<std::pair<std::string, std::string>> pending;
   absl::Status status = ForEachHeldSeries(epochs, namer, request.class_filter(), ClassBasis::kLive,
                                           [&](const SeriesBytes& held) {
+    pending.insert(held.path->tables_pending.begin(), held.path->tables_pending.end());
     const std::vector<std::string>& frames = held.path->frames;
     if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
           return f.find(substring) != std::string::npos;
@@ -115,6 +118,11 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
   response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
+  for (const auto& [object, build_id] : pending) {
+    apq::v1::SymbolRequest* table = response.add_symbols_pending();
+    table->set_object(object);
+    table->set_build_id(build_id);
+  }
   std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;

@@ -1,5 +1,7 @@
 #include "aggregator/query_paths.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/stack_paths.h"
 
@@ -40,6 +42,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   }
   bool complete = true;
   std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::string>> pending;
   for (const apq::v1::Frame& frame : stack->second.frames()) {
     auto object = epoch.state.objects().find(frame.object_id());
     if (object == epoch.state.objects().end()) {
@@ -50,7 +53,11 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
     absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
     if (!symbols.ok()) return symbols.status();
     std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
-    if (!*symbols) complete = false;
+    if (!*symbols) {
+      complete = false;
+      std::pair<std::string, std::string> table{object->second.name(), object->second.build_id()};
+      if (std::find(pending.begin(), pending.end(), table) == pending.end()) pending.push_back(std::move(table));
+    }
     names.push_back(symbol ? std::string(symbol->name)
                            : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
   }
@@ -59,6 +66,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   if (path.frames.empty()) path.frames = {"[page allocator]"};
   path.folded = FoldPath(path.frames);
   path.function = FunctionOf(path.frames);
+  path.tables_pending = std::move(pending);
   if (!complete) {
     uncached_ = std::move(path);
     return &uncached_;

@@ -21,6 +21,9 @@ struct NamedPath {
   std::vector<std::string> frames;
   std::string folded;
   std::string function;  // FunctionOf(frames)
+  // (object, build ID) of the symbol tables not received yet, whose frames
+  // are named object+0xoffset here; such a path is not cached.
+  std::vector<std::pair<std::string, std::string>> tables_pending;
 };
 
 // Names the call paths of stacks: function names, root first, allocator

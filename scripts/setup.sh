@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev nlohmann-json3-dev
-  python3 procps util-linux time openssl
+  python3 procps util-linux time openssl help2man
   qemu-system-x86 busybox-static cpio xz-utils
 )
 

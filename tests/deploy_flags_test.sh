@@ -9,7 +9,8 @@ passed=0
 failed=0
 check() {  # FLAGFILE BINARY
   local known
-  known=$({ "$build/$2" --helpfull 2>&1 || true; } | sed -n 's/^ *--\([a-z_0-9]*\) .*/\1/p')
+  # --help shows flags with dashes; flag files spell them with underscores.
+  known=$({ "$build/$2" --help 2>&1 || true; } | sed -n 's/^ *--\([a-z0-9-]*\).*/\1/p' | tr - _)
   for flag in $(sed -n 's/^--\([a-z_0-9]*\)=.*/\1/p' "$source/deploy/$1"); do
     if grep -qx "$flag" <<<"$known"; then
       passed=$((passed + 1))

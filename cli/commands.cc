@@ -1,0 +1,374 @@
+// apq's commands: each builds its request from the flags, asks the
+// aggregator, and prints the answer (cli/main.cc is only the entry point).
+#include "cli/commands.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "apq/v1/apq.grpc.pb.h"
+#include "cli/diff_selector.h"
+#include "common/client_tls_flags.h"
+#include "common/explanation.h"
+#include "common/help.h"
+#include "common/page_classes.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
+ABSL_FLAG(std::string, cluster, "", "The cluster to ask about.");
+ABSL_FLAG(std::string, by, "stack",
+          "top: group by stack, function, host, process, cgroup or build; explain: host for one explanation per host "
+          "(default: summed over the hosts).");
+ABSL_FLAG(int64_t, top, 20, "top: entries shown; explain: paths per explanation (0: all).");
+ABSL_FLAG(std::string, class, "",
+          "top: which pages, by how /proc/meminfo counts them: hidden (counted by no field; the default for the fleet "
+          "now), visible, or all (the default, and the only choice, with --at or --since: history keeps every class "
+          "together).");
+ABSL_FLAG(std::string, format, "table", "table, json, or (top --by stack) folded.");
+ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
+ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
+ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
+ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
+                                 "time ago (90m, 6h).");
+ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
+ABSL_FLAG(std::string, before, "",
+          "diff: the history to compare against: parts joined by commas, all of which must hold: a time (at that "
+          "time) or FROM..TO (RFC 3339, or a time ago: 2h..1h), build=HEX (a prefix), release=UNAME_R, host=NAME.");
+ABSL_FLAG(std::string, after, "", "diff: the history compared, as --before (no time: the newest sample).");
+ABSL_FLAG(double, timeout, 30, "Seconds to wait for the aggregator.");
+
+namespace {
+
+absl::StatusOr<apq::v1::GroupBy> ParseGroupBy(const std::string& by) {
+  if (by == "stack") return apq::v1::GROUP_BY_STACK;
+  if (by == "function") return apq::v1::GROUP_BY_FUNCTION;
+  if (by == "host") return apq::v1::GROUP_BY_HOST;
+  if (by == "process") return apq::v1::GROUP_BY_PROCESS;
+  if (by == "cgroup") return apq::v1::GROUP_BY_CGROUP;
+  if (by == "build") return apq::v1::GROUP_BY_BUILD;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--by must be stack, function, host, process, cgroup or build, not '", by, "'"));
+}
+
+// "" -> 0 (not set); RFC 3339, or a duration meaning that long ago.
+absl::StatusOr<int64_t> ParseWhen(const std::string& flag, const std::string& text, absl::Time now) {
+  if (text.empty()) return 0;
+  absl::Time when;
+  absl::Duration ago;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, text, &when, &error)) return absl::ToUnixMillis(when);
+  if (absl::ParseDuration(text, &ago) && ago >= absl::ZeroDuration()) return absl::ToUnixMillis(now - ago);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must be an RFC 3339 time (2026-11-25T03:00:00Z) or a time ago (90m), not '", text, "'"));
+}
+
+std::string Timestamp(int64_t unix_millis) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_millis), absl::UTCTimeZone());
+}
+
+// One query to the aggregator, within --timeout; an error names the
+// aggregator and what was asked.
+template <typename Request, typename Response>
+absl::Status Ask(grpc::Status (apq::v1::Query::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                 apq::v1::Query::Stub* stub, const Request& request, Response* response, const char* what) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
+  const grpc::Status status = (stub->*method)(&context, request, response);
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
+}
+
+// proto_names: the .proto's snake_case field names (apq diff's json, whose
+// field names the issue fixes) instead of protobuf's lowerCamelCase.
+std::string Json(const google::protobuf::Message& message, bool proto_names = false) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = proto_names;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+// "2026-12-02T11:40:00Z (12s ago)"; "never" for 0.
+std::string TimeAndAge(int64_t unix_millis, absl::Time now) {
+  if (unix_millis == 0) return "never";
+  const absl::Time when = absl::FromUnixMillis(unix_millis);
+  const absl::Duration age = absl::Trunc(now - when, absl::Seconds(1));
+  return absl::StrCat(Timestamp(unix_millis), " (",
+                      age >= absl::ZeroDuration() ? absl::StrCat(absl::FormatDuration(age), " ago")
+                                                  : absl::StrCat("in ", absl::FormatDuration(-age)),
+                      ")");
+}
+
+// Where frames are raw offsets because a symbol table has not arrived.
+std::string SymbolsPending(const apq::v1::TopResponse& response) {
+  std::string out;
+  for (const apq::v1::SymbolRequest& table : response.symbols_pending()) {
+    absl::StrAppend(&out, "symbols for build ", absl::BytesToHexString(table.build_id()).substr(0, 16), " (",
+                    table.object(), ") pending: its frames show as ", table.object(),
+                    "+0xOFFSET until an agent of that build uploads them\n");
+  }
+  return out;
+}
+
+std::string ClassesShown(apq::ClassFilter filter) {
+  switch (filter) {
+    case apq::v1::CLASS_FILTER_HIDDEN:
+      return "hidden (counted by no /proc/meminfo field; classes as of each host's last classification)";
+    case apq::v1::CLASS_FILTER_VISIBLE:
+      return "visible (counted by a /proc/meminfo field; classes as of each host's last classification)";
+    default: return "all";
+  }
+}
+
+// The class holding most of an entry's bytes ("" when not split by class).
+std::string LargestClass(const apq::v1::TopEntry& entry) {
+  const apq::v1::ClassAmount* largest = nullptr;
+  for (const apq::v1::ClassAmount& amount : entry.classes()) {
+    if (!largest || amount.bytes() > largest->bytes()) largest = &amount;
+  }
+  return largest ? apq::PageClassName(largest->page_class()) : "";
+}
+
+absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::TopRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
+  if (!by.ok()) return by.status();
+  request.set_group_by(*by);
+  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError("--format folded needs --by stack");
+  }
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  // Folded output is flame-graph input: every path.
+  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
+  request.set_host(absl::GetFlag(FLAGS_host));
+  std::string hex = absl::GetFlag(FLAGS_build);
+  if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
+    return absl::InvalidArgumentError("--build must be a hex build ID");
+  }
+  request.set_build_id(absl::HexStringToBytes(hex));
+  request.set_frame_substring(absl::GetFlag(FLAGS_frame));
+  absl::Time now = absl::Now();
+  absl::StatusOr<int64_t> at = ParseWhen("at", absl::GetFlag(FLAGS_at), now);
+  if (!at.ok()) return at.status();
+  absl::StatusOr<int64_t> since = ParseWhen("since", absl::GetFlag(FLAGS_since), now);
+  if (!since.ok()) return since.status();
+  request.set_at_unix_millis(*at);
+  request.set_since_unix_millis(*since);
+  const bool history = *at != 0 || *since != 0;
+  std::string class_name = absl::GetFlag(FLAGS_class);
+  if (class_name.empty()) class_name = history ? "all" : "hidden";
+  absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(class_name);
+  if (!class_filter.ok()) return class_filter.status();
+  request.set_class_filter(*class_filter);
+  apq::v1::TopResponse response;
+  APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Top, stub, request, &response, "top"));
+  if (format == "json") {
+    std::cout << Json(response) << "\n";
+  } else if (format == "folded") {
+    std::cerr << SymbolsPending(response);
+    for (const apq::v1::TopEntry& entry : response.entries()) {
+      auto bytes = static_cast<uint64_t>(std::llround(entry.bytes_outstanding()));
+      if (bytes) std::cout << entry.key() << " " << bytes << "\n";
+    }
+  } else {
+    std::string when = "now";
+    if (response.resolution_millis() != 0) {
+      const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
+      when = response.first_sample_unix_millis() == response.last_sample_unix_millis()
+                 ? absl::StrCat("at ", Timestamp(response.first_sample_unix_millis()), " (", resolution, ")")
+                 : absl::StrCat("peak over ", Timestamp(response.first_sample_unix_millis()), " .. ",
+                                Timestamp(response.last_sample_unix_millis()), " (", resolution, ")");
+    } else if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+      when = "no history sample at or before that time";
+    }
+    std::cout << absl::StrFormat("%d hosts, %s, pages: %s\n%16s %14s %6s %-12s  %s\n", response.hosts_selected(), when,
+                                 ClassesShown(*class_filter), "OUTSTANDING", "STD.ERR", "HOSTS", "CLASS",
+                                 absl::GetFlag(FLAGS_by));
+    std::cout << SymbolsPending(response);
+    for (const apq::v1::TopEntry& entry : response.entries()) {
+      std::cout << absl::StrFormat("%16.0f %14.0f %6d %-12s  %s\n", entry.bytes_outstanding(), entry.standard_error(),
+                                   entry.hosts(), LargestClass(entry), entry.key());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::HostsRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  apq::v1::HostsResponse response;
+  APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Hosts, stub, request, &response, "hosts"));
+  if (format == "json") {
+    std::cout << Json(response) << "\n";
+    return absl::OkStatus();
+  }
+  const absl::Time now = absl::Now();
+  std::cout << absl::StrFormat("%-24s %-28s %-16s %-34s %-34s %12s %10s %12s\n", "HOST", "KERNEL", "BUILD",
+                               "LAST REPORT", "CLASSIFIED (AGENT CLOCK)", "UNKNOWN-FREE", "OVER-LIVE", "MISSES");
+  for (const apq::v1::HostInfo& host : response.hosts()) {
+    const int64_t misses = host.losses().recursion_misses();
+    std::cout << absl::StrFormat("%-24s %-28s %-16s %-34s %-34s %12d %10d %12s\n", host.host(),
+                                 host.kernel().release(), absl::BytesToHexString(host.kernel().build_id()).substr(0, 16),
+                                 TimeAndAge(host.last_report_unix_millis(), now),
+                                 TimeAndAge(host.classified_unix_millis(), now), host.losses().free_unknown_pages(),
+                                 host.losses().alloc_over_live_pages(),
+                                 misses < 0 ? "not-counted" : absl::StrCat(misses));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
+  if (format == "folded") return absl::InvalidArgumentError("explain prints table or json");
+  const std::string by = absl::GetFlag(FLAGS_by);
+  if (by != "stack" && by != "host") return absl::InvalidArgumentError("explain: --by must be host (or left out)");
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  apq::v1::ExplainRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  request.set_host(absl::GetFlag(FLAGS_host));
+  request.set_by_host(by == "host");
+  request.set_top(static_cast<uint32_t>(top));
+  apq::v1::ExplainResponse response;
+  APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Explain, stub, request, &response, "explain"));
+  if (response.explanations().empty()) {
+    return absl::NotFoundError("no host of the selection has classified its pages yet (agents classify every "
+                               "--classify-interval seconds)");
+  }
+  // json: one object per explanation, a line each.
+  for (const apq::v1::Explanation& explanation : response.explanations()) {
+    std::cout << (format == "json" ? apq::FormatExplanationJson(explanation)
+                                   : apq::FormatExplanationTable(explanation) + "\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::DiffRequest request;
+  request.set_cluster(absl::GetFlag(FLAGS_cluster));
+  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
+  if (!by.ok()) return by.status();
+  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError("--format folded needs --by stack");
+  }
+  request.set_group_by(*by);
+  int64_t top = absl::GetFlag(FLAGS_top);
+  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
+  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
+  if (absl::GetFlag(FLAGS_before).empty() || absl::GetFlag(FLAGS_after).empty()) {
+    return absl::InvalidArgumentError("diff needs --before and --after");
+  }
+  const absl::Time now = absl::Now();
+  absl::StatusOr<apq::v1::DiffSelector> before = apq::ParseDiffSelector(absl::GetFlag(FLAGS_before), now);
+  if (!before.ok()) return absl::InvalidArgumentError(absl::StrCat("--before: ", before.status().message()));
+  absl::StatusOr<apq::v1::DiffSelector> after = apq::ParseDiffSelector(absl::GetFlag(FLAGS_after), now);
+  if (!after.ok()) return absl::InvalidArgumentError(absl::StrCat("--after: ", after.status().message()));
+  *request.mutable_before() = *before;
+  *request.mutable_after() = *after;
+  apq::v1::DiffResponse response;
+  APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Diff, stub, request, &response, "diff"));
+  if (format == "json") {
+    std::cout << Json(response, /*proto_names=*/true) << "\n";
+  } else if (format == "folded") {
+    // The differential folded form (flame-graph diff tools): stack, bytes
+    // per host before, bytes per host after.
+    for (const apq::v1::DiffEntry& e : response.entries()) {
+      std::cout << e.key() << " " << std::llround(e.before_bytes_per_host()) << " "
+                << std::llround(e.after_bytes_per_host()) << "\n";
+    }
+  } else {
+    const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
+    std::cout << absl::StrFormat("before: %d hosts over %d samples; after: %d hosts over %d samples (%s); bytes per host\n",
+                                 response.before_cohort_hosts(), response.before_samples(),
+                                 response.after_cohort_hosts(), response.after_samples(), resolution);
+    std::cout << absl::StrFormat("%14s %14s %14s %12s %11s %-9s %s\n", "BEFORE", "AFTER", "CHANGE", "STD.ERR",
+                                 "HOSTS B/A", "", absl::GetFlag(FLAGS_by));
+    for (const apq::v1::DiffEntry& e : response.entries()) {
+      std::cout << absl::StrFormat("%14.0f %14.0f %+14.0f %12.0f %5d/%-5d %-9s %s\n", e.before_bytes_per_host(),
+                                   e.after_bytes_per_host(), e.change_per_host(), e.standard_error(), e.before_hosts(),
+                                   e.after_hosts(), e.status(), e.key());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run(const std::vector<std::string>& positional) {
+  const std::vector<std::string> commands = {"top", "explain", "diff", "hosts"};
+  if (positional.size() != 2 || std::find(commands.begin(), commands.end(), positional[1]) == commands.end()) {
+    return absl::InvalidArgumentError(
+        "usage: apq top|explain|diff|hosts --cluster NAME [--aggregator HOST:PORT] ... (apq --help says more)");
+  }
+  if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
+  std::string format = absl::GetFlag(FLAGS_format);
+  if (format != "table" && format != "json" && format != "folded") {
+    return absl::InvalidArgumentError(absl::StrCat("--format must be table, json or folded, not '", format, "'"));
+  }
+  double timeout = absl::GetFlag(FLAGS_timeout);
+  if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(64 << 20);
+  APQ_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                       apq::ChannelTo(absl::GetFlag(FLAGS_aggregator), apq::ClientTlsFromFlags(), arguments));
+  auto stub = apq::v1::Query::NewStub(channel);
+  if (positional[1] == "top") return RunTop(stub.get(), format);
+  if (positional[1] == "explain") return RunExplain(stub.get(), format);
+  if (positional[1] == "diff") return RunDiff(stub.get(), format);
+  return RunHosts(stub.get(), format);
+}
+
+}  // namespace
+
+namespace apq {
+
+const ProgramHelp& ApqHelp() {
+  static const ProgramHelp* const help = new ProgramHelp{
+      "apq",
+      "which kernel call paths hold a fleet's page-allocator memory, which of it /proc/meminfo cannot explain, and "
+      "what changed between kernel builds; asks apq-aggregator.",
+      {{"top",
+        "apq top --cluster NAME [--by stack|function|host|process|cgroup|build] [--class hidden|visible|all] "
+        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded]",
+        "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
+        "--since a time.",
+        {"by", "class", "top", "host", "build", "frame", "at", "since", "format"}},
+       {"explain", "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
+        "Each host's /proc/meminfo reconciled with its traced pages: MemTotal = MemFree + visible fields + hidden "
+        "traced (by path) + hidden not traced.",
+        {"host", "by", "top", "format"}},
+       {"diff",
+        "apq diff --cluster NAME --before SELECTOR --after SELECTOR [--by stack|function|host|build] [--top N] "
+        "[--format table|json|folded]",
+        "Two selections of history compared group by group, in bytes per host of each side: what a kernel upgrade, "
+        "or the time between, changed.",
+        {"before", "after", "by", "top", "format"}},
+       {"hosts", "apq hosts --cluster NAME [--format table|json]",
+        "The cluster's hosts: kernel release and build, last report, last classification, losses.", {"format"}}},
+      {"aggregator", "cluster", "timeout", "tls_ca", "tls_cert", "tls_key", "tls_server_name"},
+      "Examples:\n"
+      "  apq top --cluster prod --by function --class hidden\n"
+      "  apq diff --cluster prod --before build=5f2a --after build=9c1e --by function\n"
+      "  apq top --cluster prod --format folded | flamegraph.pl > prod.svg\n",
+      /*takes_command=*/true};
+  return *help;
+}
+
+int RunApq(int argc, char** argv) {
+  return ExitStatusOf("apq", Run(ParseFlagsOrHelp(argc, argv, ApqHelp())));
+}
+
+}  // namespace apq
