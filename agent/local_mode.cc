@@ -8,6 +8,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/code_objects.h"
 #include "agent/explain.h"
 #include "common/explanation.h"
 #include "agent/report.h"
@@ -64,7 +66,19 @@ void Print(const Report& report, OutputFormat format) {
       std::cout << FormatFolded(report) << std::flush;
       std::cerr << FormatLossSummary(report) << std::flush;
       break;
+    case OutputFormat::kPprof:
+      break;  // binary: written by PrintProfile, once
   }
+}
+
+absl::Status PrintProfile(const Report& report) {
+  MemoryProfile profile = ProfileOf(report, BuildIdOfLoadedObject);
+  profile.time_nanos = absl::ToUnixNanos(absl::Now());
+  APQ_ASSIGN_OR_RETURN(const std::string gzipped, GzippedProfile(profile));
+  std::cout.write(gzipped.data(), static_cast<std::streamsize>(gzipped.size()));
+  std::cout.flush();
+  std::cerr << FormatLossSummary(report) << std::flush;
+  return std::cout ? absl::OkStatus() : absl::DataLossError("could not write the profile to standard output");
 }
 
 }  // namespace
@@ -73,7 +87,8 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
   if (name == "table") return OutputFormat::kTable;
   if (name == "json") return OutputFormat::kJson;
   if (name == "folded") return OutputFormat::kFolded;
-  return absl::InvalidArgumentError(absl::StrCat("--format must be table, json or folded, not '", name, "'"));
+  if (name == "pprof") return OutputFormat::kPprof;
+  return absl::InvalidArgumentError(absl::StrCat("--format must be table, json, folded or pprof, not '", name, "'"));
 }
 
 absl::Status RunLocal(const LocalOptions& options) {
@@ -100,7 +115,9 @@ absl::Status RunLocal(const LocalOptions& options) {
   builder.Learn(*first);
   const double first_seconds = first->monotonic_seconds;
   TrackerSnapshot previous = std::move(*first);
-  const bool final_only = options.duration_seconds > 0 && options.format != OutputFormat::kTable;
+  // A profile is written once, at the end (--duration or SIGINT/SIGTERM).
+  const bool final_only = options.format == OutputFormat::kPprof ||
+                          (options.duration_seconds > 0 && options.format != OutputFormat::kTable);
   double elapsed = 0;
   bool stop = false;
   while (!stop) {
@@ -134,6 +151,8 @@ absl::Status RunLocal(const LocalOptions& options) {
     }
     if (print && options.explain) {
       APQ_RETURN_IF_ERROR(PrintExplanation(report, options.format));
+    } else if (print && options.format == OutputFormat::kPprof) {
+      APQ_RETURN_IF_ERROR(PrintProfile(report));
     } else if (print) {
       Print(report, options.format);
     }

@@ -11,7 +11,7 @@
 
 namespace apq {
 
-enum class OutputFormat { kTable, kJson, kFolded };
+enum class OutputFormat { kTable, kJson, kFolded, kPprof };
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 
 struct LocalOptions {
@@ -27,7 +27,8 @@ struct LocalOptions {
 
 // Tracks this host's page allocations and prints the top call paths every
 // interval, and a final report at the end. With a duration, the json and
-// folded formats print only the final report.
+// folded formats print only the final report; pprof (a gzipped profile)
+// always only that.
 absl::Status RunLocal(const LocalOptions& options);
 
 }  // namespace apq

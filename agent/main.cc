@@ -20,7 +20,9 @@ ABSL_FLAG(int64_t, buffer_bytes, 64 << 20,
 ABSL_FLAG(double, interval, 5, "Seconds between reports.");
 ABSL_FLAG(double, duration, 0, "Stop after this many seconds and print the final report (0: run until SIGINT/SIGTERM).");
 ABSL_FLAG(int64_t, top, 20, "Call paths shown (0: all).");
-ABSL_FLAG(std::string, format, "table", "table, json or folded (flame-graph input: 'root;...;leaf BYTES').");
+ABSL_FLAG(std::string, format, "table",
+          "table, json, folded (flame-graph input: 'root;...;leaf BYTES') or pprof (a gzipped profile.proto of every "
+          "path, for go tool pprof, written once at the end: give --duration, or stop with SIGINT).");
 ABSL_FLAG(int64_t, sample_bytes, -1,
           "Walk the stack of one allocation per N bytes on average and weight it (unbiased estimates); "
           "0 walks every allocation (exact per path). Default (-1): 0 with --local, 524288 when streaming.");
@@ -56,12 +58,15 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   absl::StatusOr<apq::OutputFormat> format = apq::ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return format.status();
   options.format = *format;
+  if (options.format == apq::OutputFormat::kPprof) options.top = 0;  // a profile holds every path
   absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(absl::GetFlag(FLAGS_class));
   if (!class_filter.ok()) return class_filter.status();
   options.class_filter = *class_filter;
   options.explain = absl::GetFlag(FLAGS_explain);
   if (options.explain) {
-    if (options.format == apq::OutputFormat::kFolded) return absl::InvalidArgumentError("--explain prints table or json");
+    if (options.format == apq::OutputFormat::kFolded || options.format == apq::OutputFormat::kPprof) {
+      return absl::InvalidArgumentError("--explain prints table or json");
+    }
     options.class_filter = apq::v1::CLASS_FILTER_HIDDEN;  // the paths of the equation's hidden, traced term
   }
   int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
@@ -116,7 +121,7 @@ absl::Status Run() {
 const apq::ProgramHelp kHelp = {
     "apq-agent",
     "attributes every page-allocator page of this host to the kernel call path, process and cgroup that took it.",
-    {{"local", "apq-agent --local [--duration S] [--format table|json|folded] [--class hidden|visible|all] [--explain]",
+    {{"local", "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain]",
       "On this host alone: prints the call paths holding the most outstanding pages every --interval (and at the "
       "end), or with --explain /proc/meminfo reconciled with them. Needs root (BPF).",
       {"local", "duration", "top", "format", "class", "explain"}},

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/build_id.h"
 #include "common/stack_paths.h"
 #include "nlohmann/json.hpp"
 
@@ -72,26 +73,38 @@ ReportBuilder::ReportBuilder(const KernelSymbols* symbols, CgroupNames* cgroups,
                              double start_seconds)
     : symbols_(symbols), cgroups_(cgroups), sampling_(sampling), start_seconds_(start_seconds) {}
 
-std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first) {
-  std::vector<std::string> names;
+StackPath StackPathOf(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first) {
+  std::vector<std::string> names, objects;
   names.reserve(innermost_first.size());
-  for (uint64_t ip : innermost_first) names.push_back(symbols.NameOf(ip));
-  std::vector<std::string> path = CallPathRootFirst(names);
-  if (path.empty()) path = {"[page allocator]"};
+  objects.reserve(innermost_first.size());
+  for (uint64_t ip : innermost_first) {
+    std::optional<ResolvedSymbol> symbol = symbols.Resolve(ip);
+    names.push_back(symbol ? std::string(symbol->name) : absl::StrFormat("0x%x", ip));
+    objects.push_back(symbol && !symbol->module.empty() ? std::string(symbol->module) : "vmlinux");
+  }
+  StackPath path;
+  path.frames = CallPathRootFirst(names);
+  // The frames kept are the outermost ones: their objects, root first.
+  path.objects.assign(objects.rbegin(), objects.rbegin() + static_cast<std::ptrdiff_t>(path.frames.size()));
+  if (path.frames.empty()) path = {{"[page allocator]"}, {"vmlinux"}};
   return path;
+}
+
+std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first) {
+  return StackPathOf(symbols, innermost_first).frames;
 }
 
 void ReportBuilder::Learn(const TrackerSnapshot& snapshot) {
   for (const auto& [stack_id, frames] : snapshot.new_stacks) {
-    paths_by_stack_.insert_or_assign(stack_id, CallPathOfStack(*symbols_, frames));
+    paths_by_stack_.insert_or_assign(stack_id, StackPathOf(*symbols_, frames));
   }
 }
 
-const std::vector<std::string>& ReportBuilder::PathOf(uint32_t stack_id) const {
-  static const std::vector<std::string> kLost = {kStackUnknownFrame};
+const StackPath& ReportBuilder::PathOf(uint32_t stack_id) const {
+  static const StackPath kLost = {{kStackUnknownFrame}, {""}};
   // A stack not delivered yet. BpfPageTracker snapshots deliver every
   // owner's stack; this names the gap for any source that does not.
-  static const std::vector<std::string> kNotYetRead = {"[stack not yet read]"};
+  static const StackPath kNotYetRead = {{"[stack not yet read]"}, {""}};
   if (stack_id == APQ_STACK_LOST) return kLost;
   auto cached = paths_by_stack_.find(stack_id);
   return cached == paths_by_stack_.end() ? kNotYetRead : cached->second;
@@ -137,12 +150,13 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
       return weighted ? sampling_.EstimateBytes(order, pages) : static_cast<double>(pages * kPageSize);
     };
 
-    std::vector<std::string> frames =
-        owner.id == APQ_OWNER_OVERFLOW ? std::vector<std::string>{"[owner table full]"} : PathOf(owner.key.stack_id);
-    std::string folded = FoldPath(frames);
+    static const StackPath kOverflow = {{"[owner table full]"}, {""}};
+    const StackPath& stack_path = owner.id == APQ_OWNER_OVERFLOW ? kOverflow : PathOf(owner.key.stack_id);
+    std::string folded = FoldPath(stack_path.frames);
     PathAccumulator& path = paths[folded];
     if (path.stats.frames.empty()) {
-      path.stats.frames = std::move(frames);
+      path.stats.frames = stack_path.frames;
+      path.stats.frame_objects = stack_path.objects;
       path.stats.folded = folded;
     }
     double bytes = weigh(static_cast<uint64_t>(outstanding));
@@ -228,6 +242,44 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
   });
   if (top_n != 0 && report.paths.size() > top_n) report.paths.resize(top_n);
   return report;
+}
+
+MemoryProfile ProfileOf(const Report& report, const std::function<std::string(const std::string&)>& build_id_of) {
+  MemoryProfile profile;
+  profile.duration_nanos = static_cast<int64_t>(report.seconds_tracing * 1e9);
+  profile.comments = {absl::StrCat("apq-agent --local, mode ", report.mode()),
+                      absl::StrCat("pages: ", report.class_filter ? ClassFilterName(*report.class_filter) : "all"),
+                      "objects are 4 KiB pages"};
+  const ClassFilter filter = report.class_filter.value_or(apq::v1::CLASS_FILTER_ALL);
+  for (const PathStats& path : report.paths) {
+    std::vector<ProfileFrame> frames;
+    for (size_t i = 0; i < path.frames.size(); ++i) {
+      const std::string& object = i < path.frame_objects.size() ? path.frame_objects[i] : "";
+      frames.push_back({path.frames[i], object.empty() ? "[none]" : object});
+      if (!object.empty() && !profile.build_ids.contains(object)) {
+        const std::string id = build_id_of(object == "vmlinux" ? "" : object);
+        if (!id.empty()) profile.build_ids[object] = HexBuildId(id);
+      }
+    }
+    for (const ProcessShare& share : path.processes) {
+      const ProfileSample of_process{
+          frames, share.bytes, 0, {{"process", share.comm}, {"cgroup", share.cgroup}}, {{"pid", share.tgid}}};
+      if (!report.class_filter) {
+        profile.samples.push_back(of_process);
+        continue;
+      }
+      for (int c = 0; c < kNumPageClasses; ++c) {
+        const auto page_class = static_cast<PageClass>(c);
+        if (share.class_bytes[c] <= 0 || !Selected(filter, page_class)) continue;
+        ProfileSample sample = of_process;
+        sample.inuse_bytes = share.class_bytes[c];
+        sample.labels.emplace_back("class", PageClassName(page_class));
+        profile.samples.push_back(std::move(sample));
+      }
+    }
+    if (path.bytes_allocated > 0) profile.samples.push_back({frames, 0, path.bytes_allocated, {}, {}});
+  }
+  return profile;
 }
 
 std::string FormatLossSummary(const Report& r) {

@@ -2,6 +2,7 @@
 #define APQ_AGENT_REPORT_H_
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "common/kernel_symbols.h"
 #include "common/page_classes.h"
 #include "common/page_census.h"
+#include "common/pprof.h"
 #include "common/sampling.h"
 
 namespace apq {
@@ -31,6 +33,7 @@ struct ProcessShare {
 // One kernel call path (allocator frames removed), summed over processes.
 struct PathStats {
   std::vector<std::string> frames;  // root first
+  std::vector<std::string> frame_objects;  // each frame's code object: "vmlinux", a module, "" (not code)
   std::string folded;               // frames joined by ';'
   double bytes_outstanding = 0;     // exact, or the unbiased estimate when sampled
   double variance = 0;              // of the estimate; 0 in exact mode
@@ -88,6 +91,11 @@ struct Report {
 // A stack's call path: function names root first, the allocator's own
 // frames dropped ("[page allocator]" when nothing else is left).
 std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first);
+// The same with each frame's code object ("vmlinux" or a module's name).
+struct StackPath {
+  std::vector<std::string> frames, objects;  // root first, as long as each other
+};
+StackPath StackPathOf(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first);
 
 class ReportBuilder {
  public:
@@ -104,20 +112,28 @@ class ReportBuilder {
   void set_class_filter(ClassFilter filter) { class_filter_ = filter; }
 
  private:
-  const std::vector<std::string>& PathOf(uint32_t stack_id) const;
+  const StackPath& PathOf(uint32_t stack_id) const;
 
   const KernelSymbols* symbols_;
   CgroupNames* cgroups_;
   SamplingPlan sampling_;
   double start_seconds_;
   ClassFilter class_filter_ = apq::v1::CLASS_FILTER_ALL;
-  absl::flat_hash_map<uint32_t, std::vector<std::string>> paths_by_stack_;
+  absl::flat_hash_map<uint32_t, StackPath> paths_by_stack_;
 };
 
 std::string FormatTable(const Report& report);
 std::string FormatJson(const Report& report);
 // One line per path: "root;...;leaf BYTES"; paths with no bytes are left out.
 std::string FormatFolded(const Report& report);
+// The report as a pprof memory profile (common/pprof.h): a sample per path
+// and process holding pages (split by class when classified, the report's
+// class filter applied), with process, pid, cgroup and class labels, and a
+// sample per path with its bytes allocated since start (not kept per
+// process). build_id_of(module) names each code object's build ID ("" is
+// the kernel image).
+MemoryProfile ProfileOf(const Report& report, const std::function<std::string(const std::string&)>& build_id_of);
+
 // Loss and coverage lines, for stderr beside the folded output.
 std::string FormatLossSummary(const Report& report);
 

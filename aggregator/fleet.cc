@@ -257,6 +257,9 @@ std::vector<const HostEpoch*> Fleet::FreshEpochs(const apq::v1::TopRequest& requ
 absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& request) {
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
   if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
+    if (request.with_allocated()) {
+      return absl::InvalidArgumentError("history keeps outstanding bytes only: allocations (pprof) answer for now only");
+    }
     if (request.class_filter() != apq::v1::CLASS_FILTER_ALL) {
       return absl::InvalidArgumentError(
           "history keeps every page class together: --class hidden or visible answers for now only (use --class all "

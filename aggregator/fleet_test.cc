@@ -13,6 +13,7 @@
 #include "aggregator/store_sqlite.h"
 #include "aggregator/testing_fakes.h"
 #include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace apq {
@@ -169,6 +170,17 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   EXPECT_EQ(top.entries(0).hosts(), 2u);
   EXPECT_EQ(top.entries(0).standard_error(), 0);
   EXPECT_EQ(top.resolution_millis(), 0);
+  // What a pprof profile needs, when asked: allocations and each frame's
+  // code object; history has no allocations and says so.
+  EXPECT_EQ(top.entries(0).frame_objects_size(), 0);
+  apq::v1::TopRequest with_allocated;
+  with_allocated.set_with_allocated(true);
+  top = Top(fleet.get(), with_allocated);
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).bytes_allocated(), (256 + 512) * kPage);
+  EXPECT_THAT(top.entries(0).frame_objects(), ::testing::ElementsAre("vmlinux", "vmlinux"));
+  with_allocated.set_since_unix_millis(now_ - kMinute);
+  EXPECT_EQ(fleet->Top(with_allocated).status().code(), absl::StatusCode::kInvalidArgument);
 
   apq::v1::TopRequest by_host;
   by_host.set_group_by(apq::v1::GROUP_BY_HOST);

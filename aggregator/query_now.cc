@@ -54,15 +54,20 @@ bool EstimateClasses(const SamplingPlan& plan, int order, const EpochState::Seri
 }  // namespace
 
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
-                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series) {
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series,
+                               IdleSeries idle) {
   for (const HostEpoch* epoch : epochs) {
     absl::StatusOr<SamplingPlan> plan = SamplingPlan::ForSampleBytes(epoch->sample_bytes);
     if (!plan.ok()) continue;
     for (const auto& [id, series] : epoch->state.series()) {
       if (series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
       int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
-      SeriesBytes held{epoch, &series, nullptr, 0, 0};
-      if (!EstimateClasses(*plan, order, series, filter, basis, &held)) continue;
+      SeriesBytes held{epoch, &series, nullptr, 0, 0, plan->EstimateBytes(order, series.pages_allocated)};
+      if (!EstimateClasses(*plan, order, series, filter, basis, &held)) {
+        if (idle == IdleSeries::kSkip || series.pages_allocated == 0) continue;
+        held.bytes = held.variance = 0;
+        held.class_bytes = held.class_variance = {};
+      }
       absl::StatusOr<const NamedPath*> path = namer->PathOf(*epoch, series.key.stack_id());
       if (!path.ok()) return path.status();
       held.path = *path;
@@ -75,7 +80,8 @@ absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, Path
 absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpoch*>& epochs,
                                                  const apq::v1::TopRequest& request, PathNamer* namer) {
   struct Group {
-    double bytes = 0, variance = 0;
+    double bytes = 0, variance = 0, allocated = 0;
+    const std::vector<std::string>* objects = nullptr;  // by stack: the path's
     std::array<double, kNumPageClasses> class_bytes{};
     uint32_t hosts = 0;
     int64_t last_host = -1;  // series come host by host, so a host is counted once
@@ -108,13 +114,15 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     }
     Group& group = groups[key];  // heterogeneous: a string is made only for a new group
     group.bytes += held.bytes;
+    group.allocated += held.allocated_bytes;
+    if (request.group_by() == apq::v1::GROUP_BY_STACK) group.objects = &held.path->objects;
     group.variance += held.variance;
     for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
     if (group.last_host != held.host->host_id) {
       group.last_host = held.host->host_id;
       ++group.hosts;
     }
-  });
+  }, request.with_allocated() ? IdleSeries::kIncludeIdle : IdleSeries::kSkip);
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
   response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
@@ -134,6 +142,10 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     entry->set_bytes_outstanding(group.bytes);
     entry->set_standard_error(std::sqrt(group.variance));
     entry->set_hosts(group.hosts);
+    if (request.with_allocated()) {
+      entry->set_bytes_allocated(group.allocated);
+      if (group.objects) entry->mutable_frame_objects()->Assign(group.objects->begin(), group.objects->end());
+    }
     if (request.class_filter() == apq::v1::CLASS_FILTER_ALL) continue;
     for (int c = 0; c < kNumPageClasses; ++c) {
       if (group.class_bytes[c] <= 0) continue;

@@ -28,6 +28,7 @@ struct SeriesBytes {
   const NamedPath* path;
   double bytes;     // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
   double variance;  // of that estimate
+  double allocated_bytes;  // allocated since the agent started, estimated alike (all classes)
   // The series' estimated bytes by class (all classes).
   std::array<double, kNumPageClasses> class_bytes{};
   std::array<double, kNumPageClasses> class_variance{};
@@ -48,8 +49,12 @@ enum class ClassBasis {
 // selected classes, with its path and estimated bytes. Series of unsampled
 // pages are skipped: the sampled stacks' estimates stand for them. Epochs
 // whose sampling plan is invalid (a hostile Hello) contribute nothing.
+// With kIncludeIdle, series holding none of the selected pages but with
+// allocations are passed too (bytes 0), for allocation totals.
+enum class IdleSeries { kSkip, kIncludeIdle };
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
-                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series);
+                               ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series,
+                               IdleSeries idle = IdleSeries::kSkip);
 
 // The fleet's top groups now, over the given epochs, honouring the
 // request's grouping, filters and limit (its time fields are not looked at).

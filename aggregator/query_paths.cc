@@ -37,16 +37,18 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   auto stack = epoch.state.stacks().find(stack_id);
   if (stack == epoch.state.stacks().end()) {
     uncached_.frames = {kStackUnknownFrame};
+    uncached_.objects = {""};
     uncached_.folded = uncached_.function = uncached_.frames[0];
     return &uncached_;
   }
   bool complete = true;
-  std::vector<std::string> names;
+  std::vector<std::string> names, objects;
   std::vector<std::pair<std::string, std::string>> pending;
   for (const apq::v1::Frame& frame : stack->second.frames()) {
     auto object = epoch.state.objects().find(frame.object_id());
     if (object == epoch.state.objects().end()) {
       names.push_back("[unknown]");
+      objects.emplace_back();
       complete = false;
       continue;
     }
@@ -60,10 +62,16 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
     }
     names.push_back(symbol ? std::string(symbol->name)
                            : absl::StrCat(object->second.name(), "+0x", absl::Hex(frame.offset())));
+    objects.push_back(object->second.name());
   }
   NamedPath path;
   path.frames = CallPathRootFirst(names);
-  if (path.frames.empty()) path.frames = {"[page allocator]"};
+  // The frames kept are the outermost ones: their objects, root first.
+  path.objects.assign(objects.rbegin(), objects.rbegin() + static_cast<std::ptrdiff_t>(path.frames.size()));
+  if (path.frames.empty()) {
+    path.frames = {"[page allocator]"};
+    path.objects = {""};
+  }
   path.folded = FoldPath(path.frames);
   path.function = FunctionOf(path.frames);
   path.tables_pending = std::move(pending);

@@ -19,6 +19,7 @@ namespace apq {
 // A call path: function names, root first, and their folded form.
 struct NamedPath {
   std::vector<std::string> frames;
+  std::vector<std::string> objects;  // each frame's code object ("" where none is known)
   std::string folded;
   std::string function;  // FunctionOf(frames)
   // (object, build ID) of the symbol tables not received yet, whose frames

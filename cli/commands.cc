@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
@@ -21,6 +22,7 @@
 #include "common/explanation.h"
 #include "common/help.h"
 #include "common/page_classes.h"
+#include "common/pprof.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -35,7 +37,9 @@ ABSL_FLAG(std::string, class, "",
           "top: which pages, by how /proc/meminfo counts them: hidden (counted by no field; the default for the fleet "
           "now), visible, or all (the default, and the only choice, with --at or --since: history keeps every class "
           "together).");
-ABSL_FLAG(std::string, format, "table", "table, json, or (top --by stack) folded.");
+ABSL_FLAG(std::string, format, "table",
+          "table, json, or with top --by stack: folded (flame-graph input) or pprof (a gzipped profile.proto of the "
+          "fleet now, for go tool pprof: inuse_space by class and alloc_space since the agents started).");
 ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
@@ -143,19 +147,55 @@ std::string LargestClass(const apq::v1::TopEntry& entry) {
   return largest ? apq::PageClassName(largest->page_class()) : "";
 }
 
+// The fleet's paths as a pprof profile (common/pprof.h): per path its bytes
+// by class (class label) and its bytes allocated since the agents started.
+absl::Status PrintProfile(const apq::v1::TopRequest& request, const apq::v1::TopResponse& response) {
+  apq::MemoryProfile profile;
+  profile.time_nanos = absl::ToUnixNanos(absl::Now());
+  profile.comments = {absl::StrCat("apq top --cluster ", request.cluster(), ": ", response.hosts_selected(), " hosts"),
+                      absl::StrCat("pages: ", apq::ClassFilterName(request.class_filter())),
+                      "objects are 4 KiB pages; allocations since each agent started"};
+  if (!request.build_id().empty()) profile.build_ids["vmlinux"] = absl::BytesToHexString(request.build_id());
+  std::vector<std::pair<std::string, std::string>> labels;
+  if (!request.host().empty()) labels.emplace_back("host", request.host());
+  for (const apq::v1::TopEntry& entry : response.entries()) {
+    std::vector<apq::ProfileFrame> frames;
+    int i = 0;
+    for (absl::string_view function : absl::StrSplit(entry.key(), ';')) {
+      const std::string object = i < entry.frame_objects_size() ? entry.frame_objects(i) : "";
+      frames.push_back({std::string(function), object.empty() ? "[none]" : object});
+      ++i;
+    }
+    if (entry.classes().empty() && entry.bytes_outstanding() > 0) {
+      profile.samples.push_back({frames, entry.bytes_outstanding(), 0, labels, {}});
+    }
+    for (const apq::v1::ClassAmount& amount : entry.classes()) {
+      apq::ProfileSample sample{frames, amount.bytes(), 0, labels, {}};
+      sample.labels.emplace_back("class", apq::PageClassName(amount.page_class()));
+      profile.samples.push_back(std::move(sample));
+    }
+    if (entry.bytes_allocated() > 0) profile.samples.push_back({frames, 0, entry.bytes_allocated(), labels, {}});
+  }
+  APQ_ASSIGN_OR_RETURN(const std::string gzipped, apq::GzippedProfile(profile));
+  std::cout.write(gzipped.data(), static_cast<std::streamsize>(gzipped.size()));
+  std::cout.flush();
+  return std::cout ? absl::OkStatus() : absl::DataLossError("could not write the profile to standard output");
+}
+
 absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::TopRequest request;
   request.set_cluster(absl::GetFlag(FLAGS_cluster));
   absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
   if (!by.ok()) return by.status();
   request.set_group_by(*by);
-  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
-    return absl::InvalidArgumentError("--format folded needs --by stack");
+  const bool every_path = format == "folded" || format == "pprof";  // flame-graph and profiler input
+  if (every_path && *by != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError(absl::StrCat("--format ", format, " needs --by stack"));
   }
   int64_t top = absl::GetFlag(FLAGS_top);
   if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
-  // Folded output is flame-graph input: every path.
-  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
+  request.set_top(every_path ? 0 : static_cast<uint32_t>(top));
+  request.set_with_allocated(format == "pprof");
   request.set_host(absl::GetFlag(FLAGS_host));
   std::string hex = absl::GetFlag(FLAGS_build);
   if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
@@ -178,6 +218,10 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   request.set_class_filter(*class_filter);
   apq::v1::TopResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Top, stub, request, &response, "top"));
+  if (format == "pprof") {
+    std::cerr << SymbolsPending(response);
+    return PrintProfile(request, response);
+  }
   if (format == "json") {
     std::cout << Json(response) << "\n";
   } else if (format == "folded") {
@@ -315,8 +359,9 @@ absl::Status Run(const std::vector<std::string>& positional) {
   }
   if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
   std::string format = absl::GetFlag(FLAGS_format);
-  if (format != "table" && format != "json" && format != "folded") {
-    return absl::InvalidArgumentError(absl::StrCat("--format must be table, json or folded, not '", format, "'"));
+  if (format != "table" && format != "json" && format != "folded" && (format != "pprof" || positional[1] != "top")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format must be table, json, folded or (top) pprof, not '", format, "'"));
   }
   double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
@@ -342,7 +387,7 @@ const ProgramHelp& ApqHelp() {
       "what changed between kernel builds; asks apq-aggregator.",
       {{"top",
         "apq top --cluster NAME [--by stack|function|host|process|cgroup|build] [--class hidden|visible|all] "
-        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded]",
+        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded|pprof]",
         "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
         "--since a time.",
         {"by", "class", "top", "host", "build", "frame", "at", "since", "format"}},
@@ -362,7 +407,8 @@ const ProgramHelp& ApqHelp() {
       "Examples:\n"
       "  apq top --cluster prod --by function --class hidden\n"
       "  apq diff --cluster prod --before build=5f2a --after build=9c1e --by function\n"
-      "  apq top --cluster prod --format folded | flamegraph.pl > prod.svg\n",
+      "  apq top --cluster prod --format folded | flamegraph.pl > prod.svg\n"
+      "  apq top --cluster prod --format pprof > prod.pb.gz && go tool pprof -top prod.pb.gz\n",
       /*takes_command=*/true};
   return *help;
 }

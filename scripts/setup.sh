@@ -10,6 +10,8 @@ packages=(
   libabsl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 procps util-linux time openssl help2man
+  rpm rpm2cpio cpio git
+  golang-go
   qemu-system-x86 busybox-static cpio xz-utils
 )
 

@@ -328,6 +328,37 @@ TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
   EXPECT_THAT(agent.Stderr(), HasSubstr("losses: "));
 }
 
+// --format pprof, read by the real consumer (Debian's go tool pprof): the
+// workload's pipes on the pipe-write path, to the byte, under its pid.
+TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
+  constexpr int kPipes = 16;
+  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--format", "pprof"});
+  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, true)) << agent.Stderr();
+  auto workload = StartPipes(kPipes, 30);
+  agent.Signal(SIGTERM);
+  ASSERT_EQ(agent.Wait(60), 0) << agent.Stderr();
+  const std::string profile = ::testing::TempDir() + "/apq-agent-" + std::to_string(getpid()) + ".pb.gz";
+  std::ofstream(profile, std::ios::binary) << agent.Stdout();
+  auto pprof = [&](std::vector<std::string> options) {
+    std::vector<std::string> argv = {"/usr/bin/env", "GOCACHE=" + ::testing::TempDir() + "/apq-gocache", "go", "tool",
+                                     "pprof", "-top", "-unit=B"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(profile);
+    Subprocess go(argv);
+    EXPECT_EQ(go.Wait(120), 0) << go.Stderr();
+    return go.Stdout();
+  };
+  const std::string pid = "-tagfocus=pid=" + std::to_string(workload->pid());
+  const std::string pipes = pprof({pid, "-focus=^(anon_)?pipe_write$"});
+  EXPECT_THAT(pipes, HasSubstr(absl::StrCat("Showing nodes accounting for ", kPipes * kMiB, "B"))) << pipes;
+  // Its largest function is the pipe writer, as in apq's own table.
+  const std::string top = pprof({pid});
+  EXPECT_THAT(top, ::testing::ContainsRegex(absl::StrCat(kPipes * kMiB, "B +[0-9.]+% +[0-9.]+% +[0-9]+B +[0-9.]+% +(anon_)?pipe_write")))
+      << top;
+  EXPECT_THAT(pprof({"-sample_index=alloc_space"}), HasSubstr("Type: alloc_space"));
+  std::remove(profile.c_str());
+}
+
 TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
   constexpr int kPipes = 300;
   auto agent = StartAgent({"--interval", "1", "--sample-bytes", "524288"});

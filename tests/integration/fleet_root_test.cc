@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -111,6 +112,31 @@ class FleetRootTest : public ::testing::Test {
     return nlohmann::json::parse(diff.Stdout(), nullptr, /*allow_exceptions=*/false);
   }
 
+  // `apq top --format pprof`, read by go tool pprof -top with options: the
+  // bytes of the nodes it shows ("Showing nodes accounting for NB").
+  uint64_t PprofBytes(const std::vector<std::string>& options) {
+    Subprocess top({BuiltBinary("cli/apq"), "top", "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster",
+                    "ci", "--format", "pprof"});
+    EXPECT_EQ(top.Wait(30), 0) << top.Stderr();
+    const std::string profile = db_.string() + ".pb.gz";
+    std::ofstream(profile, std::ios::binary) << top.Stdout();
+    std::vector<std::string> argv = {"/usr/bin/env", "GOCACHE=" + db_.string() + ".gocache", "go", "tool", "pprof",
+                                     "-top", "-unit=B"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.push_back(profile);
+    Subprocess go(argv);
+    EXPECT_EQ(go.Wait(120), 0) << go.Stderr();
+    const std::string out = go.Stdout();
+    const std::string marker = "Showing nodes accounting for ";
+    uint64_t bytes = 0;
+    if (size_t at = out.find(marker); at != std::string::npos) {
+      const std::string rest = out.substr(at + marker.size());
+      EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, rest.find('B')), &bytes)) << out;
+    }
+    std::filesystem::remove(profile);
+    return bytes;
+  }
+
   // `apq explain --format json [flags]` summed over the hosts (one object).
   nlohmann::json Explain(const std::vector<std::string>& flags) {
     std::vector<std::string> command = {BuiltBinary("cli/apq"), "explain", "--aggregator",
@@ -168,6 +194,12 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30);
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
+  // The same through the real consumer: go tool pprof reads apq top's
+  // profile, outstanding and allocated since the agents started.
+  const uint64_t profiled = PprofBytes({"-focus=^(anon_)?pipe_write$"});
+  EXPECT_GE(profiled, expected);
+  EXPECT_LE(profiled, expected + expected / 1000);
+  EXPECT_GE(PprofBytes({"-sample_index=alloc_space", "-focus=^(anon_)?pipe_write$"}), expected);
   std::this_thread::sleep_for(std::chrono::seconds(2));  // a history sample or two
   // apq diff against a time before any sample: every path is new, the pipe
   // path with the workload's bytes summed and per host of the 2 hosts.
