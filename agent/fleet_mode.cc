@@ -20,7 +20,10 @@
 #include "agent/start_holders.h"
 #include "agent/stop_signals.h"
 #include "apq/v1/apq.grpc.pb.h"
+#include "agent/agent_metrics.h"
 #include "common/build_id.h"
+#include "common/http_server.h"
+#include "common/prometheus.h"
 #include "common/cgroup_names.h"
 #include "common/files.h"
 #include "common/kernel_symbols.h"
@@ -223,6 +226,21 @@ absl::Status RunFleet(const FleetOptions& options) {
             << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as " << hello->cluster() << "/" << hello->host() << std::endl;
 
+  // --metrics: the health of the last interval, read by the HTTP thread.
+  absl::Mutex health_mu;
+  AgentHealth health;
+  health.buffer_bytes = options.buffer_bytes;
+  std::unique_ptr<HttpServer> metrics;
+  if (!options.metrics_address.empty()) {
+    APQ_ASSIGN_OR_RETURN(
+        metrics, HttpServer::Start(options.metrics_address,
+                                   {{"/metrics", kPrometheusContentType, [&]() -> absl::StatusOr<std::string> {
+                                       absl::MutexLock lock(&health_mu);
+                                       return PrometheusText(AgentMetrics(health));
+                                     }}}));
+    std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
+  }
+
   std::unique_ptr<Connection> connection;
   uint64_t total_bytes_sent = 0, intervals = 0;
   double start = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -235,6 +253,22 @@ absl::Status RunFleet(const FleetOptions& options) {
     {
       absl::MutexLock lock(&mu);
       reports.Add(*snapshot, LossesOf(*snapshot), coverage, UnixMillis(), classified ? &*classified : nullptr);
+    }
+    {
+      absl::MutexLock lock(&health_mu);
+      health.losses = LossesOf(*snapshot);
+      health.outstanding_bytes = 0;
+      for (const TrackerSnapshot::Owner& owner : snapshot->owners) {
+        health.outstanding_bytes += static_cast<uint64_t>(std::max<int64_t>(owner.counters.pages_outstanding, 0)) * kPageSize;
+      }
+      if (classified) {
+        health.class_bytes.emplace();
+        for (const auto& [owner, counts] : classified->owners) {
+          for (int c = 0; c < kNumPageClasses; ++c) (*health.class_bytes)[c] += counts[c] * kPageSize;
+        }
+      }
+      health.classifications = static_cast<uint64_t>(classifications.done());
+      health.classification_seconds = classifications.seconds();
     }
     if (connection && !connection->alive()) {
       grpc::Status ended = connection->Close();
@@ -272,6 +306,15 @@ absl::Status RunFleet(const FleetOptions& options) {
     total_bytes_sent += bytes_sent;
     ++intervals;
     bool connected = connection && connection->alive();
+    {
+      absl::MutexLock lock(&mu);
+      absl::MutexLock health_lock(&health_mu);
+      health.connected = connected;
+      health.intervals = intervals;
+      health.bytes_sent = total_bytes_sent;
+      health.reports_unacknowledged = reports.unacknowledged().size();
+      health.unacknowledged_bytes = reports.queued_bytes();
+    }
     if (!was_connected || connected != *was_connected) {
       absl::MutexLock lock(&mu);
       std::cerr << "apq-agent: " << (connected ? "connected to " : "aggregator unreachable: ") << options.aggregator

@@ -19,6 +19,7 @@ struct FleetOptions {
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
   size_t buffer_bytes = 64 << 20;  // unacknowledged reports kept for resending
   double classify_seconds = 30;    // pages classified for the hidden/visible views this often; 0: never
+  std::string metrics_address;     // HOST:PORT of /metrics; empty: none
   BpfTrackerOptions tracker;
 };
 

@@ -34,6 +34,9 @@ ABSL_FLAG(bool, explain, false,
 ABSL_FLAG(double, classify_interval, 30,
           "Fleet mode: seconds between classifications of the pages by how /proc/meminfo counts them (for apq top "
           "--class and apq explain; ~0.13 s of one core per 24 GiB each); 0: never.");
+ABSL_FLAG(std::string, metrics, "",
+          "Fleet mode: serve /metrics for Prometheus on HOST:PORT (the agent's health, its loss counters, the "
+          "host's bytes by class). Off unless given.");
 ABSL_FLAG(int64_t, max_owners, 1 << 18, "Capacity of the (stack, process, cgroup, order) table.");
 ABSL_FLAG(int64_t, max_stacks, 1 << 15, "Capacity of the distinct-stack table.");
 
@@ -111,6 +114,7 @@ absl::Status Run() {
   fleet.interval_seconds = options->interval_seconds;
   fleet.duration_seconds = options->duration_seconds;
   fleet.tracker = options->tracker;
+  fleet.metrics_address = absl::GetFlag(FLAGS_metrics);
   fleet.classify_seconds = absl::GetFlag(FLAGS_classify_interval);
   if (!std::isfinite(fleet.classify_seconds) || fleet.classify_seconds < 0 || fleet.classify_seconds > 86400) {
     return absl::InvalidArgumentError("--classify-interval must be between 0 and 86400 seconds");
@@ -127,7 +131,7 @@ const apq::ProgramHelp kHelp = {
       {"local", "duration", "top", "format", "class", "explain"}},
      {"fleet", "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
       "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",
-      {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "tls_ca", "tls_cert", "tls_key",
+      {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "metrics", "tls_ca", "tls_cert", "tls_key",
        "tls_server_name"}}},
     {"interval", "sample_bytes", "max_owners", "max_stacks"},
     "Losses (pages or events the tracker could not attribute) are counted and printed with every report, never "

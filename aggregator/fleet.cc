@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "aggregator/query_diff.h"
@@ -164,6 +165,7 @@ absl::Status Fleet::Commit(const std::vector<const EpochWrite*>& writes) {
   absl::MutexLock store_lock(&store_mu_);
   const absl::Status status = writes.empty() ? absl::OkStatus() : store_->CommitReports(writes);
   if (status.ok()) {
+    reports_stored_ += writes.size();
     absl::MutexLock lock(&state_mu_);
     for (const EpochWrite* write : writes) {
       auto live = epochs_.find(write->epoch_id);
@@ -171,6 +173,7 @@ absl::Status Fleet::Commit(const std::vector<const EpochWrite*>& writes) {
     }
     return status;
   }
+  ++commits_failed_;
   std::cerr << "apq-aggregator: storing " << writes.size() << " reports failed (their streams end; agents "
             << "resend): " << status.message() << std::endl;
   // Memory ran ahead of the file: take the file's state back, so the
@@ -300,6 +303,25 @@ absl::StatusOr<apq::v1::ExplainResponse> Fleet::Explain(const apq::v1::ExplainRe
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {
   absl::MutexLock lock(&reader_mu_);
   return store_->Hosts(request);
+}
+
+Fleet::Stats Fleet::GetStats() {
+  Stats stats;
+  stats.reports_stored = reports_stored_;
+  stats.commits_failed = commits_failed_;
+  {
+    absl::MutexLock lock(&symbols_mu_);
+    stats.symbol_tables = tables_stored_.size();
+  }
+  const int64_t now = clock_();
+  absl::MutexLock lock(&state_mu_);
+  for (const auto& [id, live] : epochs_) {
+    const HostEpoch& epoch = live.epoch;
+    if (newest_epoch_[epoch.host_id] != id) continue;
+    stats.hosts.push_back({epoch.cluster, epoch.host, absl::BytesToHexString(epoch.build_id), epoch.last_report_ms,
+                           live.stored_sequence, live.streams, epoch.last_report_ms >= now - fresh_millis_});
+  }
+  return stats;
 }
 
 absl::Status Fleet::Sample() {

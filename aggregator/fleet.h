@@ -1,6 +1,7 @@
 #ifndef APQ_AGGREGATOR_FLEET_H_
 #define APQ_AGGREGATOR_FLEET_H_
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <memory>
@@ -60,6 +61,22 @@ class Fleet {
   absl::StatusOr<apq::v1::ExplainResponse> Explain(const apq::v1::ExplainRequest& request);
   // apq diff: two selections of history compared group by group.
   absl::StatusOr<apq::v1::DiffResponse> Diff(const apq::v1::DiffRequest& request);
+  // What /metrics shows of the aggregator itself and of each host it holds.
+  struct Stats {
+    uint64_t reports_stored = 0;  // since start
+    uint64_t commits_failed = 0;
+    size_t symbol_tables = 0;
+    struct Host {
+      std::string cluster, host, build_hex;
+      int64_t last_report_ms = 0;
+      uint64_t stored_sequence = 0;
+      int streams = 0;
+      bool fresh = false;  // part of "now"
+    };
+    std::vector<Host> hosts;  // the newest epoch of each host in memory
+  };
+  Stats GetStats();
+
   // Stores the fleet's state now as the history sample of this minute,
   // forgets epochs gone stale, and applies retention. Run once a minute.
   absl::Status Sample();
@@ -113,6 +130,7 @@ class Fleet {
   absl::flat_hash_set<ObjectBuild> tables_stored_ ABSL_GUARDED_BY(symbols_mu_);
   absl::flat_hash_map<ObjectBuild, Upload> uploads_ ABSL_GUARDED_BY(symbols_mu_);  // asked, not yet stored
 
+  std::atomic<uint64_t> reports_stored_{0}, commits_failed_{0};
   const int64_t fresh_millis_;
   const Clock clock_;
   std::thread committer_;

@@ -9,6 +9,7 @@
 #include "agent/code_objects.h"
 #include "aggregator/fleet.h"
 #include "aggregator/ingest_service.h"
+#include "aggregator/query_metrics.h"
 #include "aggregator/query_service.h"
 #include "aggregator/store_sqlite.h"
 #include "aggregator/testing_fakes.h"
@@ -181,6 +182,24 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   EXPECT_THAT(top.entries(0).frame_objects(), ::testing::ElementsAre("vmlinux", "vmlinux"));
   with_allocated.set_since_unix_millis(now_ - kMinute);
   EXPECT_EQ(fleet->Top(with_allocated).status().code(), absl::StatusCode::kInvalidArgument);
+  // /metrics says the same: two hosts, each one's bytes (unclassified pages count as hidden).
+  absl::StatusOr<std::vector<MetricFamily>> metrics = AggregatorMetrics(*fleet, now_);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  auto value = [&](const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels) {
+    for (const MetricFamily& family : *metrics) {
+      if (family.name != name) continue;
+      for (const MetricSample& sample : family.samples) {
+        if (sample.labels == labels) return sample.value;
+      }
+    }
+    return -1.0;
+  };
+  EXPECT_EQ(value("apq_cluster_hosts", {{"cluster", "prod"}}), 2);
+  EXPECT_EQ(value("apq_host_outstanding_bytes", {{"cluster", "prod"}, {"host", "web-2"}, {"class", "hidden"}}),
+            512 * kPage);
+  EXPECT_EQ(value("apq_cluster_outstanding_bytes", {{"cluster", "prod"}, {"class", "visible"}}), 0);
+  EXPECT_EQ(value("apq_cluster_function_bytes", {{"cluster", "prod"}, {"function", "anon_pipe_write"}}),
+            (256 + 512) * kPage);
 
   apq::v1::TopRequest by_host;
   by_host.set_group_by(apq::v1::GROUP_BY_HOST);

@@ -12,7 +12,10 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "aggregator/ingest_service.h"
+#include "aggregator/query_metrics.h"
 #include "aggregator/query_service.h"
+#include "common/http_server.h"
+#include "common/status_macros.h"
 #include "common/help.h"
 #include "common/transport.h"
 #include "grpcpp/grpcpp.h"
@@ -24,6 +27,9 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM file of the CA whose certificates agents and CLIs must present (mutual TLS): without it, anyone who "
           "reaches the port can report and query.");
+ABSL_FLAG(std::string, http, "",
+          "Serve HTTP on HOST:PORT: /metrics for Prometheus (the aggregator, each host, each cluster's totals and "
+          "largest functions). Off unless given; plaintext: keep it on a management network or loopback.");
 ABSL_FLAG(std::string, db, "apq.db", "SQLite database file (created if missing).");
 ABSL_FLAG(double, fresh_seconds, 60, "A host is part of 'now' if it reported within this many seconds.");
 ABSL_FLAG(absl::Duration, keep_minutes, absl::Hours(48),
@@ -87,6 +93,19 @@ absl::Status Run() {
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
   }
+  std::unique_ptr<apq::HttpServer> http;
+  if (const std::string address = absl::GetFlag(FLAGS_http); !address.empty()) {
+    apq::Fleet* const queried = fleet->get();
+    absl::StatusOr<std::unique_ptr<apq::HttpServer>> started = apq::HttpServer::Start(
+        address, {{"/metrics", apq::kPrometheusContentType, [queried]() -> absl::StatusOr<std::string> {
+                     APQ_ASSIGN_OR_RETURN(const std::vector<apq::MetricFamily> families,
+                                          apq::AggregatorMetrics(*queried, apq::UnixMillis()));
+                     return apq::PrometheusText(families);
+                   }}});
+    if (!started.ok()) return started.status();
+    http = std::move(*started);
+    std::cerr << "apq-aggregator: http on port " << http->port() << " (/metrics)" << std::endl;
+  }
   std::cerr << "apq-aggregator: listening on port " << port << ", "
             << (tls.cert.empty() ? "plaintext" : tls.client_ca.empty() ? "TLS" : "mutual TLS") << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
 
@@ -121,7 +140,7 @@ const apq::ProgramHelp kHelp = {
     {{"", "apq-aggregator [--listen HOST:PORT] [--db PATH] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]",
       "Serves agents (ingest) and the apq command (queries) on one port until SIGINT or SIGTERM. An agent's report "
       "is acknowledged once stored: a restart loses nothing acknowledged.",
-      {"listen", "tls_cert", "tls_key", "tls_client_ca", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
+      {"listen", "tls_cert", "tls_key", "tls_client_ca", "http", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
        "keep_hours", "keep_host_hours"}}},
     {},
     ""};

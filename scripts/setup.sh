@@ -11,7 +11,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 procps util-linux time openssl help2man
   rpm rpm2cpio cpio git
-  golang-go
+  golang-go libcpp-httplib-dev prometheus curl
   qemu-system-x86 busybox-static cpio xz-utils
 )
 

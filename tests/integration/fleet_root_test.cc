@@ -1,6 +1,9 @@
 // Root tier, fleet: an aggregator on a temporary database and two agents on
 // this machine under different --host names.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -110,6 +113,36 @@ class FleetRootTest : public ::testing::Test {
     Subprocess diff(command);
     EXPECT_EQ(diff.Wait(30), 0) << diff.Stderr();
     return nlohmann::json::parse(diff.Stdout(), nullptr, /*allow_exceptions=*/false);
+  }
+
+  // The port a daemon said it serves on: "<marker><port>".
+  static int PortAfter(Subprocess& daemon, const std::string& marker) {
+    EXPECT_TRUE(daemon.WaitForOutput(marker, 30, true)) << daemon.Stderr();
+    const std::string err = daemon.Stderr();
+    const size_t at = err.find(marker) + marker.size();
+    int port = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(err.substr(at, err.find_first_not_of("0123456789", at) - at), &port)) << err;
+    return port;
+  }
+
+  // A port free now on loopback, for a server that needs one given.
+  static int FreePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    close(fd);
+    return ntohs(address.sin_port);
+  }
+
+  // A shell command's standard output; its exit status into *status.
+  static std::string Shell(const std::string& command, int* status) {
+    Subprocess shell({"/bin/sh", "-c", command});
+    *status = shell.Wait(60);
+    return shell.Stdout() + shell.Stderr();
   }
 
   // `apq top --format pprof`, read by go tool pprof -top with options: the
@@ -336,6 +369,62 @@ TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
                             "--cluster", "ci", "--timeout", "5"});
   EXPECT_NE(plaintext_cli.Wait(30), 0) << "a CLI without TLS was answered: " << plaintext_cli.Stdout();
   std::filesystem::remove_all(certs);
+}
+
+// Prometheus: the aggregator's and an agent's /metrics pass promtool, and a
+// real Prometheus (Debian's) scraping both answers PromQL with the fleet's
+// state: two hosts of the cluster, one agent connected.
+TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
+  auto aggregator = StartAggregator({"--http", "127.0.0.1:0"});
+  const int aggregator_http = PortAfter(*aggregator, "http on port ");
+  auto a = StartAgent("host-a", {"--metrics", "127.0.0.1:0"});
+  const int agent_http = PortAfter(*a, "metrics on port ");
+  auto b = StartAgent("host-b");
+  auto workload = StartPipes(8);
+  const uint64_t expected = 2 * 8 * kMiB;
+  EXPECT_GE(WaitForPipeBytes(expected, expected + expected / 1000, 30), expected);
+  const std::string scraped = db_.string() + ".metrics";
+  for (int port : {aggregator_http, agent_http}) {
+    int status = 0;
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+    const std::string out = Shell("curl -sf " + url + " > " + scraped + " && promtool check metrics < " + scraped, &status);
+    EXPECT_EQ(status, 0) << url << ": " << out;
+  }
+  int status = 0;
+  const std::string metrics = Shell("curl -sf http://127.0.0.1:" + std::to_string(aggregator_http) + "/metrics", &status);
+  EXPECT_NE(metrics.find("apq_host_outstanding_bytes{cluster=\"ci\",host=\"host-a\",class=\"hidden\"}"),
+            std::string::npos) << metrics;
+
+  const std::filesystem::path prometheus_dir = db_.string() + ".prometheus";
+  std::filesystem::create_directories(prometheus_dir);
+  std::ofstream(prometheus_dir / "prometheus.yml")
+      << "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: apq\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << aggregator_http << "', '127.0.0.1:" << agent_http << "']\n";
+  const int prometheus_port = FreePort();
+  Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + (prometheus_dir / "prometheus.yml").string(),
+                         "--storage.tsdb.path=" + (prometheus_dir / "data").string(),
+                         "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)});
+  auto query = [&](const std::string& promql) {
+    int status = 0;
+    const std::string out = Shell("curl -sf http://127.0.0.1:" + std::to_string(prometheus_port) +
+                                      "/api/v1/query --data-urlencode 'query=" + promql + "'",
+                                  &status);
+    nlohmann::json answer = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+    if (status != 0 || !answer.is_object() || answer["data"]["result"].empty()) return std::string();
+    return answer["data"]["result"][0]["value"][1].get<std::string>();
+  };
+  std::string hosts, connected;
+  for (int i = 0; i < 60 && (hosts != "2" || connected != "1"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    hosts = query("apq_cluster_hosts{cluster=\"ci\"}");
+    connected = query("sum(apq_agent_connected)");
+  }
+  EXPECT_EQ(hosts, "2") << prometheus.Stderr().substr(0, 4000);
+  EXPECT_EQ(connected, "1");
+  prometheus.Signal(SIGTERM);
+  prometheus.Wait(30);
+  std::filesystem::remove_all(prometheus_dir);
+  std::filesystem::remove(scraped);
 }
 
 }  // namespace
