@@ -1,5 +1,7 @@
 #include "agent/local_mode.h"
 
+#include <unistd.h>
+
 
 #include <algorithm>
 #include <cerrno>
@@ -54,9 +56,15 @@ std::vector<std::pair<std::string, uint64_t>> HeldAtStartByCgroup(const PageCens
   return held;
 }
 
+// Cursor home, then erase the screen (ANSI).
+constexpr char kClearScreen[] = "\033[H\033[2J";
+
 void Print(const Report& report, OutputFormat format) {
   switch (format) {
     case OutputFormat::kTable:
+      // On a terminal, a live view redrawn in place (like top); into a pipe
+      // or file, a plain log of one table per interval.
+      if (isatty(STDOUT_FILENO)) std::cout << kClearScreen;
       std::cout << FormatTable(report) << std::endl;
       break;
     case OutputFormat::kJson:
