@@ -234,7 +234,7 @@ absl::Status RunFleet(const FleetOptions& options) {
   if (!options.metrics_address.empty()) {
     APQ_ASSIGN_OR_RETURN(
         metrics, HttpServer::Start(options.metrics_address,
-                                   {{"/metrics", kPrometheusContentType, [&]() -> absl::StatusOr<std::string> {
+                                   {{"/metrics", kPrometheusContentType, [&](const HttpServer::Params&) -> absl::StatusOr<std::string> {
                                        absl::MutexLock lock(&health_mu);
                                        return PrometheusText(AgentMetrics(health));
                                      }}}));

@@ -12,7 +12,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "aggregator/ingest_service.h"
-#include "aggregator/query_metrics.h"
+#include "aggregator/query_web.h"
 #include "aggregator/query_service.h"
 #include "common/http_server.h"
 #include "common/status_macros.h"
@@ -28,8 +28,8 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM file of the CA whose certificates agents and CLIs must present (mutual TLS): without it, anyone who "
           "reaches the port can report and query.");
 ABSL_FLAG(std::string, http, "",
-          "Serve HTTP on HOST:PORT: /metrics for Prometheus (the aggregator, each host, each cluster's totals and "
-          "largest functions). Off unless given; plaintext: keep it on a management network or loopback.");
+          "Serve HTTP on HOST:PORT: the web view at / (top, flame graph, hosts, explain, diff) and /metrics for "
+          "Prometheus. Off unless given; plaintext and unauthenticated: keep it on loopback or a management network.");
 ABSL_FLAG(std::string, db, "apq.db", "SQLite database file (created if missing).");
 ABSL_FLAG(double, fresh_seconds, 60, "A host is part of 'now' if it reported within this many seconds.");
 ABSL_FLAG(absl::Duration, keep_minutes, absl::Hours(48),
@@ -95,16 +95,11 @@ absl::Status Run() {
   }
   std::unique_ptr<apq::HttpServer> http;
   if (const std::string address = absl::GetFlag(FLAGS_http); !address.empty()) {
-    apq::Fleet* const queried = fleet->get();
-    absl::StatusOr<std::unique_ptr<apq::HttpServer>> started = apq::HttpServer::Start(
-        address, {{"/metrics", apq::kPrometheusContentType, [queried]() -> absl::StatusOr<std::string> {
-                     APQ_ASSIGN_OR_RETURN(const std::vector<apq::MetricFamily> families,
-                                          apq::AggregatorMetrics(*queried, apq::UnixMillis()));
-                     return apq::PrometheusText(families);
-                   }}});
+    absl::StatusOr<std::unique_ptr<apq::HttpServer>> started =
+        apq::HttpServer::Start(address, apq::HttpRoutes(fleet->get(), apq::UnixMillis));
     if (!started.ok()) return started.status();
     http = std::move(*started);
-    std::cerr << "apq-aggregator: http on port " << http->port() << " (/metrics)" << std::endl;
+    std::cerr << "apq-aggregator: http on port " << http->port() << " (/ the web view, /metrics)" << std::endl;
   }
   std::cerr << "apq-aggregator: listening on port " << port << ", "
             << (tls.cert.empty() ? "plaintext" : tls.client_ca.empty() ? "TLS" : "mutual TLS") << ", database " << absl::GetFlag(FLAGS_db) << std::endl;

@@ -19,12 +19,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->server_ = std::make_unique<httplib::Server>();
   for (Route& route : routes) {
-    server->server_->Get(route.path, [route](const httplib::Request&, httplib::Response& response) {
-      absl::StatusOr<std::string> body = route.body();
+    server->server_->Get(route.path, [route](const httplib::Request& request, httplib::Response& response) {
+      Params params;
+      for (const auto& [key, value] : request.params) params.emplace(key, value);  // the first of repeated keys
+      absl::StatusOr<std::string> body = route.body(params);
       if (body.ok()) {
         response.set_content(*body, route.content_type);
       } else {
-        response.status = 500;
+        response.status = body.status().code() == absl::StatusCode::kInvalidArgument ? 400 : 500;
         response.set_content(std::string(body.status().message()) + "\n", "text/plain");
       }
     });

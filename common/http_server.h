@@ -2,6 +2,7 @@
 #define APQ_COMMON_HTTP_SERVER_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,10 +20,12 @@ namespace apq {
 // routes answered from callbacks on the listener's own threads.
 class HttpServer {
  public:
+  using Params = std::map<std::string, std::string>;  // the query string, decoded
   struct Route {
     std::string path;
     std::string content_type;
-    std::function<absl::StatusOr<std::string>()> body;  // an error answers 500 with its message
+    // InvalidArgument answers 400, other errors 500, with the message.
+    std::function<absl::StatusOr<std::string>(const Params&)> body;
   };
   // host_port: HOST:PORT (port 0: any free one).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& host_port, std::vector<Route> routes);

@@ -11,7 +11,7 @@ packages=(
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 procps util-linux time openssl help2man
   rpm rpm2cpio cpio git
-  golang-go libcpp-httplib-dev prometheus curl
+  golang-go libcpp-httplib-dev prometheus curl chromium
   qemu-system-x86 busybox-static cpio xz-utils
 )
 
@@ -28,4 +28,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The web view's browser test drives Debian's Chromium with npm's
+# playwright-core (its own browser download cannot be reached here).
+web_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/web"
+if [[ ! -d $web_tests/node_modules/playwright-core ]]; then
+  (cd "$web_tests" && npm ci --no-audit --no-fund >/dev/null)
 fi
