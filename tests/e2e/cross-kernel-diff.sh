@@ -11,27 +11,12 @@
 set -euo pipefail
 build=$(cd "$1" && pwd)
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 fail() { echo "cross-kernel: $*" >&2; exit 1; }
-
-"$build/aggregator/apq-aggregator" --listen 127.0.0.1:0 --db "$work/apq.db" --sample-seconds 5 2>"$work/aggregator.log" &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "listening on port" "$work/aggregator.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*listening on port \([0-9]*\),.*/\1/p' "$work/aggregator.log")
-[[ -n $port ]] || fail "aggregator did not start: $(cat "$work/aggregator.log")"
+source "$source_dir/tests/daemons.sh"
+cluster=e2e
+start_aggregator "$build" --sample-seconds 5
 apq() { "$build/cli/apq" "$@" --aggregator "127.0.0.1:$port" --cluster e2e; }
-
-"$build/agent/apq-agent" --aggregator "127.0.0.1:$port" --cluster e2e --host this-kernel --interval 2 \
-  --sample-bytes 0 2>"$work/agent.log" &
-pids+=($!)
-for _ in $(seq 1 600); do grep -q "tracing started" "$work/agent.log" && break; sleep 0.1; done
+start_agent "$build" this-kernel --interval 2
 "$build/tests/apq-hold-pipes" --pipes 16 --hold-seconds 600 >"$work/pipes.out" 2>&1 &  # traced: after the start
 pids+=($!)
 
