@@ -250,13 +250,14 @@ absl::Status RunFleet(const FleetOptions& options) {
     absl::StatusOr<TrackerSnapshot> snapshot = (*tracker)->Snapshot();
     if (!snapshot.ok()) return snapshot.status();
     std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&*snapshot);
+    const apq::v1::Losses losses = LossesOf(*snapshot);
     {
       absl::MutexLock lock(&mu);
-      reports.Add(*snapshot, LossesOf(*snapshot), coverage, UnixMillis(), classified ? &*classified : nullptr);
+      reports.Add(*snapshot, losses, coverage, UnixMillis(), classified ? &*classified : nullptr);
     }
     {
       absl::MutexLock lock(&health_mu);
-      health.losses = LossesOf(*snapshot);
+      health.losses = losses;
       health.outstanding_bytes = 0;
       for (const TrackerSnapshot::Owner& owner : snapshot->owners) {
         health.outstanding_bytes += static_cast<uint64_t>(std::max<int64_t>(owner.counters.pages_outstanding, 0)) * kPageSize;

@@ -82,11 +82,9 @@ void Print(const Report& report, OutputFormat format) {
 absl::Status PrintProfile(const Report& report) {
   MemoryProfile profile = ProfileOf(report, BuildIdOfLoadedObject);
   profile.time_nanos = absl::ToUnixNanos(absl::Now());
-  APQ_ASSIGN_OR_RETURN(const std::string gzipped, GzippedProfile(profile));
-  std::cout.write(gzipped.data(), static_cast<std::streamsize>(gzipped.size()));
-  std::cout.flush();
+  APQ_RETURN_IF_ERROR(WriteProfile(profile));
   std::cerr << FormatLossSummary(report) << std::flush;
-  return std::cout ? absl::OkStatus() : absl::DataLossError("could not write the profile to standard output");
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -84,8 +84,7 @@ StackPath StackPathOf(const KernelSymbols& symbols, const std::vector<uint64_t>&
   }
   StackPath path;
   path.frames = CallPathRootFirst(names);
-  // The frames kept are the outermost ones: their objects, root first.
-  path.objects.assign(objects.rbegin(), objects.rbegin() + static_cast<std::ptrdiff_t>(path.frames.size()));
+  path.objects = KeptRootFirst(objects, path.frames.size());
   if (path.frames.empty()) path = {{"[page allocator]"}, {"vmlinux"}};
   return path;
 }

@@ -66,8 +66,7 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
   }
   NamedPath path;
   path.frames = CallPathRootFirst(names);
-  // The frames kept are the outermost ones: their objects, root first.
-  path.objects.assign(objects.rbegin(), objects.rbegin() + static_cast<std::ptrdiff_t>(path.frames.size()));
+  path.objects = KeptRootFirst(objects, path.frames.size());
   if (path.frames.empty()) {
     path.frames = {"[page allocator]"};
     path.objects = {""};

@@ -176,10 +176,7 @@ absl::Status PrintProfile(const apq::v1::TopRequest& request, const apq::v1::Top
     }
     if (entry.bytes_allocated() > 0) profile.samples.push_back({frames, 0, entry.bytes_allocated(), labels, {}});
   }
-  APQ_ASSIGN_OR_RETURN(const std::string gzipped, apq::GzippedProfile(profile));
-  std::cout.write(gzipped.data(), static_cast<std::streamsize>(gzipped.size()));
-  std::cout.flush();
-  return std::cout ? absl::OkStatus() : absl::DataLossError("could not write the profile to standard output");
+  return apq::WriteProfile(profile);
 }
 
 absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {

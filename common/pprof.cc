@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "page_tracker.h"
@@ -133,6 +134,14 @@ absl::StatusOr<std::string> GzippedProfile(const MemoryProfile& input) {
     }
   }
   return Gzipped(profile.SerializeAsString());
+}
+
+absl::Status WriteProfile(const MemoryProfile& profile) {
+  absl::StatusOr<std::string> gzipped = GzippedProfile(profile);
+  if (!gzipped.ok()) return gzipped.status();
+  std::cout.write(gzipped->data(), static_cast<std::streamsize>(gzipped->size()));
+  std::cout.flush();
+  return std::cout ? absl::OkStatus() : absl::DataLossError("could not write the profile to standard output");
 }
 
 }  // namespace apq

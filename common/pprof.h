@@ -40,6 +40,9 @@ struct MemoryProfile {
 // location per (object, function). Values are rounded to whole bytes.
 absl::StatusOr<std::string> GzippedProfile(const MemoryProfile& profile);
 
+// GzippedProfile written to standard output (flushed); DataLoss if it fails.
+absl::Status WriteProfile(const MemoryProfile& profile);
+
 }  // namespace apq
 
 #endif  // APQ_COMMON_PPROF_H_

@@ -72,13 +72,17 @@ bool IsAllocatorOrTracingFrame(absl::string_view function) {
                      [&](absl::string_view prefix) { return absl::StartsWith(name, prefix); });
 }
 
+std::vector<std::string> KeptRootFirst(const std::vector<std::string>& innermost_first, size_t kept) {
+  kept = std::min(kept, innermost_first.size());
+  return std::vector<std::string>(innermost_first.rbegin(), innermost_first.rbegin() + static_cast<std::ptrdiff_t>(kept));
+}
+
 std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& innermost_first) {
   size_t first_kept = 0;
   while (first_kept < innermost_first.size() && IsAllocatorOrTracingFrame(innermost_first[first_kept])) {
     ++first_kept;
   }
-  return std::vector<std::string>(innermost_first.rbegin(),
-                                  innermost_first.rend() - static_cast<std::ptrdiff_t>(first_kept));
+  return KeptRootFirst(innermost_first, innermost_first.size() - first_kept);
 }
 
 std::string FunctionOf(const std::vector<std::string>& root_first) {

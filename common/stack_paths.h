@@ -20,6 +20,10 @@ bool IsAllocatorOrTracingFrame(absl::string_view function);
 // root first, the order flame graphs read.
 std::vector<std::string> CallPathRootFirst(const std::vector<std::string>& innermost_first);
 
+// What CallPathRootFirst keeps of any per-frame values given innermost
+// first (each frame's code object, say): the outermost `kept`, root first.
+std::vector<std::string> KeptRootFirst(const std::vector<std::string>& innermost_first, size_t kept);
+
 // The function a path is grouped by (--by function): its innermost frame
 // outside the memory APIs that take pages for their callers (large kmalloc,
 // vmalloc, kvmalloc): for a pipe ring, pipe_resize_ring.
