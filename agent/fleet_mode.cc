@@ -28,13 +28,13 @@
 #include "common/files.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
+#include "common/wire_limits.h"
+#include "agent/privileges.h"
 #include "grpcpp/grpcpp.h"
 #include "common/status_macros.h"
 
 namespace apq {
 namespace {
-
-constexpr int kMaxMessageBytes = 64 << 20;
 
 absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
   apq::v1::Hello hello;
@@ -75,7 +75,9 @@ class Connection {
   grpc::Status Close() {
     if (closed_) return grpc::Status::OK;
     closed_ = true;
-    context_.TryCancel();
+    // A stream the aggregator ended already carries its status (a refusal
+    // and its reason): cancelling it would replace that with CANCELLED.
+    if (alive_.load()) context_.TryCancel();
     reader_.join();
     return stream_->Finish();
   }
@@ -241,11 +243,13 @@ absl::Status RunFleet(const FleetOptions& options) {
     std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
   }
 
+  APQ_RETURN_IF_ERROR(DropCapabilitiesAfterStart());
   std::unique_ptr<Connection> connection;
   uint64_t total_bytes_sent = 0, intervals = 0;
   double start = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   bool stop = false;
   std::optional<bool> was_connected;  // the first outcome is always reported
+  std::string last_refusal;
   while (!stop) {
     absl::StatusOr<TrackerSnapshot> snapshot = (*tracker)->Snapshot();
     if (!snapshot.ok()) return snapshot.status();
@@ -280,6 +284,15 @@ absl::Status RunFleet(const FleetOptions& options) {
                   << "; sending a full snapshot" << std::endl;
         absl::MutexLock lock(&mu);
         reports.RequestSnapshot();
+      } else if (ended.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                 ended.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        // Not granted, or over a limit: the reports stay buffered and go
+        // again on the next connection. Said once per reason, not per retry.
+        if (ended.error_message() != last_refusal) {
+          std::cerr << "apq-agent: the aggregator refused this agent: " << ended.error_message()
+                    << "; reports stay buffered, retrying" << std::endl;
+          last_refusal = ended.error_message();
+        }
       }
       connection.reset();
     }

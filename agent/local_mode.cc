@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "agent/code_objects.h"
 #include "agent/explain.h"
+#include "agent/privileges.h"
 #include "common/explanation.h"
 #include "agent/report.h"
 #include "agent/start_holders.h"
@@ -124,6 +125,7 @@ absl::Status RunLocal(const LocalOptions& options) {
   // A profile is written once, at the end (--duration or SIGINT/SIGTERM).
   const bool final_only = options.format == OutputFormat::kPprof ||
                           (options.duration_seconds > 0 && options.format != OutputFormat::kTable);
+  if (absl::Status dropped = DropCapabilitiesAfterStart(); !dropped.ok()) return dropped;
   double elapsed = 0;
   bool stop = false;
   while (!stop) {

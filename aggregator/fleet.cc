@@ -18,6 +18,8 @@ namespace {
 constexpr size_t kMaxNameBytes = 256;
 constexpr int kMaxSymbols = 1 << 21;
 
+}  // namespace
+
 absl::Status ValidateHello(const apq::v1::Hello& hello) {
   for (const std::string* field : {&hello.cluster(), &hello.host(), &hello.epoch().boot_id(), &hello.kernel().release(),
                                    &hello.kernel().build_id()}) {
@@ -27,20 +29,19 @@ absl::Status ValidateHello(const apq::v1::Hello& hello) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-Fleet::Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock)
+Fleet::Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock, ClusterLimits limits)
     : store_(std::move(store)),
       namer_([this](const std::string& object, const std::string& build_id) {
         absl::MutexLock lock(&reader_mu_);
         return store_->ReadSymbolTable(object, build_id);
       }),
       fresh_millis_(fresh_millis),
+      limits_(limits),
       clock_(std::move(clock)) {}
 
 absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store, int64_t fresh_millis,
-                                                    Clock clock) {
-  std::unique_ptr<Fleet> fleet(new Fleet(std::move(store), fresh_millis, std::move(clock)));
+                                                    Clock clock, ClusterLimits limits) {
+  std::unique_ptr<Fleet> fleet(new Fleet(std::move(store), fresh_millis, std::move(clock), limits));
   {
     absl::MutexLock store_lock(&fleet->store_mu_);
     absl::StatusOr<std::vector<Store::EpochInfo>> recent = fleet->store_->RecentEpochs(fleet->clock_() - fresh_millis);
@@ -54,6 +55,7 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
       live.stored_sequence = state->last_sequence();
       live.epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
                     std::move(info.build_id), info.sample_bytes, info.last_report_ms, std::move(*state)};
+      fleet->AddLive(live, info.epoch_id);
     }
   }
   {
@@ -77,7 +79,17 @@ Fleet::~Fleet() {
 
 absl::StatusOr<int64_t> Fleet::Attach(const apq::v1::Hello& hello, uint64_t* last_sequence) {
   APQ_RETURN_IF_ERROR(ValidateHello(hello));
-  absl::MutexLock store_lock(&store_mu_);
+  absl::MutexLock store_lock(&store_mu_);  // attaches one at a time: the host count below stays true
+  {
+    absl::MutexLock lock(&state_mu_);
+    auto cluster = clusters_.find(hello.cluster());
+    const size_t hosts = cluster == clusters_.end() ? 0 : cluster->second.hosts.size();
+    if (hosts >= limits_.hosts && (cluster == clusters_.end() || !cluster->second.hosts.contains(hello.host()))) {
+      refusals_.Count(Refusal::kClusterHosts);
+      return absl::ResourceExhaustedError(absl::StrCat("cluster '", hello.cluster(), "' already has ", hosts,
+                                                       " hosts, the aggregator's limit (--max-hosts-per-cluster)"));
+    }
+  }
   EpochState loaded;
   absl::StatusOr<Store::EpochInfo> info = OpenEpochState(*store_, hello, &loaded);
   if (!info.ok()) return info.status();
@@ -87,12 +99,43 @@ absl::StatusOr<int64_t> Fleet::Attach(const apq::v1::Hello& hello, uint64_t* las
     live->second.stored_sequence = loaded.last_sequence();
     live->second.epoch = {info->epoch_id, info->host_id, info->cluster, info->host, info->build_id,
                           info->sample_bytes, info->last_report_ms, std::move(loaded)};
+    AddLive(live->second, info->epoch_id);
   }
   ++live->second.streams;
-  int64_t& newest = newest_epoch_[info->host_id];
-  newest = std::max(newest, info->epoch_id);
   *last_sequence = live->second.stored_sequence;  // reports applied but not yet stored come again
   return info->epoch_id;
+}
+
+void Fleet::AddLive(Live& live, int64_t epoch_id) {
+  int64_t& newest = newest_epoch_[live.epoch.host_id];
+  newest = std::max(newest, epoch_id);
+  clusters_[live.epoch.cluster].hosts.insert(live.epoch.host);
+  Restack(live.epoch.cluster, 0, live.epoch.state.stacks().size());
+}
+
+void Fleet::Restack(const std::string& cluster, size_t before, size_t after) {
+  size_t& stacks = clusters_[cluster].stacks;
+  stacks = stacks - std::min(stacks, before) + after;
+}
+
+void Fleet::ForgetLive(const Live& live, int64_t epoch_id) {
+  Restack(live.epoch.cluster, live.epoch.state.stacks().size(), 0);
+  ClusterLoad& load = clusters_[live.epoch.cluster];
+  if (newest_epoch_[live.epoch.host_id] == epoch_id) {
+    newest_epoch_.erase(live.epoch.host_id);
+    load.hosts.erase(live.epoch.host);
+  }
+  if (load.hosts.empty() && load.stacks == 0) clusters_.erase(live.epoch.cluster);
+}
+
+absl::Status Fleet::CheckClusterStacks(const HostEpoch& epoch, const apq::v1::Report& report) {
+  const size_t held = clusters_[epoch.cluster].stacks;
+  const size_t replaced = report.full_snapshot() ? epoch.state.stacks().size() : 0;
+  const size_t would_hold = held - std::min(held, replaced) + report.stacks_size();
+  if (would_hold <= limits_.stacks) return absl::OkStatus();
+  refusals_.Count(Refusal::kClusterStacks);
+  return absl::ResourceExhaustedError(absl::StrCat("cluster '", epoch.cluster, "' would hold ", would_hold,
+                                                   " stacks, over the aggregator's limit (--max-stacks-per-cluster)"));
 }
 
 void Fleet::Detach(int64_t epoch_id) {
@@ -117,7 +160,15 @@ void Fleet::ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback 
       outcome = absl::FailedPreconditionError("epoch not attached");
     } else {
       HostEpoch& epoch = live->second.epoch;
-      outcome = epoch.state.Apply(report);
+      const size_t stacks_before = epoch.state.stacks().size();
+      absl::Status room = report.sequence() > epoch.state.last_sequence() ? CheckClusterStacks(epoch, report)
+                                                                            : absl::OkStatus();
+      if (!room.ok()) {
+        outcome = room;
+      } else {
+        outcome = epoch.state.Apply(report);
+        Restack(epoch.cluster, stacks_before, epoch.state.stacks().size());
+      }
       const bool applied = outcome.ok() && *outcome == EpochState::Outcome::kApplied;
       const bool unstored_duplicate = outcome.ok() && *outcome == EpochState::Outcome::kDuplicate &&
                                       report.sequence() > live->second.stored_sequence;
@@ -186,7 +237,9 @@ absl::Status Fleet::Commit(const std::vector<const EpochWrite*>& writes) {
     auto live = epochs_.find(write->epoch_id);
     if (live == epochs_.end()) continue;
     // Unreadable: start empty, and the agent is asked for a snapshot.
+    const size_t stacks_before = live->second.epoch.state.stacks().size();
     live->second.epoch.state = state.ok() ? std::move(*state) : EpochState();
+    Restack(live->second.epoch.cluster, stacks_before, live->second.epoch.state.stacks().size());
     live->second.stored_sequence = live->second.epoch.state.last_sequence();
   }
   return status;
@@ -333,7 +386,7 @@ absl::Status Fleet::Sample() {
       const HostEpoch& epoch = live->second.epoch;
       bool stale = epoch.last_report_ms < now - fresh_millis_ || newest_epoch_[epoch.host_id] != live->first;
       if (stale && live->second.streams == 0) {
-        if (newest_epoch_[epoch.host_id] == live->first) newest_epoch_.erase(epoch.host_id);
+        ForgetLive(live->second, live->first);
         epochs_.erase(live++);
       } else {
         ++live;

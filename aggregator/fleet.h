@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "aggregator/admission.h"
 #include "aggregator/fleet_epoch.h"
 #include "aggregator/query_paths.h"
 #include "aggregator/store.h"
@@ -27,12 +28,23 @@ namespace apq {
 // one transaction; the ack follows the commit. Queries for "now" read the
 // memory, and history queries read the file through their own connection:
 // neither waits for a commit.
+// Names present and within their size limits.
+absl::Status ValidateHello(const apq::v1::Hello& hello);
+
+// How much of the aggregator's memory one cluster may take: hosts with an
+// epoch in memory, and the stacks those epochs define. A host or report
+// beyond them is refused (ResourceExhausted, counted), never half-applied.
+struct ClusterLimits {
+  size_t hosts = 100'000;
+  size_t stacks = size_t{1} << 24;
+};
+
 class Fleet {
  public:
   using Clock = std::function<int64_t()>;  // unix milliseconds
   // Loads the epochs that reported within fresh_millis and starts the committer.
   static absl::StatusOr<std::unique_ptr<Fleet>> Start(std::unique_ptr<Store> store, int64_t fresh_millis,
-                                                      Clock clock);
+                                                      Clock clock, ClusterLimits limits = {});
   ~Fleet();  // commits what is queued, then stops
 
   absl::StatusOr<int64_t> Attach(const apq::v1::Hello& hello, uint64_t* last_sequence);
@@ -76,6 +88,9 @@ class Fleet {
     std::vector<Host> hosts;  // the newest epoch of each host in memory
   };
   Stats GetStats();
+  // Refusals of every kind: the services count theirs here too.
+  RefusalCounts& refusals() { return refusals_; }
+  int64_t NowMillis() const { return clock_(); }
 
   // Stores the fleet's state now as the history sample of this minute,
   // forgets epochs gone stale, and applies retention. Run once a minute.
@@ -97,7 +112,15 @@ class Fleet {
     // is (after the commit it waits for), or refused if that commit failed.
     int64_t duplicate_of_epoch = 0;
   };
-  Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock);
+  Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock, ClusterLimits limits);
+  // Keeps clusters_ in step with newest_epoch_ and epochs_.
+  void AddLive(Live& live, int64_t epoch_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  void ForgetLive(const Live& live, int64_t epoch_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  // Moves a cluster's stack count from an epoch's old number of stacks to its new one.
+  void Restack(const std::string& cluster, size_t before, size_t after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  // Refuses a report that would take its cluster over its stack limit.
+  absl::Status CheckClusterStacks(const HostEpoch& epoch, const apq::v1::Report& report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
   void CommitLoop();
   // Stores a group of writes; on failure takes their epochs back to the file's state.
   absl::Status Commit(const std::vector<const EpochWrite*>& writes);
@@ -118,6 +141,11 @@ class Fleet {
   absl::flat_hash_map<int64_t, Live> epochs_ ABSL_GUARDED_BY(state_mu_);
   absl::flat_hash_map<int64_t, int64_t> newest_epoch_ ABSL_GUARDED_BY(state_mu_);  // by host ID
   PathNamer namer_ ABSL_GUARDED_BY(state_mu_);
+  struct ClusterLoad {
+    absl::flat_hash_set<std::string> hosts;  // hosts with an epoch in memory
+    size_t stacks = 0;                       // defined by those epochs
+  };
+  absl::flat_hash_map<std::string, ClusterLoad> clusters_ ABSL_GUARDED_BY(state_mu_);
   absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::vector<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
@@ -131,7 +159,9 @@ class Fleet {
   absl::flat_hash_map<ObjectBuild, Upload> uploads_ ABSL_GUARDED_BY(symbols_mu_);  // asked, not yet stored
 
   std::atomic<uint64_t> reports_stored_{0}, commits_failed_{0};
+  RefusalCounts refusals_;
   const int64_t fresh_millis_;
+  const ClusterLimits limits_;
   const Clock clock_;
   std::thread committer_;
 };

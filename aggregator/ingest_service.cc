@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregator/grpc_status.h"
 
@@ -17,17 +18,27 @@ constexpr size_t kMaxWantedTables = 4096;  // a kernel and its modules, with roo
 // known (after its commit), so acks go out in order and each means stored.
 class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage> {
  public:
-  explicit IngestReactor(Fleet* fleet) : fleet_(fleet) { StartRead(&in_); }
+  IngestReactor(Fleet* fleet, PeerGrants grants, HostRateLimiter* rate)
+      : fleet_(fleet), grants_(std::move(grants)), rate_(rate) {
+    StartRead(&in_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return End(grpc::Status::OK);  // the agent closed the stream, or went away
     if (epoch_ == 0) return OnHello();
+    if (!rate_->Take(host_key_, in_.ByteSizeLong(), fleet_->NowMillis())) {
+      return Refuse(Refusal::kHostRate, absl::ResourceExhaustedError(absl::StrCat(
+                                            "host ", host_key_, " sent more than the aggregator's "
+                                            "--max-host-bytes-per-second: this stream ends, reconnect later")));
+    }
     if (in_.has_symbols()) {
       absl::StatusOr<bool> stored = fleet_->PutSymbols(epoch_, in_.symbols());
-      if (!stored.ok()) return End(ToGrpc(stored.status()));
+      if (!stored.ok()) return EndWith(stored.status());
       return StartRead(&in_);
     }
-    if (!in_.has_report()) return End(grpc::Status(grpc::INVALID_ARGUMENT, "expected a report or symbols"));
+    if (!in_.has_report()) {
+      return Refuse(Refusal::kInvalidMessage, absl::InvalidArgumentError("expected a report or symbols"));
+    }
     for (const apq::v1::CodeObject& object : in_.report().objects()) {
       if (object.name() != "[unknown]" && !object.build_id().empty() && wanted_.size() < kMaxWantedTables) {
         wanted_.emplace(object.name(), object.build_id());
@@ -68,10 +79,17 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
 
  private:
   void OnHello() {
-    if (!in_.has_hello()) return End(grpc::Status(grpc::INVALID_ARGUMENT, "the first message must be a hello"));
+    if (!in_.has_hello()) {
+      return Refuse(Refusal::kInvalidMessage, absl::InvalidArgumentError("the first message must be a hello"));
+    }
+    if (absl::Status valid = ValidateHello(in_.hello()); !valid.ok()) return Refuse(Refusal::kInvalidMessage, valid);
+    if (absl::Status granted = grants_.MayReport(in_.hello().cluster(), in_.hello().host()); !granted.ok()) {
+      return Refuse(Refusal::kReportNotGranted, granted);
+    }
+    host_key_ = absl::StrCat(in_.hello().cluster(), "/", in_.hello().host());
     uint64_t last_sequence = 0;
     absl::StatusOr<int64_t> epoch = fleet_->Attach(in_.hello(), &last_sequence);
-    if (!epoch.ok()) return End(ToGrpc(epoch.status()));
+    if (!epoch.ok()) return EndWith(epoch.status());
     epoch_ = *epoch;
     if (!in_.hello().kernel().build_id().empty()) wanted_.emplace("vmlinux", in_.hello().kernel().build_id());
     apq::v1::AggregatorMessage reply;
@@ -94,7 +112,7 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
       if (last) delete this;
       return;
     }
-    if (!outcome.ok()) return End(ToGrpc(outcome.status()));
+    if (!outcome.ok()) return EndWith(outcome.status());
     apq::v1::AggregatorMessage answer;
     if (*outcome == EpochState::Outcome::kNeedSnapshot) {
       answer.mutable_need_snapshot();
@@ -133,6 +151,20 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
     }
   }
 
+  // Counts the refusal, and ends the stream with it.
+  void Refuse(Refusal why, const absl::Status& status) {
+    fleet_->refusals().Count(why);
+    End(ToGrpc(status));
+  }
+
+  // Ends the stream with what the fleet answered. The fleet counts its own
+  // refusals (cluster limits); what it finds invalid is a malformed or
+  // oversized message, counted here.
+  void EndWith(const absl::Status& status) {
+    if (status.code() == absl::StatusCode::kInvalidArgument) fleet_->refusals().Count(Refusal::kInvalidMessage);
+    End(ToGrpc(status));
+  }
+
   // Ends the stream once what is queued is written.
   void End(grpc::Status status) {
     absl::MutexLock lock(&mu_);
@@ -142,6 +174,9 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
   }
 
   Fleet* const fleet_;
+  const PeerGrants grants_;
+  HostRateLimiter* const rate_;
+  std::string host_key_;      // cluster/host, from the Hello
   apq::v1::AgentMessage in_;  // one read at a time
   int64_t epoch_ = 0;         // 0 until the Hello; touched only between reads
   absl::flat_hash_set<std::pair<std::string, std::string>> wanted_;  // tables not stored yet, likewise
@@ -158,8 +193,8 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
 }  // namespace
 
 grpc::ServerBidiReactor<apq::v1::AgentMessage, apq::v1::AggregatorMessage>* IngestService::Stream(
-    grpc::CallbackServerContext* /*context*/) {
-  return new IngestReactor(fleet_);
+    grpc::CallbackServerContext* context) {
+  return new IngestReactor(fleet_, GrantsOf(*context, client_certificates_), rate_);
 }
 
 }  // namespace apq

@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/help.h"
 #include "common/transport.h"
+#include "common/wire_limits.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
@@ -42,9 +43,25 @@ ABSL_FLAG(double, sample_seconds, 60,
 ABSL_FLAG(absl::Duration, keep_host_hours, absl::Hours(24 * 14),
           "History: keep each host's hourly largest paths this long.");
 
+ABSL_FLAG(int64_t, max_hosts_per_cluster, 100'000,
+          "Hosts a cluster may have in memory (reported within --fresh-seconds or connected); another host's "
+          "stream is refused and counted.");
+ABSL_FLAG(int64_t, max_stacks_per_cluster, int64_t{1} << 24,
+          "Distinct stacks the epochs of a cluster may define in memory; a report beyond is refused and counted.");
+ABSL_FLAG(double, max_host_bytes_per_second, 1 << 20,
+          "Bytes per second a host may send on average, with bursts up to the largest message (64 MiB, an "
+          "agent's catch-up after a partition); a stream beyond is ended and counted, its agent reconnects and "
+          "resends (0: no limit).");
+
 namespace {
 
-constexpr int kMaxMessageBytes = 64 << 20;  // a kernel's symbol table is a few MiB
+absl::StatusOr<apq::ClusterLimits> ClusterLimitsFromFlags() {
+  const int64_t hosts = absl::GetFlag(FLAGS_max_hosts_per_cluster), stacks = absl::GetFlag(FLAGS_max_stacks_per_cluster);
+  if (hosts < 1 || stacks < 1) {
+    return absl::InvalidArgumentError("--max-hosts-per-cluster and --max-stacks-per-cluster must be at least 1");
+  }
+  return apq::ClusterLimits{static_cast<size_t>(hosts), static_cast<size_t>(stacks)};
+}
 
 absl::Status Run() {
   double fresh = absl::GetFlag(FLAGS_fresh_seconds);
@@ -75,18 +92,28 @@ absl::Status Run() {
               << (tls.cert.empty() ? "unencrypted (no --tls-cert)" : "admits any client (no --tls-client-ca)")
               << std::endl;
   }
+  const bool client_certificates = !tls.client_ca.empty();
+  const std::string http_address = absl::GetFlag(FLAGS_http);
+  if (client_certificates && !http_address.empty() && !apq::IsLoopback(http_address)) {
+    return absl::InvalidArgumentError(
+        "--http serves every cluster without asking for a certificate: with --tls-client-ca, bind it to loopback");
+  }
+  const double host_rate = absl::GetFlag(FLAGS_max_host_bytes_per_second);
+  if (!(host_rate >= 0)) return absl::InvalidArgumentError("--max-host-bytes-per-second must be 0 or more");
+  APQ_ASSIGN_OR_RETURN(const apq::ClusterLimits limits, ClusterLimitsFromFlags());
   absl::StatusOr<std::unique_ptr<apq::Store>> store = apq::Store::Open(absl::GetFlag(FLAGS_db), retention);
   if (!store.ok()) return store.status();
   absl::StatusOr<std::unique_ptr<apq::Fleet>> fleet =
-      apq::Fleet::Start(std::move(*store), static_cast<int64_t>(fresh * 1000), apq::UnixMillis);
+      apq::Fleet::Start(std::move(*store), static_cast<int64_t>(fresh * 1000), apq::UnixMillis, limits);
   if (!fleet.ok()) return fleet.status();
-  apq::IngestService ingest(fleet->get());
-  apq::QueryService query(fleet->get());
+  apq::HostRateLimiter host_rate_limiter(host_rate, apq::kMaxMessageBytes);
+  apq::IngestService ingest(fleet->get(), client_certificates, &host_rate_limiter);
+  apq::QueryService query(fleet->get(), client_certificates);
 
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, *credentials, &port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(apq::kMaxMessageBytes);
   builder.RegisterService(&ingest);
   builder.RegisterService(&query);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -94,9 +121,9 @@ absl::Status Run() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
   }
   std::unique_ptr<apq::HttpServer> http;
-  if (const std::string address = absl::GetFlag(FLAGS_http); !address.empty()) {
+  if (!http_address.empty()) {
     absl::StatusOr<std::unique_ptr<apq::HttpServer>> started =
-        apq::HttpServer::Start(address, apq::HttpRoutes(fleet->get(), apq::UnixMillis));
+        apq::HttpServer::Start(http_address, apq::HttpRoutes(fleet->get(), apq::UnixMillis));
     if (!started.ok()) return started.status();
     http = std::move(*started);
     std::cerr << "apq-aggregator: http on port " << http->port() << " (/ the web view, /metrics)" << std::endl;
@@ -136,7 +163,7 @@ const apq::ProgramHelp kHelp = {
       "Serves agents (ingest) and the apq command (queries) on one port until SIGINT or SIGTERM. An agent's report "
       "is acknowledged once stored: a restart loses nothing acknowledged.",
       {"listen", "tls_cert", "tls_key", "tls_client_ca", "http", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
-       "keep_hours", "keep_host_hours"}}},
+       "keep_hours", "keep_host_hours", "max_hosts_per_cluster", "max_stacks_per_cluster", "max_host_bytes_per_second"}}},
     {},
     ""};
 

@@ -32,6 +32,14 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
        {{{}, static_cast<double>(stats.commits_failed)}}},
       {"apq_aggregator_symbol_tables", "Symbol tables stored (one per code object and build).", "gauge",
        {{{}, static_cast<double>(stats.symbol_tables)}}}};
+  MetricFamily refused{"apq_aggregator_refused_total",
+                       "Peers and messages refused since start, by reason (certificate grants, size and rate limits).",
+                       "counter", {}};
+  for (int r = 0; r < kNumRefusals; ++r) {
+    const auto refusal = static_cast<Refusal>(r);
+    refused.samples.push_back({{{"reason", RefusalLabel(refusal)}}, static_cast<double>(fleet.refusals().Of(refusal))});
+  }
+  families.push_back(std::move(refused));
   MetricFamily hosts{"apq_cluster_hosts", "Hosts part of \"now\" (reported within --fresh-seconds).", "gauge", {}};
   MetricFamily streams{"apq_cluster_streams", "Agent streams connected.", "gauge", {}};
   MetricFamily age{"apq_host_last_report_age_seconds", "Seconds since the host's last stored report (ingest lag).",

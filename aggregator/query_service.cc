@@ -14,23 +14,33 @@ grpc::Status Reply(absl::StatusOr<Response> answer, Response* response) {
 
 }  // namespace
 
-grpc::Status QueryService::Top(grpc::ServerContext*, const apq::v1::TopRequest* request,
+grpc::Status QueryService::MayRead(const grpc::ServerContext& context, const std::string& cluster) {
+  absl::Status granted = GrantsOf(context, client_certificates_).MayRead(cluster);
+  if (!granted.ok()) fleet_->refusals().Count(Refusal::kReadNotGranted);
+  return ToGrpc(granted);
+}
+
+grpc::Status QueryService::Top(grpc::ServerContext* context, const apq::v1::TopRequest* request,
                                apq::v1::TopResponse* response) {
+  if (grpc::Status denied = MayRead(*context, request->cluster()); !denied.ok()) return denied;
   return Reply(fleet_->Top(*request), response);
 }
 
-grpc::Status QueryService::Hosts(grpc::ServerContext*, const apq::v1::HostsRequest* request,
+grpc::Status QueryService::Hosts(grpc::ServerContext* context, const apq::v1::HostsRequest* request,
                                  apq::v1::HostsResponse* response) {
+  if (grpc::Status denied = MayRead(*context, request->cluster()); !denied.ok()) return denied;
   return Reply(fleet_->Hosts(*request), response);
 }
 
-grpc::Status QueryService::Explain(grpc::ServerContext*, const apq::v1::ExplainRequest* request,
+grpc::Status QueryService::Explain(grpc::ServerContext* context, const apq::v1::ExplainRequest* request,
                                    apq::v1::ExplainResponse* response) {
+  if (grpc::Status denied = MayRead(*context, request->cluster()); !denied.ok()) return denied;
   return Reply(fleet_->Explain(*request), response);
 }
 
-grpc::Status QueryService::Diff(grpc::ServerContext*, const apq::v1::DiffRequest* request,
+grpc::Status QueryService::Diff(grpc::ServerContext* context, const apq::v1::DiffRequest* request,
                                 apq::v1::DiffResponse* response) {
+  if (grpc::Status denied = MayRead(*context, request->cluster()); !denied.ok()) return denied;
   return Reply(fleet_->Diff(*request), response);
 }
 

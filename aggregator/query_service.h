@@ -6,10 +6,12 @@
 
 namespace apq {
 
-// Top, hosts, explain and diff for the CLI: each answered by the fleet.
+// Top, hosts, explain and diff for the CLI: each answered by the fleet, for
+// a cluster the caller's certificate names when client certificates are
+// required (see PeerGrants).
 class QueryService final : public apq::v1::Query::Service {
  public:
-  explicit QueryService(Fleet* fleet) : fleet_(fleet) {}
+  QueryService(Fleet* fleet, bool client_certificates) : fleet_(fleet), client_certificates_(client_certificates) {}
   grpc::Status Top(grpc::ServerContext* context, const apq::v1::TopRequest* request,
                    apq::v1::TopResponse* response) override;
   grpc::Status Hosts(grpc::ServerContext* context, const apq::v1::HostsRequest* request,
@@ -20,7 +22,11 @@ class QueryService final : public apq::v1::Query::Service {
                     apq::v1::DiffResponse* response) override;
 
  private:
+  // PermissionDenied (counted) unless the caller may read the cluster.
+  grpc::Status MayRead(const grpc::ServerContext& context, const std::string& cluster);
+
   Fleet* fleet_;
+  const bool client_certificates_;
 };
 
 }  // namespace apq

@@ -26,7 +26,14 @@ class TransportTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
                                      absl::StrCat("apq-certs-", getpid()));
-    std::string command = absl::StrCat("bash ", APQ_SOURCE_DIR, "/tests/make-test-certs.sh ", dir_->string());
+    // The fleet's CA with an aggregator for localhost and 127.0.0.1 and an
+    // agent; and a rogue CA, unrelated, with an agent of its own.
+    const std::string certs = absl::StrCat(APQ_SOURCE_DIR, "/deploy/apq-certs ");
+    const std::string fleet = dir_->string(), rogue = (*dir_ / "rogue").string();
+    const std::string command =
+        absl::StrCat("(", certs, "init ", fleet, " && ", certs, "aggregator ", fleet, " localhost 127.0.0.1 && ",
+                     certs, "agent ", fleet, " prod web-1 && ", certs, "init ", rogue, " && ", certs, "agent ", rogue,
+                     " prod web-1) > /dev/null");
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
   static void TearDownTestSuite() {
@@ -66,25 +73,25 @@ class TransportTest : public ::testing::Test {
 std::filesystem::path* TransportTest::dir_ = nullptr;
 
 TEST_F(TransportTest, MutualTlsAdmitsOnlyClientsOfItsCa) {
-  std::unique_ptr<grpc::Server> server = Serve({File("server.pem"), File("server.key"), File("ca.pem")});
+  std::unique_ptr<grpc::Server> server = Serve({File("aggregator.crt"), File("aggregator.key"), File("ca.crt")});
   ASSERT_NE(server, nullptr);
-  EXPECT_TRUE(Reaches({File("ca.pem"), File("client.pem"), File("client.key"), ""}));
-  EXPECT_TRUE(Reaches({File("ca.pem"), File("client.pem"), File("client.key"), ""}, "localhost"));
-  EXPECT_FALSE(Reaches({File("ca.pem"), "", "", ""})) << "no client certificate";
-  EXPECT_FALSE(Reaches({File("ca.pem"), File("rogue-client.pem"), File("rogue-client.key"), ""}))
+  EXPECT_TRUE(Reaches({File("ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}));
+  EXPECT_TRUE(Reaches({File("ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}, "localhost"));
+  EXPECT_FALSE(Reaches({File("ca.crt"), "", "", ""})) << "no client certificate";
+  EXPECT_FALSE(Reaches({File("ca.crt"), File("rogue/agent-prod-web-1.crt"), File("rogue/agent-prod-web-1.key"), ""}))
       << "client certificate of another CA";
   EXPECT_FALSE(Reaches({})) << "plaintext";
-  EXPECT_FALSE(Reaches({File("rogue-ca.pem"), File("client.pem"), File("client.key"), ""}))
+  EXPECT_FALSE(Reaches({File("rogue/ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}))
       << "server not signed by the CA the client trusts";
-  EXPECT_FALSE(Reaches({File("ca.pem"), File("client.pem"), File("client.key"), "aggregator.example"}))
+  EXPECT_FALSE(Reaches({File("ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), "aggregator.example"}))
       << "server certificate for another name";
   server->Shutdown();
 }
 
 TEST_F(TransportTest, ServerTlsWithoutClientCaAdmitsAnyTlsClient) {
-  std::unique_ptr<grpc::Server> server = Serve({File("server.pem"), File("server.key"), ""});
+  std::unique_ptr<grpc::Server> server = Serve({File("aggregator.crt"), File("aggregator.key"), ""});
   ASSERT_NE(server, nullptr);
-  EXPECT_TRUE(Reaches({File("ca.pem"), "", "", ""}));
+  EXPECT_TRUE(Reaches({File("ca.crt"), "", "", ""}));
   EXPECT_FALSE(Reaches({})) << "plaintext";
   server->Shutdown();
 }
@@ -93,7 +100,7 @@ TEST_F(TransportTest, PlaintextServerRefusesTls) {
   std::unique_ptr<grpc::Server> server = Serve({});
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(Reaches({}));
-  EXPECT_FALSE(Reaches({File("ca.pem"), "", "", ""}));
+  EXPECT_FALSE(Reaches({File("ca.crt"), "", "", ""}));
   server->Shutdown();
 }
 
@@ -103,15 +110,15 @@ TEST_F(TransportTest, BadSettingsAreOneLineErrorsNamingTheFlag) {
     EXPECT_NE(status.message().find(text), std::string::npos) << status;
     EXPECT_EQ(std::string(status.message()).find('\n'), std::string::npos) << status;
   };
-  expect_error(ServerCredentialsFor({File("server.pem"), "", ""}).status(), "--tls-cert and --tls-key");
-  expect_error(ServerCredentialsFor({"", "", File("ca.pem")}).status(), "--tls-client-ca needs");
-  expect_error(ServerCredentialsFor({"/nonexistent.pem", File("server.key"), ""}).status(), "/nonexistent.pem");
+  expect_error(ServerCredentialsFor({File("aggregator.crt"), "", ""}).status(), "--tls-cert and --tls-key");
+  expect_error(ServerCredentialsFor({"", "", File("ca.crt")}).status(), "--tls-client-ca needs");
+  expect_error(ServerCredentialsFor({"/nonexistent.pem", File("aggregator.key"), ""}).status(), "/nonexistent.pem");
   std::ofstream(File("garbage.pem")) << "not a certificate";
-  expect_error(ServerCredentialsFor({File("garbage.pem"), File("server.key"), ""}).status(), "not a PEM file");
+  expect_error(ServerCredentialsFor({File("garbage.pem"), File("aggregator.key"), ""}).status(), "not a PEM file");
   grpc::ChannelArguments arguments;
-  expect_error(ChannelTo("127.0.0.1:1", {"", File("client.pem"), File("client.key"), ""}, arguments).status(),
+  expect_error(ChannelTo("127.0.0.1:1", {"", File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}, arguments).status(),
                "needs --tls-ca");
-  expect_error(ChannelTo("127.0.0.1:1", {File("ca.pem"), "", File("client.key"), ""}, arguments).status(),
+  expect_error(ChannelTo("127.0.0.1:1", {File("ca.crt"), "", File("agent-prod-web-1.key"), ""}, arguments).status(),
                "--tls-cert and --tls-key");
   expect_error(ChannelTo("127.0.0.1:1", {"/nonexistent/ca.pem", "", "", ""}, arguments).status(), "--tls-ca");
 }

@@ -1,11 +1,13 @@
 // Root tier: loads the real BPF programs through apq-agent and checks its
 // numbers against workloads that hold a known amount of hidden kernel memory.
 #include <bpf/btf.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 
 #include <cmath>
@@ -14,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -638,6 +641,18 @@ uint64_t PageOwnerBytes(const std::vector<PageOwnerRecord>& records, pid_t tgid,
   return bytes;
 }
 
+// page_owner's paths of a process with their bytes, innermost frame first,
+// for failure messages.
+std::string PageOwnerPathsOf(const std::vector<PageOwnerRecord>& records, pid_t tgid) {
+  std::map<std::string, uint64_t> bytes_by_path;
+  for (const PageOwnerRecord& r : records) {
+    if (r.tgid == tgid) bytes_by_path[absl::StrJoin(r.frames, ";")] += r.bytes;
+  }
+  std::string out;
+  for (const auto& [path, bytes] : bytes_by_path) out += path + " " + std::to_string(bytes) + "\n";
+  return out;
+}
+
 bool FramesInclude(const std::vector<std::string>& frames, std::initializer_list<const char*> functions) {
   for (const std::string& frame : frames) {
     for (const char* function : functions) {
@@ -677,11 +692,16 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
   static char drain_page[4096] __attribute__((aligned(4096)));
   ASSERT_EQ(mlock(drain_page, sizeof(drain_page)), 0) << strerror(errno);
   munlock(drain_page, sizeof(drain_page));
-  nlohmann::json report;
-  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
+  // The kernel may still free a page of these processes while the agent
+  // takes its snapshot (the 5- and 6-page excesses seen on 6.6 in 2 of about
+  // 10 runs): page_owner is read before and after it, and apq must lie
+  // between the two reads; where they agree, it must equal them.
   std::set<pid_t> tgids;
   for (const auto& load : loads) tgids.insert(load->pid());
-  const std::vector<PageOwnerRecord> records = ReadPageOwner(tgids);
+  const std::vector<PageOwnerRecord> before = ReadPageOwner(tgids);
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
+  const std::vector<PageOwnerRecord> after = ReadPageOwner(tgids);
   ExpectNothingLostSilently(report);
 
   struct NamedPath {
@@ -699,9 +719,13 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
     const pid_t tgid = load->pid();
     for (const NamedPath& path : paths) {
       const double apq = BytesOfProcess(report, tgid, [&](const auto& p) { return path.on_path(FramesOf(p)); });
-      const double kernel = static_cast<double>(PageOwnerBytes(records, tgid, path.on_path));
-      EXPECT_EQ(apq, kernel) << path.name << " of " << load->Stdout() << "recursion misses " << misses << "\n"
-                             << PathsOfProcess(report, tgid);
+      const double kernel_before = static_cast<double>(PageOwnerBytes(before, tgid, path.on_path));
+      const double kernel_after = static_cast<double>(PageOwnerBytes(after, tgid, path.on_path));
+      EXPECT_TRUE(kernel_after <= apq && apq <= kernel_before)
+          << path.name << " of " << load->Stdout() << "apq " << apq << ", page_owner before " << kernel_before
+          << " and after " << kernel_after << ", recursion misses " << misses << "\napq:\n"
+          << PathsOfProcess(report, tgid) << "page_owner before:\n" << PageOwnerPathsOf(before, tgid)
+          << "page_owner after:\n" << PageOwnerPathsOf(after, tgid);
     }
   }
 }
@@ -986,4 +1010,33 @@ TEST_F(AgentRootTest, UnprivilegedUserIsToldWhatIsMissing) {
 }
 
 }  // namespace
+// The effective capabilities of a process, from /proc/PID/status.
+uint64_t EffectiveCapabilities(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+  }
+  return ~uint64_t{0};
+}
+
+// Least privilege: once tracing runs, the agent keeps CAP_BPF alone (what
+// its map reads need on kernels before 6.5), and its reports still come
+// (the workload's pipes, read through those maps, to the byte).
+TEST_F(AgentRootTest, AgentKeepsOnlyCapBpfWhileTracing) {
+  auto agent = StartAgent({"--interval", "1"});
+  uint64_t capabilities = ~uint64_t{0};
+  for (int i = 0; i < 100 && capabilities != (uint64_t{1} << CAP_BPF); ++i) {
+    usleep(100'000);
+    capabilities = EffectiveCapabilities(agent->pid());
+  }
+  EXPECT_EQ(capabilities, uint64_t{1} << CAP_BPF) << std::hex << capabilities;
+  auto workload = StartPipes(8, 600);
+  nlohmann::json report;
+  ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
+  ExpectNothingLostSilently(report);
+  EXPECT_EQ(BytesOfProcess(report, workload->pid(), OnPipeWritePath), 8.0 * kMiB);
+  EXPECT_EQ(ClassBytesOfProcess(report, workload->pid(), "hidden", OnPipeWritePath), 8.0 * kMiB)
+      << "classification reads /proc/kpageflags as its owner, without capabilities";
+}
+
 }  // namespace apq

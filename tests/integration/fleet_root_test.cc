@@ -335,32 +335,42 @@ TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {
   EXPECT_NE(a->Stderr().find("aggregator unreachable"), std::string::npos) << a->Stderr();
 }
 
-// With mutual TLS, an agent holding a certificate of the fleet's CA streams
-// as before; a plaintext agent and a plaintext CLI get nothing in or out.
+// With mutual TLS, an agent holding a certificate of the fleet's CA for its
+// cluster and host streams as before; a plaintext agent and a plaintext CLI
+// get nothing in or out, and an agent certified for another host is refused.
 TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
   const std::string certs = (std::filesystem::path(::testing::TempDir()) /
                              ("apq-fleet-certs-" + std::to_string(getpid()))).string();
-  ASSERT_EQ(std::system(("bash " APQ_SOURCE_DIR "/tests/make-test-certs.sh " + certs).c_str()), 0);
+  const std::string apq_certs = APQ_SOURCE_DIR "/deploy/apq-certs ";
+  ASSERT_EQ(std::system(("(" + apq_certs + "init " + certs + " && " + apq_certs + "aggregator " + certs +
+                         " localhost 127.0.0.1 && " + apq_certs + "agent " + certs + " ci host-tls && " + apq_certs +
+                         "reader " + certs + " ci-reader ci) > /dev/null").c_str()),
+            0);
   auto file = [&](const std::string& name) { return certs + "/" + name; };
   constexpr int kPipes = 8;
-  auto aggregator = StartAggregator({"--tls-cert", file("server.pem"), "--tls-key", file("server.key"),
-                                     "--tls-client-ca", file("ca.pem")});
+  auto aggregator = StartAggregator({"--tls-cert", file("aggregator.crt"), "--tls-key", file("aggregator.key"),
+                                     "--tls-client-ca", file("ca.crt")});
   EXPECT_NE(aggregator->Stderr().find("mutual TLS"), std::string::npos) << aggregator->Stderr();
-  const std::vector<std::string> client = {"--tls-ca", file("ca.pem"), "--tls-cert", file("client.pem"),
-                                           "--tls-key", file("client.key")};
+  const std::vector<std::string> client = {"--tls-ca", file("ca.crt"), "--tls-cert", file("agent-ci-host-tls.crt"),
+                                           "--tls-key", file("agent-ci-host-tls.key")};
+  const std::vector<std::string> reader = {"--tls-ca", file("ca.crt"), "--tls-cert", file("reader-ci-reader.crt"),
+                                           "--tls-key", file("reader-ci-reader.key")};
+  auto impostor = StartAgent("host-other", client);
+  ASSERT_TRUE(impostor->WaitForOutput("may not report as cluster 'ci' host 'host-other'", 30, true))
+      << impostor->Stderr();
   auto member = StartAgent("host-tls", client);
   auto stranger = StartAgent("host-plaintext");
   ASSERT_TRUE(member->WaitForOutput("connected to", 30, true)) << member->Stderr();
   ASSERT_TRUE(stranger->WaitForOutput("aggregator unreachable", 30, true)) << stranger->Stderr();
   auto workload = StartPipes(kPipes);
   const uint64_t expected = kPipes * kMiB;  // one agent's view: the stranger's reports never land
-  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30, client);
+  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30, reader);
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
 
   std::vector<std::string> hosts = {BuiltBinary("cli/apq"), "hosts", "--aggregator",
                                     "127.0.0.1:" + std::to_string(port_), "--cluster", "ci"};
-  hosts.insert(hosts.end(), client.begin(), client.end());
+  hosts.insert(hosts.end(), reader.begin(), reader.end());
   Subprocess listed(hosts);
   ASSERT_EQ(listed.Wait(30), 0) << listed.Stderr();
   EXPECT_NE(listed.Stdout().find("host-tls"), std::string::npos) << listed.Stdout();
