@@ -77,10 +77,7 @@ class AuthorizationTest : public ::testing::Test {
     hello.mutable_hello()->set_host(host);
     hello.mutable_hello()->mutable_epoch()->set_boot_id("boot");
     apq::v1::AggregatorMessage reply;
-    if (stream->Write(hello) && stream->Read(&reply) && reply.has_ack()) {
-      stream->WritesDone();
-      return stream->Finish();
-    }
+    if (stream->Write(hello) && stream->Read(&reply) && reply.has_ack()) stream->WritesDone();
     return stream->Finish();
   }
   grpc::Status HostsAs(const std::string& holder, const std::string& cluster) {
