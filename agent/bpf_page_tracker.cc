@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/privileges.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "page_tracker.skel.h"
@@ -41,13 +42,6 @@ double MonotonicSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-bool HasEffectiveCapability(int cap) {
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2]{};
-  if (syscall(SYS_capget, &header, data) != 0) return false;
-  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
 }
 
 // libbpf prints through this; keep warnings and errors, drop debug chatter.
@@ -175,9 +169,8 @@ absl::Status CheckKernelPrerequisites(const std::string& btf_path) {
     return absl::FailedPreconditionError(absl::StrCat(
         "this kernel has no BTF (", btf_path, " is missing): apq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
   }
-  constexpr int kCapPerfmon = 38, kCapBpf = 39;
   bool privileged = HasEffectiveCapability(CAP_SYS_ADMIN) ||
-                    (HasEffectiveCapability(kCapBpf) && HasEffectiveCapability(kCapPerfmon));
+                    (HasEffectiveCapability(CAP_BPF) && HasEffectiveCapability(CAP_PERFMON));
   if (!privileged) {
     return absl::PermissionDeniedError(
         "apq-agent needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load its BPF programs");

@@ -82,12 +82,14 @@ class Connection {
     return stream_->Finish();
   }
   bool alive() const { return alive_.load(); }
+  // Whether the aggregator has acknowledged anything on this connection.
+  bool acknowledged() const { return acknowledged_.load(); }
   bool Write(const apq::v1::AgentMessage& message) {
     if (!alive_.load() || !stream_->Write(message)) alive_ = false;
     return alive_.load();
   }
   // Sends every report after the last one sent on this connection.
-  bool SendPending(uint64_t* bytes_sent) {
+  bool SendPending(uint64_t* bytes_sent, uint64_t* reports_sent) {
     std::vector<apq::v1::AgentMessage> pending;
     {
       absl::MutexLock lock(mu_);
@@ -100,6 +102,7 @@ class Connection {
     for (const apq::v1::AgentMessage& message : pending) {
       *bytes_sent += message.ByteSizeLong();
       if (!Write(message)) return false;
+      ++*reports_sent;
     }
     return true;
   }
@@ -115,6 +118,7 @@ class Connection {
       absl::MutexLock lock(mu_);
       if (message.has_ack()) {
         reports_->Acknowledge(message.ack().sequence());
+        acknowledged_ = true;
       } else if (message.has_need_symbols()) {
         symbol_requests_.push_back(message.need_symbols().object());
       } else if (message.has_need_snapshot()) {
@@ -127,6 +131,7 @@ class Connection {
     alive_ = false;
   }
 
+  std::atomic<bool> acknowledged_{false};
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<apq::v1::AgentMessage, apq::v1::AggregatorMessage>> stream_;
   ReportStream* reports_;
@@ -202,13 +207,7 @@ absl::Status RunFleet(const FleetOptions& options) {
   absl::StatusOr<apq::v1::Hello> hello = MakeHello(options);
   if (!hello.ok()) return hello.status();
   // Bad TLS settings are refused before tracing starts.
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
-  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = ChannelTo(options.aggregator, options.tls, arguments);
-  if (!made.ok()) return made.status();
-  std::shared_ptr<grpc::Channel> channel = std::move(*made);
-  std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
+  APQ_ASSIGN_OR_RETURN(const ClientTlsPems tls, LoadClientTls(options.tls));
   absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
   if (!tracker.ok()) return tracker.status();
   const std::optional<uint64_t> held_at_start = HeldAtStartBytes();
@@ -228,6 +227,19 @@ absl::Status RunFleet(const FleetOptions& options) {
             << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as " << hello->cluster() << "/" << hello->host() << std::endl;
 
+  // Before any thread exists (capabilities are per thread; new threads
+  // copy their maker's): gRPC's and the HTTP server's come after.
+  APQ_RETURN_IF_ERROR(DropCapabilitiesAfterStart());
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
+  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMillis);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveMillis);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  arguments.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  std::shared_ptr<grpc::Channel> channel = ChannelWith(options.aggregator, tls, arguments);
+  std::unique_ptr<apq::v1::Ingest::Stub> stub = apq::v1::Ingest::NewStub(channel);
+
   // --metrics: the health of the last interval, read by the HTTP thread.
   absl::Mutex health_mu;
   AgentHealth health;
@@ -237,15 +249,20 @@ absl::Status RunFleet(const FleetOptions& options) {
     APQ_ASSIGN_OR_RETURN(
         metrics, HttpServer::Start(options.metrics_address,
                                    {{"/metrics", kPrometheusContentType, [&](const HttpServer::Params&) -> absl::StatusOr<std::string> {
-                                       absl::MutexLock lock(&health_mu);
-                                       return PrometheusText(AgentMetrics(health));
+                                       // The queue as of now (acks come between
+                                       // intervals); the rest as of the last interval.
+                                       absl::MutexLock lock(&mu);
+                                       absl::MutexLock health_lock(&health_mu);
+                                       AgentHealth now = health;
+                                       now.reports_unacknowledged = reports.unacknowledged().size();
+                                       now.unacknowledged_bytes = reports.queued_bytes();
+                                       return PrometheusText(AgentMetrics(now));
                                      }}}));
     std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
   }
 
-  APQ_RETURN_IF_ERROR(DropCapabilitiesAfterStart());
   std::unique_ptr<Connection> connection;
-  uint64_t total_bytes_sent = 0, intervals = 0;
+  uint64_t total_bytes_sent = 0, intervals = 0, reports_sent = 0;
   double start = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   bool stop = false;
   std::optional<bool> was_connected;  // the first outcome is always reported
@@ -289,7 +306,7 @@ absl::Status RunFleet(const FleetOptions& options) {
         // Not granted, or over a limit: the reports stay buffered and go
         // again on the next connection. Said once per reason, not per retry.
         if (ended.error_message() != last_refusal) {
-          std::cerr << "apq-agent: the aggregator refused this agent: " << ended.error_message()
+          std::cerr << "apq-agent: the stream to the aggregator ended: " << ended.error_message()
                     << "; reports stay buffered, retrying" << std::endl;
           last_refusal = ended.error_message();
         }
@@ -298,7 +315,11 @@ absl::Status RunFleet(const FleetOptions& options) {
     }
     if (!connection) {
       // Connect without blocking the loop for long: the tracker keeps counting meanwhile.
-      if (channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
+      // Wait at most half an interval (and a second): an aggregator that
+      // does not answer must not slow the reports that pile up meanwhile.
+      const auto connect_wait = std::chrono::duration<double>(std::min(1.0, options.interval_seconds / 2));
+      if (channel->WaitForConnected(std::chrono::system_clock::now() +
+                                    std::chrono::duration_cast<std::chrono::system_clock::duration>(connect_wait))) {
         connection = std::make_unique<Connection>(stub.get(), &reports, &mu);
         apq::v1::AgentMessage message;
         *message.mutable_hello() = *hello;
@@ -315,7 +336,7 @@ absl::Status RunFleet(const FleetOptions& options) {
         bytes_sent += message.ByteSizeLong();
         connection->Write(message);
       }
-      connection->SendPending(&bytes_sent);
+      connection->SendPending(&bytes_sent, &reports_sent);
     }
     total_bytes_sent += bytes_sent;
     ++intervals;
@@ -326,8 +347,11 @@ absl::Status RunFleet(const FleetOptions& options) {
       health.connected = connected;
       health.intervals = intervals;
       health.bytes_sent = total_bytes_sent;
-      health.reports_unacknowledged = reports.unacknowledged().size();
-      health.unacknowledged_bytes = reports.queued_bytes();
+      health.reports_sent = reports_sent;
+      health.last_sequence = reports.last_sequence();
+      health.losses.set_reports_dropped(reports.reports_dropped());  // the stream's count, not the tracker's
+      // Accepted again: a refusal from now on is news again.
+      if (connected && connection->acknowledged()) last_refusal.clear();
     }
     if (!was_connected || connected != *was_connected) {
       absl::MutexLock lock(&mu);
@@ -352,7 +376,7 @@ absl::Status RunFleet(const FleetOptions& options) {
       absl::MutexLock lock(&mu);
       reports.Add(*last, LossesOf(*last), coverage, UnixMillis(), classified ? &*classified : nullptr);
     }
-    connection->SendPending(&total_bytes_sent);
+    connection->SendPending(&total_bytes_sent, &reports_sent);
   }
   std::cerr << "apq-agent: sent " << total_bytes_sent << " bytes of reports and symbols over " << intervals
             << " intervals; classified the pages " << classifications.done() << " times, "

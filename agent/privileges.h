@@ -1,21 +1,25 @@
 #ifndef APQ_AGENT_PRIVILEGES_H_
 #define APQ_AGENT_PRIVILEGES_H_
 
-#include <linux/capability.h>
-
 #include "absl/status/status.h"
 
 namespace apq {
 
-// Once its programs are attached, kallsyms read and the holders at start
-// found, the agent needs no capability but CAP_BPF: on kernels before 6.5
-// with unprivileged BPF disabled, every bpf(2) call (its map reads) asks for
-// it. Everything else it reads is world-readable or root-owned files it
-// reads as their owner (uid 0). What it drops cannot come back.
-inline constexpr int kCapabilityKeptWhileRunning = CAP_BPF;
+// Whether this thread holds capability `cap` (CAP_* of linux/capability.h)
+// in its effective set.
+bool HasEffectiveCapability(int cap);
 
-// Reduces this process's permitted, effective and inheritable sets to
-// kCapabilityKeptWhileRunning (where it held it).
+// Once its programs are attached, kallsyms read and the holders at start
+// found, the agent needs one capability only: bpf(2) on the maps it holds
+// asks for CAP_BPF (or CAP_SYS_ADMIN, for a process given that alone) on
+// kernels before 6.5 with unprivileged BPF disabled. Everything else it
+// reads is world-readable, or root-owned files it reads as their owner
+// (uid 0). Reduces the permitted, effective and inheritable sets to that
+// one (CAP_BPF where held); what is dropped cannot come back.
+//
+// capset(2) changes the calling thread alone, and threads inherit from the
+// thread that makes them: call it while the process has one thread, before
+// gRPC or an HTTP server starts theirs.
 absl::Status DropCapabilitiesAfterStart();
 
 }  // namespace apq

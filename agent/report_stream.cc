@@ -94,24 +94,30 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full, 
 void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& losses,
                        const apq::v1::Coverage& coverage, int64_t unix_millis, const ClassifiedPages* classified) {
   if (classified) memory_ = classified->memory;
+  // Everything a report carries besides its series, so that its size is
+  // known before it is weighed against the budget.
+  auto complete = [&](apq::v1::Report& report, uint64_t dropped) {
+    if (memory_ && (classified || report.full_snapshot())) *report.mutable_memory() = *memory_;
+    report.set_unix_millis(unix_millis);
+    *report.mutable_losses() = losses;
+    report.mutable_losses()->set_reports_dropped(dropped);
+    *report.mutable_coverage() = coverage;
+  };
   apq::v1::Report report = Build(snapshot, snapshot_due_, classified);
+  complete(report, reports_dropped_ + (report.full_snapshot() ? queue_.size() : 0));
   if (!report.full_snapshot() && queued_bytes_ + report.ByteSizeLong() > budget_bytes_) {
     // Over budget: one snapshot of absolute values, under the same
     // sequence number, stands for every queued delta.
     --next_sequence_;
     report = Build(snapshot, /*full=*/true, classified);
+    complete(report, reports_dropped_ + queue_.size());
   }
-  if (memory_ && (classified || report.full_snapshot())) *report.mutable_memory() = *memory_;
   if (report.full_snapshot()) {
     reports_dropped_ += queue_.size();
     queue_.clear();
     queued_bytes_ = 0;
     snapshot_due_ = false;
   }
-  report.set_unix_millis(unix_millis);
-  *report.mutable_losses() = losses;
-  report.mutable_losses()->set_reports_dropped(reports_dropped_);
-  *report.mutable_coverage() = coverage;
   queued_bytes_ += report.ByteSizeLong();
   queue_.push_back(std::move(report));
 }

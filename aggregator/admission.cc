@@ -86,7 +86,7 @@ bool HostRateLimiter::Take(const std::string& host_key, uint64_t bytes, int64_t 
   auto [it, added] = buckets_.try_emplace(host_key, Bucket{burst_bytes_, now_millis});
   Bucket& bucket = it->second;
   bucket.tokens = refilled(bucket);
-  bucket.at_millis = std::max(bucket.at_millis, now_millis);
+  bucket.at_millis = now_millis;  // a clock stepped back refills from here, and holds no host off
   if (static_cast<double>(bytes) > bucket.tokens) return false;
   bucket.tokens -= static_cast<double>(bytes);
   return true;

@@ -61,7 +61,8 @@ TEST(HostRateLimiterTest, BurstThenRatePerHost) {
   EXPECT_FALSE(limiter.Take("prod/a", 1, 1000));
   EXPECT_TRUE(limiter.Take("prod/a", 10'000, 1'000'000)) << "refilled up to the burst, no further";
   EXPECT_FALSE(limiter.Take("prod/a", 1, 1'000'000));
-  EXPECT_FALSE(limiter.Take("prod/a", 100, 999'000)) << "a clock going back refills nothing";
+  EXPECT_FALSE(limiter.Take("prod/a", 100, 990'000)) << "a clock stepped back refills nothing";
+  EXPECT_TRUE(limiter.Take("prod/a", 1000, 991'000)) << "and holds nobody off beyond its own rate";
   EXPECT_FALSE(limiter.Take("prod/c", 10'001, 0)) << "more than a burst never passes";
 }
 

@@ -50,7 +50,6 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
       absl::StatusOr<EpochState> state = LoadEpochState(*fleet->store_, info.epoch_id);
       if (!state.ok()) return state.status();
       absl::MutexLock lock(&fleet->state_mu_);
-      fleet->newest_epoch_[info.host_id] = info.epoch_id;
       Live& live = fleet->epochs_[info.epoch_id];
       live.stored_sequence = state->last_sequence();
       live.epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
@@ -121,8 +120,8 @@ void Fleet::Restack(const std::string& cluster, size_t before, size_t after) {
 void Fleet::ForgetLive(const Live& live, int64_t epoch_id) {
   Restack(live.epoch.cluster, live.epoch.state.stacks().size(), 0);
   ClusterLoad& load = clusters_[live.epoch.cluster];
-  if (newest_epoch_[live.epoch.host_id] == epoch_id) {
-    newest_epoch_.erase(live.epoch.host_id);
+  if (auto newest = newest_epoch_.find(live.epoch.host_id); newest != newest_epoch_.end() && newest->second == epoch_id) {
+    newest_epoch_.erase(newest);
     load.hosts.erase(live.epoch.host);
   }
   if (load.hosts.empty() && load.stacks == 0) clusters_.erase(live.epoch.cluster);
@@ -161,8 +160,10 @@ void Fleet::ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback 
     } else {
       HostEpoch& epoch = live->second.epoch;
       const size_t stacks_before = epoch.state.stacks().size();
-      absl::Status room = report.sequence() > epoch.state.last_sequence() ? CheckClusterStacks(epoch, report)
-                                                                            : absl::OkStatus();
+      // Only a report that would be applied can grow the cluster: a
+      // duplicate or a gap gets its own answer.
+      const bool to_apply = report.full_snapshot() || report.sequence() == epoch.state.last_sequence() + 1;
+      absl::Status room = to_apply ? CheckClusterStacks(epoch, report) : absl::OkStatus();
       if (!room.ok()) {
         outcome = room;
       } else {

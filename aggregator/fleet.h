@@ -19,15 +19,6 @@
 
 namespace apq {
 
-// What both services share: the store, and in memory the newest epoch of
-// every host that reported recently (the streams' epochs among them), which
-// answers "now" without reading the file.
-//
-// Reports are group-committed: a stream's report is applied in memory, then
-// waits while one committer thread stores every report queued meanwhile in
-// one transaction; the ack follows the commit. Queries for "now" read the
-// memory, and history queries read the file through their own connection:
-// neither waits for a commit.
 // Names present and within their size limits.
 absl::Status ValidateHello(const apq::v1::Hello& hello);
 
@@ -39,6 +30,15 @@ struct ClusterLimits {
   size_t stacks = size_t{1} << 24;
 };
 
+// What both services share: the store, and in memory the newest epoch of
+// every host that reported recently (the streams' epochs among them), which
+// answers "now" without reading the file.
+//
+// Reports are group-committed: a stream's report is applied in memory, then
+// waits while one committer thread stores every report queued meanwhile in
+// one transaction; the ack follows the commit. Queries for "now" read the
+// memory, and history queries read the file through their own connection:
+// neither waits for a commit.
 class Fleet {
  public:
   using Clock = std::function<int64_t()>;  // unix milliseconds

@@ -66,6 +66,11 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
 
     FakeFrames frames;
     ReportStream stream(&frames, /*budget_bytes=*/4096);
+    // What every report carries besides its series counts toward the budget too.
+    apq::v1::Coverage coverage;
+    for (int hook = 0; hook < 8; ++hook) coverage.add_hooked("fentry/a_hooked_allocator_path_" + std::to_string(hook));
+    apq::v1::Losses losses;
+    losses.set_free_unknown_pages(123'456'789);
     EpochState state;
     FakeTracker tracker(seed);
     std::mt19937 rng(seed);
@@ -77,11 +82,12 @@ TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
       TrackerSnapshot snapshot = tracker.Next();
       if (rng() % 5 == 0) {
         ClassifiedPages classified = tracker.Classify(snapshot, interval * 1000);
-        stream.Add(snapshot, {}, {}, interval * 1000, &classified);
+        stream.Add(snapshot, losses, coverage, interval * 1000, &classified);
         ++classifications;
       } else {
-        stream.Add(snapshot, {}, {}, interval * 1000);
+        stream.Add(snapshot, losses, coverage, interval * 1000);
       }
+      ASSERT_LE(stream.queued_bytes(), 4096u) << "seed " << seed << ", interval " << interval;
       retired += stream.unacknowledged().back().retired_series_size();
       if (rng() % 10 == 0) connected = !connected;
       if (connected) {

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
@@ -469,6 +471,53 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
     EXPECT_EQ(state.last_sequence(), static_cast<uint64_t>(kReports));
     ExpectStateMatches(state, trackers[i], *reports[i]);
   }
+}
+
+// A commit that fails (here a trigger makes the file refuse the epoch's
+// update, as a full disk or an I/O error would) is not acknowledged; the
+// epoch goes back to the file's state, and the resent report is applied
+// once: the file ends with exactly what the agent counted.
+TEST_F(FleetTest, AFailedCommitIsRefusedAndItsResendAppliedOnce) {
+  FakeFrames frames;
+  ReportStream stream(&frames, 1 << 20);
+  FakeTracker tracker(7);
+  apq::v1::Hello hello;
+  hello.set_cluster("prod");
+  hello.set_host("host-1");
+  hello.mutable_epoch()->set_boot_id("boot");
+  {
+    std::unique_ptr<Fleet> fleet = StartFleet();
+    ASSERT_NE(fleet, nullptr);
+    uint64_t last = 0;
+    absl::StatusOr<int64_t> epoch = fleet->Attach(hello, &last);
+    ASSERT_TRUE(epoch.ok()) << epoch.status();
+    auto send = [&] { return ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back()); };
+    for (int r = 0; r < 5; ++r) {
+      stream.Add(tracker.Next(), {}, {}, r);
+      ASSERT_TRUE(send().ok());
+      stream.Acknowledge(stream.unacknowledged().back().sequence());
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE UPDATE ON epochs BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                           nullptr, nullptr, nullptr), SQLITE_OK);
+    stream.Add(tracker.Next(), {}, {}, 5);
+    absl::StatusOr<EpochState::Outcome> refused = send();
+    EXPECT_FALSE(refused.ok()) << "acknowledged a report the file refused";
+    ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    absl::StatusOr<EpochState::Outcome> resent = send();
+    ASSERT_TRUE(resent.ok()) << resent.status();
+    EXPECT_EQ(*resent, EpochState::Outcome::kApplied) << "the epoch went back to the file's state";
+    stream.Acknowledge(stream.unacknowledged().back().sequence());
+    EXPECT_EQ(fleet->GetStats().commits_failed, 1u);
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
+  ASSERT_TRUE(store.ok());
+  EpochState state;
+  ASSERT_TRUE(OpenEpochState(**store, hello, &state).ok());
+  EXPECT_EQ(state.last_sequence(), 6u);
+  ExpectStateMatches(state, tracker, stream);
 }
 
 // A restarted aggregator answers "now" for hosts that reported recently,

@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "aggregator/grpc_peer.h"
 #include "aggregator/grpc_status.h"
 
 namespace apq {

@@ -114,6 +114,8 @@ absl::Status Run() {
   int port = 0;
   builder.AddListeningPort(listen, *credentials, &port);
   builder.SetMaxReceiveMessageSize(apq::kMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, apq::kKeepaliveMillis / 2);
   builder.RegisterService(&ingest);
   builder.RegisterService(&query);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

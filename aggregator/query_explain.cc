@@ -117,7 +117,12 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
   e.set_traced_unknown_class_bytes(unknown);
   e.set_oldest_classification_unix_millis(memory->classified_unix_millis());
   if (!memory->held_at_start_known()) e.add_notes("the census of pages in use at start failed: held at start counted 0");
-  for (const apq::v1::StartHolder& holder : memory->held_at_start_holders()) *e.add_held_at_start_holders() = holder;
+  for (const apq::v1::StartHolder& holder : memory->held_at_start_holders()) {
+    // The host is the epoch's, whatever the agent wrote: an agent speaks for its own host alone.
+    apq::v1::StartHolder* kept = e.add_held_at_start_holders();
+    *kept = holder;
+    kept->set_host(epoch.host);
+  }
   if (!memory->held_at_start_holders_unavailable().empty()) {
     e.add_notes("holders of pipes and sockets at start not found: " + memory->held_at_start_holders_unavailable());
   }

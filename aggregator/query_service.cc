@@ -1,5 +1,6 @@
 #include "aggregator/query_service.h"
 
+#include "aggregator/grpc_peer.h"
 #include "aggregator/grpc_status.h"
 
 namespace apq {

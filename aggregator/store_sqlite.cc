@@ -1,5 +1,11 @@
 #include "aggregator/store_sqlite.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -78,18 +84,32 @@ std::string Statement::Text(int column) const {
   return data ? std::string(static_cast<const char*>(data), static_cast<size_t>(size)) : std::string();
 }
 
+namespace {
+
+// SQLite's own words, and why its directory cannot be written if it cannot
+// ("unable to open database file" says nothing of a read-only filesystem;
+// WAL mode writes files beside the database).
+std::string OpenError(const std::string& path, absl::string_view sqlite_message) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::filesystem::path directory = parent.empty() ? std::filesystem::path(".") : parent;
+  if (access(directory.c_str(), W_OK) == 0) return std::string(sqlite_message);
+  return absl::StrCat(sqlite_message, " (", directory.string(), ": ", std::strerror(errno), ")");
+}
+
+}  // namespace
+
 absl::StatusOr<Database> Database::Open(const std::string& path) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   Database db(raw);
   if (rc != SQLITE_OK) {
     return absl::UnavailableError(
-        absl::StrCat("open database ", path, ": ", raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+        absl::StrCat("open database ", path, ": ", OpenError(path, raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc))));
   }
   sqlite3_busy_timeout(raw, 5000);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (absl::Status status = db.Exec(pragma); !status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("database ", path, ": ", status.message()));
+      return absl::Status(status.code(), absl::StrCat("database ", path, ": ", OpenError(path, status.message())));
     }
   }
   return db;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "absl/flags/reflection.h"
@@ -85,6 +86,17 @@ void RefuseUnknownFlags(const std::vector<std::string>& args, const std::string&
   }
 }
 
+// A flag file's first MiB and a byte: enough to find its --flagfile lines,
+// and to tell it is too large, without reading a huge file whole.
+absl::StatusOr<std::string> ReadFlagFileHead(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path);
+  std::string head((1 << 20) + 1, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head;
+}
+
 }  // namespace
 
 std::string HelpText(const ProgramHelp& program, const std::string& command_name) {
@@ -140,6 +152,10 @@ std::vector<std::string> ParseFlagsOrHelp(int argc, char** argv, const ProgramHe
     }
   }
   RefuseUnknownFlags(kept, program.program);
+  if (absl::Status files = CheckFlagFiles(kept, ReadFlagFileHead); !files.ok()) {
+    std::cerr << program.program << ": " << files.message() << "\n";
+    std::exit(kExitBadUsage);
+  }
   std::vector<char*> pointers;
   for (std::string& arg : kept) pointers.push_back(arg.data());
   std::vector<std::string> positional = ParseFlags(static_cast<int>(pointers.size()), pointers.data());

@@ -1,5 +1,7 @@
 #include "common/transport.h"
 
+#include "common/status_macros.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -44,30 +46,42 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(co
   return grpc::SslServerCredentials(options);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelTo(const std::string& target, const ClientTls& tls,
-                                                         grpc::ChannelArguments arguments) {
+absl::StatusOr<ClientTlsPems> LoadClientTls(const ClientTls& tls) {
   if (tls.cert.empty() != tls.key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
+  ClientTlsPems pems;
   if (tls.ca.empty()) {
     if (!tls.cert.empty() || !tls.server_name.empty()) {
       return absl::InvalidArgumentError("TLS needs --tls-ca, to verify the aggregator");
     }
-    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments);
+    return pems;
   }
-  grpc::SslCredentialsOptions options;
-  absl::StatusOr<std::string> ca = ReadPem("--tls-ca", tls.ca);
-  if (!ca.ok()) return ca.status();
-  options.pem_root_certs = std::move(*ca);
+  pems.use_tls = true;
+  APQ_ASSIGN_OR_RETURN(pems.ca, ReadPem("--tls-ca", tls.ca));
   if (!tls.cert.empty()) {
-    absl::StatusOr<std::string> cert = ReadPem("--tls-cert", tls.cert), key = ReadPem("--tls-key", tls.key);
-    if (!cert.ok()) return cert.status();
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = std::move(*cert);
-    options.pem_private_key = std::move(*key);
+    APQ_ASSIGN_OR_RETURN(pems.cert, ReadPem("--tls-cert", tls.cert));
+    APQ_ASSIGN_OR_RETURN(pems.key, ReadPem("--tls-key", tls.key));
   }
+  pems.server_name = tls.server_name;
+  return pems;
+}
+
+std::shared_ptr<grpc::Channel> ChannelWith(const std::string& target, const ClientTlsPems& tls,
+                                           grpc::ChannelArguments arguments) {
+  if (!tls.use_tls) return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments);
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = tls.ca;
+  options.pem_cert_chain = tls.cert;
+  options.pem_private_key = tls.key;
   if (!tls.server_name.empty()) arguments.SetSslTargetNameOverride(tls.server_name);
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(options), arguments);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelTo(const std::string& target, const ClientTls& tls,
+                                                         grpc::ChannelArguments arguments) {
+  APQ_ASSIGN_OR_RETURN(const ClientTlsPems pems, LoadClientTls(tls));
+  return ChannelWith(target, pems, std::move(arguments));
 }
 
 bool IsLoopback(const std::string& host_port) {

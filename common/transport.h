@@ -26,8 +26,19 @@ struct ClientTls {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(const ServerTls& tls);
 
+// A client's TLS files, read and checked: what the agent loads before
+// tracing starts, so bad flags are refused first, while its channel (and
+// gRPC's threads) come once it has dropped its capabilities.
+struct ClientTlsPems {
+  bool use_tls = false;
+  std::string ca, cert, key, server_name;
+};
+absl::StatusOr<ClientTlsPems> LoadClientTls(const ClientTls& tls);
+
 // A channel to target (HOST:PORT) with these credentials and the given
 // arguments (a server name override is added to them).
+std::shared_ptr<grpc::Channel> ChannelWith(const std::string& target, const ClientTlsPems& tls,
+                                           grpc::ChannelArguments arguments);
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelTo(const std::string& target, const ClientTls& tls,
                                                          grpc::ChannelArguments arguments);
 

@@ -11,6 +11,13 @@ namespace apq {
 // partition), so a message that fits is never refused for its size alone.
 inline constexpr int kMaxMessageBytes = 64 << 20;
 
+// An agent pings its aggregator this often when the stream is quiet, and
+// drops a connection that leaves a ping unanswered as long: a partition that
+// silently swallows packets (no reset) ends the stream in seconds, not after
+// TCP's retransmissions give up (15 minutes). The aggregator accepts pings
+// twice as often.
+inline constexpr int kKeepaliveMillis = 10'000;
+
 }  // namespace apq
 
 #endif  // APQ_COMMON_WIRE_LIMITS_H_

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 cmake -S . -B build-fuzz -G Ninja -DAPQ_FUZZ=ON -DAPQ_BUILD_TESTS=OFF \
   -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 >/dev/null
-targets=(fuzz_ingest fuzz_kallsyms fuzz_selectors)
+targets=(fuzz_ingest fuzz_kallsyms fuzz_selectors fuzz_queries)
 cmake --build build-fuzz --target "${targets[@]}"
 for target in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$target"

@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev nlohmann-json3-dev
-  python3 procps util-linux time openssl help2man
+  python3 procps util-linux time openssl help2man systemd
   rpm rpm2cpio cpio git
   golang-go libcpp-httplib-dev prometheus curl chromium
   qemu-system-x86 busybox-static cpio xz-utils

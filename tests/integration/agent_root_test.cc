@@ -29,6 +29,7 @@ namespace {
 
 using ::apq::testing::BuiltBinary;
 using ::apq::testing::Subprocess;
+using ::apq::testing::ThreadCapabilities;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -477,7 +478,7 @@ TEST_F(PipeRingsOfEveryOrder, ExactToTheByte) {
 
 // Sampled mode weighs each page by its own order's probability: each order
 // lands within 4 standard errors of its truth (7 orders: a false alarm about
-// once in 2,000 runs), and their sum within 3 of the reported one.
+// once in 2,000 runs), and so does their sum.
 TEST_F(PipeRingsOfEveryOrder, SampledEstimateOfEachOrderIsWithinItsError) {
   constexpr uint64_t kSampleBytes = 524288;
   const SamplingPlan plan = *SamplingPlan::ForSampleBytes(kSampleBytes);
@@ -486,22 +487,28 @@ TEST_F(PipeRingsOfEveryOrder, SampledEstimateOfEachOrderIsWithinItsError) {
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
   ASSERT_EQ(report["mode"], "sampled");
-  double estimate_sum = 0, truth_sum = 0, reported_variance = 0;
+  double estimate_sum = 0, truth_sum = 0, true_variance = 0, reported_variance = 0;
   for (size_t i = 0; i < std::size(kRingLoads); ++i) {
     const RingLoad& load = kRingLoads[i];
     const double truth = TruthBytes(load), estimate = BytesOfProcess(report, workloads_[i]->pid(), OnRingPath);
     // The spread of an unbiased estimate of `truth` bytes of this order.
-    const double standard_error = std::sqrt(plan.EstimateVariance(load.order, load.pipes << load.order));
-    EXPECT_NEAR(estimate, truth, 4 * standard_error)
+    const double variance = plan.EstimateVariance(load.order, load.pipes << load.order);
+    EXPECT_NEAR(estimate, truth, 4 * std::sqrt(variance))
         << "order " << load.order << ": " << estimate / truth * 100 << "% of the truth";
     estimate_sum += estimate;
     truth_sum += truth;
+    true_variance += variance;
   }
   for (const auto& path : report["paths"]) {
     if (OnRingPath(path)) reported_variance += std::pow(path["standard_error"].get<double>(), 2);
   }
-  EXPECT_GT(reported_variance, 0);
-  EXPECT_NEAR(estimate_sum, truth_sum, 3 * std::sqrt(reported_variance));
+  // The sum against its true spread, at 4 standard errors like each order
+  // (at 3 it failed once in a few hundred kernel runs by chance: 3.13 on
+  // 5.10, 2026-12-02); the reported error, itself an estimate from the
+  // samples, within a factor of 2 of the true one.
+  EXPECT_NEAR(estimate_sum, truth_sum, 4 * std::sqrt(true_variance));
+  EXPECT_GT(reported_variance, true_variance / 4);
+  EXPECT_LT(reported_variance, true_variance * 4);
   ExpectNothingLostSilently(report);
 }
 
@@ -1010,13 +1017,17 @@ TEST_F(AgentRootTest, UnprivilegedUserIsToldWhatIsMissing) {
 }
 
 }  // namespace
-// The effective capabilities of a process, from /proc/PID/status.
-uint64_t EffectiveCapabilities(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+// Whether every thread of pid holds exactly `capabilities`, waiting up to 10 s.
+bool AllThreadsHoldOnly(pid_t pid, uint64_t capabilities, std::string* seen) {
+  for (int i = 0; i < 100; ++i) {
+    const std::vector<uint64_t> threads = ThreadCapabilities(pid);
+    if (!threads.empty() && std::all_of(threads.begin(), threads.end(), [&](uint64_t c) { return c == capabilities; })) {
+      return true;
+    }
+    *seen = absl::StrJoin(threads, " ", [](std::string* out, uint64_t c) { absl::StrAppend(out, absl::Hex(c)); });
+    usleep(100'000);
   }
-  return ~uint64_t{0};
+  return false;
 }
 
 // Least privilege: once tracing runs, the agent keeps CAP_BPF alone (what
@@ -1024,12 +1035,8 @@ uint64_t EffectiveCapabilities(pid_t pid) {
 // (the workload's pipes, read through those maps, to the byte).
 TEST_F(AgentRootTest, AgentKeepsOnlyCapBpfWhileTracing) {
   auto agent = StartAgent({"--interval", "1"});
-  uint64_t capabilities = ~uint64_t{0};
-  for (int i = 0; i < 100 && capabilities != (uint64_t{1} << CAP_BPF); ++i) {
-    usleep(100'000);
-    capabilities = EffectiveCapabilities(agent->pid());
-  }
-  EXPECT_EQ(capabilities, uint64_t{1} << CAP_BPF) << std::hex << capabilities;
+  std::string seen;
+  EXPECT_TRUE(AllThreadsHoldOnly(agent->pid(), uint64_t{1} << CAP_BPF, &seen)) << "threads hold " << seen;
   auto workload = StartPipes(8, 600);
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,6 +25,7 @@ namespace {
 
 using ::apq::testing::BuiltBinary;
 using ::apq::testing::Subprocess;
+using ::apq::testing::ThreadCapabilities;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -379,6 +381,19 @@ TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
                             "--cluster", "ci", "--timeout", "5"});
   EXPECT_NE(plaintext_cli.Wait(30), 0) << "a CLI without TLS was answered: " << plaintext_cli.Stdout();
   std::filesystem::remove_all(certs);
+}
+
+// Least privilege in fleet mode: every thread of the agent (gRPC's, the
+// --metrics server's) holds CAP_BPF alone once tracing runs, and the
+// reports still arrive.
+TEST_F(FleetRootTest, EveryAgentThreadKeepsOnlyCapBpf) {
+  auto aggregator = StartAggregator();
+  auto agent = StartAgent("host-a", {"--metrics", "127.0.0.1:0"});
+  auto workload = StartPipes(8);
+  EXPECT_GE(WaitForPipeBytes(8 * kMiB, 8 * kMiB + 8 * kMiB / 1000, 30), 8 * kMiB);
+  const std::vector<uint64_t> threads = ThreadCapabilities(agent->pid());
+  EXPECT_GT(threads.size(), 2u) << "gRPC's and the HTTP server's threads are running";
+  for (uint64_t capabilities : threads) EXPECT_EQ(capabilities, uint64_t{1} << CAP_BPF) << std::hex << capabilities;
 }
 
 // Prometheus: the aggregator's and an agent's /metrics pass promtool, and a

@@ -100,4 +100,17 @@ std::string BuiltBinary(const std::string& relative_path) {
   return std::string(APQ_BUILD_DIR) + "/" + relative_path;
 }
 
+std::vector<uint64_t> ThreadCapabilities(pid_t pid) {
+  std::vector<uint64_t> capabilities;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("CapEff:", 0) == 0) capabilities.push_back(std::stoull(line.substr(7), nullptr, 16));
+    }
+  }
+  return capabilities;
+}
+
 }  // namespace apq::testing

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ class Subprocess {
 
 // Path of a built binary next to the test binaries' build tree.
 std::string BuiltBinary(const std::string& relative_path);
+
+// The effective capabilities of every thread of process pid (capabilities
+// are per thread), from /proc/PID/task/*/status.
+std::vector<uint64_t> ThreadCapabilities(pid_t pid);
 
 }  // namespace apq::testing
 
