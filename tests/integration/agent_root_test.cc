@@ -370,22 +370,25 @@ TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
 
 // The table on a terminal is a live view redrawn in place each interval;
 // piped, it is a plain log (the terminal comes from util-linux's script).
+// Two tables are enough to tell a redraw from a log, and a loaded machine
+// takes up to a second for one (the first came at 1.4 s in CI), so the run is
+// long enough for two on the slowest machine rather than counting on more.
 TEST_F(AgentRootTest, TableIsALiveViewOnATerminalAndALogWhenPiped) {
-  const std::string agent = BuiltBinary("agent/apq-agent") + " --local --interval 0.5 --duration 2 --top 3";
+  const std::string agent = BuiltBinary("agent/apq-agent") + " --local --interval 0.5 --duration 4 --top 3";
   constexpr char kClearScreen[] = "\033[H\033[2J";
   Subprocess on_terminal({"/usr/bin/script", "-qec", agent, "/dev/null"});
   ASSERT_EQ(on_terminal.Wait(60), 0) << on_terminal.Stderr();
   const std::string live = on_terminal.Stdout();
   size_t redraws = 0;
   for (size_t at = live.find(kClearScreen); at != std::string::npos; at = live.find(kClearScreen, at + 1)) ++redraws;
-  EXPECT_GE(redraws, 3u) << live.substr(0, 2000);
-  Subprocess piped({BuiltBinary("agent/apq-agent"), "--local", "--interval", "0.5", "--duration", "2", "--top", "3"});
+  EXPECT_GE(redraws, 2u) << live.substr(0, 2000);
+  Subprocess piped({BuiltBinary("agent/apq-agent"), "--local", "--interval", "0.5", "--duration", "4", "--top", "3"});
   ASSERT_EQ(piped.Wait(60), 0) << piped.Stderr();
   const std::string log = piped.Stdout();
   EXPECT_EQ(log.find(kClearScreen), std::string::npos);
   size_t tables = 0;
   for (size_t at = log.find("apq local"); at != std::string::npos; at = log.find("apq local", at + 1)) ++tables;
-  EXPECT_GE(tables, 3u) << "one table per interval, one after another: " << log.substr(0, 2000);
+  EXPECT_GE(tables, 2u) << "one table per interval, one after another: " << log.substr(0, 2000);
 }
 
 TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
