@@ -31,9 +31,9 @@ absl::Status ValidateHello(const apq::v1::Hello& hello) {
 
 Fleet::Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock, ClusterLimits limits)
     : store_(std::move(store)),
-      namer_([this](const std::string& object, const std::string& build_id) {
+      namer_([this](const SymbolTableKey& key) {
         absl::MutexLock lock(&reader_mu_);
-        return store_->ReadSymbolTable(object, build_id);
+        return store_->ReadSymbolTable(key);
       }),
       fresh_millis_(fresh_millis),
       limits_(limits),
@@ -59,10 +59,9 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
   }
   {
     absl::MutexLock store_lock(&fleet->store_mu_);
-    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tables = fleet->store_->SymbolTables();
-    if (!tables.ok()) return tables.status();
+    APQ_ASSIGN_OR_RETURN(std::vector<SymbolTableKey> tables, fleet->store_->SymbolTables());
     absl::MutexLock lock(&fleet->symbols_mu_);
-    fleet->tables_stored_.insert(tables->begin(), tables->end());
+    fleet->tables_stored_.insert(tables.begin(), tables.end());
   }
   fleet->committer_ = std::thread([f = fleet.get()] { f->CommitLoop(); });
   return fleet;
@@ -265,12 +264,21 @@ void Fleet::Answer(Pending& pending, const absl::Status& commit) {
   }
 }
 
+std::optional<SymbolTableKey> Fleet::TableKeyOf(int64_t epoch_id, const std::string& object,
+                                                const std::string& build_id) {
+  absl::MutexLock lock(&state_mu_);
+  auto live = epochs_.find(epoch_id);
+  if (live == epochs_.end()) return std::nullopt;
+  return SymbolTableKey{live->second.epoch.cluster, object, build_id};
+}
+
 Fleet::SymbolNeed Fleet::NeedSymbols(const std::string& object, const std::string& build_id, int64_t epoch_id) {
   const int64_t now = clock_();
+  std::optional<SymbolTableKey> key = TableKeyOf(epoch_id, object, build_id);
+  if (!key) return SymbolNeed::kAskedElsewhere;  // an epoch forgotten while its stream ends: it uploads nothing
   absl::MutexLock lock(&symbols_mu_);
-  ObjectBuild key{object, build_id};
-  if (tables_stored_.contains(key)) return SymbolNeed::kStored;
-  Upload& upload = uploads_[key];
+  if (tables_stored_.contains(*key)) return SymbolNeed::kStored;
+  Upload& upload = uploads_[*key];
   if (!upload.asked.empty() && now - upload.asked_millis < kSymbolUploadMillis) return SymbolNeed::kAskedElsewhere;
   upload.asked.insert(epoch_id);
   upload.asked_millis = now;
@@ -282,19 +290,20 @@ absl::StatusOr<bool> Fleet::PutSymbols(int64_t epoch_id, const apq::v1::SymbolTa
       table.symbols_size() > kMaxSymbols) {
     return absl::InvalidArgumentError("symbol table over its size limits");
   }
-  ObjectBuild key{table.object(), table.build_id()};
+  std::optional<SymbolTableKey> key = TableKeyOf(epoch_id, table.object(), table.build_id());
+  if (!key) return false;
   {
     absl::MutexLock lock(&symbols_mu_);
-    auto upload = uploads_.find(key);
+    auto upload = uploads_.find(*key);
     if (upload == uploads_.end() || !upload->second.asked.contains(epoch_id)) return false;
   }
   absl::MutexLock store_lock(&store_mu_);
-  APQ_RETURN_IF_ERROR(store_->PutSymbolTable(table));
+  APQ_RETURN_IF_ERROR(store_->PutSymbolTable(key->cluster, table));
   absl::MutexLock lock(&state_mu_);
-  namer_.Add(table);
+  namer_.Add(key->cluster, table);
   absl::MutexLock symbols_lock(&symbols_mu_);
-  uploads_.erase(key);
-  tables_stored_.insert(std::move(key));
+  uploads_.erase(*key);
+  tables_stored_.insert(*std::move(key));
   return true;
 }
 

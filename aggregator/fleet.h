@@ -55,11 +55,13 @@ class Fleet {
   using AppliedCallback = std::function<void(absl::StatusOr<EpochState::Outcome>)>;
   void ApplyThen(int64_t epoch_id, apq::v1::Report report, AppliedCallback done);
 
-  // Symbol tables are uploaded once per (object, build ID) for the whole
-  // fleet: of all the streams that need one, a single one is asked at a
-  // time, and another only if that one ends or has not uploaded within
-  // kSymbolUploadMillis. (A fleet reconnecting at once would otherwise send
-  // the same few MiB from every host.)
+  // Symbol tables are uploaded once per (object, build ID) for each
+  // cluster: of all the cluster's streams that need one, a single one is
+  // asked at a time, and another only if that one ends or has not uploaded
+  // within kSymbolUploadMillis. (A fleet reconnecting at once would otherwise
+  // send the same few MiB from every host.) A table names only the frames
+  // of its uploader's cluster: an agent, which may report for one cluster
+  // only, cannot rename another cluster's paths.
   enum class SymbolNeed { kStored, kAskThisStream, kAskedElsewhere };
   static constexpr int64_t kSymbolUploadMillis = 60'000;
   SymbolNeed NeedSymbols(const std::string& object, const std::string& build_id, int64_t epoch_id);
@@ -121,6 +123,9 @@ class Fleet {
   // Refuses a report that would take its cluster over its stack limit.
   absl::Status CheckClusterStacks(const HostEpoch& epoch, const apq::v1::Report& report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  // The key of the table of (object, build ID) that names epoch_id's
+  // frames; nullopt if the epoch is not in memory.
+  std::optional<SymbolTableKey> TableKeyOf(int64_t epoch_id, const std::string& object, const std::string& build_id);
   void CommitLoop();
   // Stores a group of writes; on failure takes their epochs back to the file's state.
   absl::Status Commit(const std::vector<const EpochWrite*>& writes);
@@ -149,14 +154,13 @@ class Fleet {
   absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::vector<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
-  using ObjectBuild = std::pair<std::string, std::string>;
   struct Upload {
     absl::flat_hash_set<int64_t> asked;  // epochs asked whose streams are open
     int64_t asked_millis = 0;            // when the latest was asked
   };
   absl::Mutex symbols_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
-  absl::flat_hash_set<ObjectBuild> tables_stored_ ABSL_GUARDED_BY(symbols_mu_);
-  absl::flat_hash_map<ObjectBuild, Upload> uploads_ ABSL_GUARDED_BY(symbols_mu_);  // asked, not yet stored
+  absl::flat_hash_set<SymbolTableKey> tables_stored_ ABSL_GUARDED_BY(symbols_mu_);
+  absl::flat_hash_map<SymbolTableKey, Upload> uploads_ ABSL_GUARDED_BY(symbols_mu_);  // asked, not yet stored
 
   std::atomic<uint64_t> reports_stored_{0}, commits_failed_{0};
   RefusalCounts refusals_;

@@ -61,6 +61,7 @@ class PipeHost {
   }
   const std::string& build() const { return build_; }
   const apq::v1::Hello& hello() const { return hello_; }
+  void MoveToCluster(const std::string& cluster) { hello_.set_cluster(cluster); }
   // The kernel's table, once a report has named the kernel as a code object.
   apq::v1::SymbolTable Symbols() { return frames_.SymbolTableOf("vmlinux").value_or(apq::v1::SymbolTable()); }
 
@@ -735,6 +736,43 @@ TEST_F(FleetTest, SymbolTableIsAskedOfOneStreamAtATime) {
   fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *e1), Need::kStored) << "stored tables survive a restart";
+}
+
+// Tables are kept per cluster: an agent of staging (which may report for
+// staging only) that uploads wrong names for prod's build first renames only
+// staging's frames; prod is asked for its own table.
+TEST_F(FleetTest, ASymbolTableNamesOnlyItsUploadersCluster) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), forger("forger", 0xffffffffa2000000ull, "build-1", "forged_name");
+  forger.MoveToCluster("staging");
+  absl::StatusOr<int64_t> prod = Attach(fleet.get(), web1), staging = Attach(fleet.get(), forger);
+  ASSERT_TRUE(prod.ok() && staging.ok());
+  Report(fleet.get(), *prod, &web1, 10);
+  Report(fleet.get(), *staging, &forger, 20);
+  using Need = Fleet::SymbolNeed;
+  ASSERT_NO_FATAL_FAILURE(Upload(fleet.get(), *staging, &forger));
+  EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *staging), Need::kStored);
+  apq::v1::TopResponse unnamed = Top(fleet.get(), {});
+  ASSERT_EQ(unnamed.entries_size(), 1);
+  EXPECT_EQ(unnamed.entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310") << "staging's table names none of prod's";
+  EXPECT_EQ(unnamed.symbols_pending_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(Upload(fleet.get(), *prod, &web1));
+  EXPECT_EQ(Top(fleet.get(), {}).entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(fleet->GetStats().symbol_tables, 2u);
+  auto staging_top = [&] {
+    apq::v1::TopRequest request;
+    request.set_cluster("staging");
+    absl::StatusOr<apq::v1::TopResponse> top = fleet->Top(request);
+    return top.ok() && top->entries_size() == 1 ? top->entries(0).key() : top.status().ToString();
+  };
+  EXPECT_EQ(staging_top(), "ksys_write;forged_name");
+
+  fleet.reset();  // and from the file: still each cluster its own
+  fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  EXPECT_EQ(Top(fleet.get(), {}).entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(staging_top(), "ksys_write;forged_name");
 }
 
 TEST_F(FleetTest, ALaterSampleOfTheSameMinuteReplacesItWhole) {

@@ -30,7 +30,7 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
        {{{}, static_cast<double>(stats.reports_stored)}}},
       {"apq_aggregator_commit_failures_total", "Group commits that failed (their agents resend).", "counter",
        {{{}, static_cast<double>(stats.commits_failed)}}},
-      {"apq_aggregator_symbol_tables", "Symbol tables stored (one per code object and build).", "gauge",
+      {"apq_aggregator_symbol_tables", "Symbol tables stored (one per cluster, code object and build).", "gauge",
        {{{}, static_cast<double>(stats.symbol_tables)}}}};
   MetricFamily refused{"apq_aggregator_refused_total",
                        "Peers and messages refused since start, by reason (certificate grants, size and rate limits).",

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/stack_paths.h"
+#include "common/status_macros.h"
 
 namespace apq {
 namespace {
@@ -20,16 +21,14 @@ std::unique_ptr<KernelSymbols> Parsed(const apq::v1::SymbolTable& table) {
 
 }  // namespace
 
-void PathNamer::Add(const apq::v1::SymbolTable& table) {
-  symbols_[{table.object(), table.build_id()}] = Parsed(table);
+void PathNamer::Add(const std::string& cluster, const apq::v1::SymbolTable& table) {
+  symbols_[{cluster, table.object(), table.build_id()}] = Parsed(table);
 }
 
-absl::StatusOr<const KernelSymbols*> PathNamer::SymbolsOf(const std::string& object, const std::string& build_id) {
-  auto key = std::make_pair(object, build_id);
+absl::StatusOr<const KernelSymbols*> PathNamer::SymbolsOf(const SymbolTableKey& key) {
   if (auto cached = symbols_.find(key); cached != symbols_.end()) return cached->second.get();
-  absl::StatusOr<std::optional<apq::v1::SymbolTable>> table = source_(object, build_id);
-  if (!table.ok()) return table.status();
-  return (symbols_[key] = *table ? Parsed(**table) : nullptr).get();
+  APQ_ASSIGN_OR_RETURN(std::optional<apq::v1::SymbolTable> table, source_(key));
+  return (symbols_[key] = table ? Parsed(*table) : nullptr).get();
 }
 
 absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint32_t stack_id) {
@@ -52,10 +51,10 @@ absl::StatusOr<const NamedPath*> PathNamer::PathOf(const HostEpoch& epoch, uint3
       complete = false;
       continue;
     }
-    absl::StatusOr<const KernelSymbols*> symbols = SymbolsOf(object->second.name(), object->second.build_id());
-    if (!symbols.ok()) return symbols.status();
-    std::optional<ResolvedSymbol> symbol = *symbols ? (*symbols)->Resolve(frame.offset()) : std::nullopt;
-    if (!*symbols) {
+    APQ_ASSIGN_OR_RETURN(const KernelSymbols* symbols,
+                         SymbolsOf({epoch.cluster, object->second.name(), object->second.build_id()}));
+    std::optional<ResolvedSymbol> symbol = symbols ? symbols->Resolve(frame.offset()) : std::nullopt;
+    if (!symbols) {
       complete = false;
       std::pair<std::string, std::string> table{object->second.name(), object->second.build_id()};
       if (std::find(pending.begin(), pending.end(), table) == pending.end()) pending.push_back(std::move(table));

@@ -12,7 +12,8 @@ namespace apq {
 namespace {
 
 // 4: paths.leaf recomputed (FunctionOf learnt the huge-page wrappers).
-constexpr int kSchemaVersion = 4;
+// 5: symbol tables per cluster.
+constexpr int kSchemaVersion = 5;
 // An epoch that has not reported for this long, and is not its host's
 // newest, is deleted with its series (its history stays in the rollups).
 constexpr int64_t kOldEpochMillis = 86'400'000;
@@ -57,11 +58,12 @@ CREATE TABLE IF NOT EXISTS series (
   allocations INTEGER NOT NULL,
   class_pages BLOB,  -- PagesByClass as last classified; NULL: not yet
   PRIMARY KEY (epoch_id, series_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS symbol_tables (
+CREATE TABLE IF NOT EXISTS cluster_symbol_tables (
+  cluster TEXT NOT NULL,
   object TEXT NOT NULL,
   build_id BLOB NOT NULL,
-  symbols BLOB NOT NULL,
-  PRIMARY KEY (object, build_id)) WITHOUT ROWID;
+  symbols BLOB NOT NULL,  -- apq.v1.SymbolTable
+  PRIMARY KEY (cluster, object, build_id)) WITHOUT ROWID;
 -- History. Paths are keyed by function names, which survive kernel
 -- upgrades (addresses and offsets do not): what apq diff compares.
 CREATE TABLE IF NOT EXISTS paths (
@@ -119,6 +121,15 @@ constexpr struct {
   const char* sql;
 } kUpgrades[] = {
     {3, "ALTER TABLE series ADD COLUMN class_pages BLOB; ALTER TABLE epochs ADD COLUMN memory BLOB;"},
+    // The fleet-wide tables go to each cluster whose stored epochs use their
+    // build (the rest named no stack still held); no other cluster trusts them.
+    {5, R"sql(
+INSERT INTO cluster_symbol_tables (cluster, object, build_id, symbols)
+  SELECT used.cluster, shared.object, shared.build_id, shared.symbols FROM symbol_tables shared
+  JOIN (SELECT DISTINCT hosts.cluster, objects.name, objects.build_id
+        FROM objects JOIN epochs USING (epoch_id) JOIN hosts USING (host_id)) used
+  ON used.name = shared.object AND used.build_id = shared.build_id;
+DROP TABLE symbol_tables;)sql"},
 };
 
 }  // namespace
@@ -140,6 +151,7 @@ absl::Status Store::CreateSchema() {
   absl::StatusOr<bool> row = version->Step();
   if (!row.ok()) return row.status();
   int64_t found = *row ? version->Int(0) : 0;
+  version->Reset();  // a statement in progress would keep the upgrades from dropping tables
   if (found > kSchemaVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat("database schema version ", found, " is newer than this aggregator's ", kSchemaVersion));
@@ -333,22 +345,23 @@ absl::Status Store::CommitReports(absl::Span<const EpochWrite* const> writes) {
   return transaction.Commit();
 }
 
-absl::Status Store::PutSymbolTable(const apq::v1::SymbolTable& table) {
-  absl::StatusOr<Statement> put =
-      db_.Prepare("INSERT OR REPLACE INTO symbol_tables (object, build_id, symbols) VALUES (?1, ?2, ?3)");
-  if (!put.ok()) return put.status();
-  return put->Bind(1, table.object()).BindBlob(2, table.build_id()).BindBlob(3, table.SerializeAsString()).Run();
+absl::Status Store::PutSymbolTable(const std::string& cluster, const apq::v1::SymbolTable& table) {
+  APQ_ASSIGN_OR_RETURN(Statement put, db_.Prepare("INSERT OR REPLACE INTO cluster_symbol_tables "
+                                                  "(cluster, object, build_id, symbols) VALUES (?1, ?2, ?3, ?4)"));
+  return put.Bind(1, cluster)
+      .Bind(2, table.object())
+      .BindBlob(3, table.build_id())
+      .BindBlob(4, table.SerializeAsString())
+      .Run();
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::SymbolTables() {
-  absl::StatusOr<Statement> query = db_.Prepare("SELECT object, build_id FROM symbol_tables");
-  if (!query.ok()) return query.status();
-  std::vector<std::pair<std::string, std::string>> tables;
-  absl::Status status = query->ForEachRow([&] {
-    tables.emplace_back(query->Text(0), query->Text(1));
+absl::StatusOr<std::vector<SymbolTableKey>> Store::SymbolTables() {
+  APQ_ASSIGN_OR_RETURN(Statement query, db_.Prepare("SELECT cluster, object, build_id FROM cluster_symbol_tables"));
+  std::vector<SymbolTableKey> tables;
+  APQ_RETURN_IF_ERROR(query.ForEachRow([&] {
+    tables.push_back({query.Text(0), query.Text(1), query.Text(2)});
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
+  }));
   return tables;
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +36,17 @@ inline int64_t FloorDiv(int64_t value, int64_t unit) {
 
 // A host keeps this many paths per hour in host history; the rest are summed.
 inline constexpr size_t kHostPathsPerHour = 16;
+
+// A symbol table's key. Tables are kept per cluster: an agent of one
+// cluster names only its own cluster's frames, whatever it uploads.
+struct SymbolTableKey {
+  std::string cluster, object, build_id;
+  bool operator==(const SymbolTableKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const SymbolTableKey& key) {
+    return H::combine(std::move(h), key.cluster, key.object, key.build_id);
+  }
+};
 
 // What the store takes and gives are plain rows: it runs SQL and knows
 // nothing of how the fleet applies reports. Protobuf messages it keeps
@@ -129,8 +141,8 @@ struct DiffSide {
 };
 
 // The aggregator's durable state in SQLite: hosts, agent epochs with the
-// series, stacks and code objects each reported, symbol tables per build ID
-// (one per build, not per host), and history.
+// series, stacks and code objects each reported, symbol tables per cluster
+// and build ID (one per build, not per host), and history.
 //
 // Reports and their epochs' last sequences commit in one transaction, and an
 // epoch reloads with everything it stored, so a restarted aggregator still
@@ -162,9 +174,9 @@ class Store {
   // Stores several reports' writes in one transaction (group commit): all or none.
   absl::Status CommitReports(absl::Span<const EpochWrite* const> writes);
 
-  absl::Status PutSymbolTable(const apq::v1::SymbolTable& table);
-  // (object, build ID) of every stored table.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SymbolTables();
+  absl::Status PutSymbolTable(const std::string& cluster, const apq::v1::SymbolTable& table);
+  // The key of every stored table.
+  absl::StatusOr<std::vector<SymbolTableKey>> SymbolTables();
 
   // Stores one minute's sample of the fleet: the minute rows, this hour's
   // last and peak per path (cluster-wide, and the largest paths per host),
@@ -175,8 +187,7 @@ class Store {
   absl::Status PruneEpochs(int64_t now_millis, const absl::flat_hash_set<int64_t>& attached);
 
   // Reading methods.
-  absl::StatusOr<std::optional<apq::v1::SymbolTable>> ReadSymbolTable(const std::string& object,
-                                                                      const std::string& build_id);
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> ReadSymbolTable(const SymbolTableKey& key);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
   // Top from history, for a request with at and/or since: minute samples
   // while they are kept, then hourly ones; per-host questions (group by

@@ -36,18 +36,16 @@ absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest&
   return response;
 }
 
-absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const std::string& object,
-                                                                           const std::string& build_id) {
-  absl::StatusOr<Statement> query =
-      reader_.Prepare("SELECT symbols FROM symbol_tables WHERE object = ?1 AND build_id = ?2");
-  if (!query.ok()) return query.status();
-  query->Bind(1, object).BindBlob(2, build_id);
-  absl::StatusOr<bool> row = query->Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::nullopt;
+absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const SymbolTableKey& key) {
+  APQ_ASSIGN_OR_RETURN(Statement query, reader_.Prepare("SELECT symbols FROM cluster_symbol_tables "
+                                                        "WHERE cluster = ?1 AND object = ?2 AND build_id = ?3"));
+  query.Bind(1, key.cluster).Bind(2, key.object).BindBlob(3, key.build_id);
+  APQ_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::nullopt;
   apq::v1::SymbolTable table;
-  if (!table.ParseFromString(query->Text(0))) {
-    return absl::DataLossError(absl::StrCat("stored symbol table of ", object, " does not parse"));
+  if (!table.ParseFromString(query.Text(0))) {
+    return absl::DataLossError(
+        absl::StrCat("stored symbol table of ", key.object, " for cluster ", key.cluster, " does not parse"));
   }
   return table;
 }

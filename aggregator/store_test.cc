@@ -8,6 +8,7 @@
 #include "agent/code_objects.h"
 #include "aggregator/fleet_epoch.h"
 #include "aggregator/testing_fakes.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "common/status_macros.h"
 
@@ -133,6 +134,8 @@ TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
       INSERT INTO series VALUES (1, 1, x'', 12, 12, 1);
       CREATE TABLE paths (path_id INTEGER PRIMARY KEY, folded TEXT NOT NULL UNIQUE, leaf TEXT NOT NULL);
       INSERT INTO paths VALUES (1, 'pipe_fcntl;pipe_resize_ring;___kmalloc_large_node', '___kmalloc_large_node');
+      CREATE TABLE symbol_tables (object TEXT NOT NULL, build_id BLOB NOT NULL, symbols BLOB NOT NULL,
+        PRIMARY KEY (object, build_id)) WITHOUT ROWID;
       PRAGMA user_version=2;)sql")
                     .ok());
   }
@@ -245,7 +248,7 @@ TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {
   EXPECT_TRUE(second.series().empty());
 }
 
-TEST_F(StoreTest, SymbolTablesAreKeptPerBuild) {
+TEST_F(StoreTest, SymbolTablesAreKeptPerClusterAndBuild) {
   std::unique_ptr<Store> store = OpenStore();
   ASSERT_NE(store, nullptr);
   apq::v1::SymbolTable table;
@@ -256,15 +259,65 @@ TEST_F(StoreTest, SymbolTablesAreKeptPerBuild) {
   symbol->set_name("anon_pipe_write");
   ASSERT_TRUE(store->SymbolTables().ok());
   EXPECT_TRUE(store->SymbolTables()->empty());
-  ASSERT_TRUE(store->PutSymbolTable(table).ok());
-  using Tables = std::vector<std::pair<std::string, std::string>>;
-  EXPECT_EQ(*store->SymbolTables(), (Tables{{"vmlinux", table.build_id()}}));
-  absl::StatusOr<std::optional<apq::v1::SymbolTable>> read = store->ReadSymbolTable("vmlinux", table.build_id());
+  ASSERT_TRUE(store->PutSymbolTable("prod", table).ok());
+  const SymbolTableKey key{"prod", "vmlinux", table.build_id()};
+  EXPECT_EQ(*store->SymbolTables(), std::vector<SymbolTableKey>{key});
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> read = store->ReadSymbolTable(key);
   ASSERT_TRUE(read.ok() && read->has_value());
   EXPECT_EQ((*read)->SerializeAsString(), table.SerializeAsString());
-  read = store->ReadSymbolTable("vmlinux", "other");
-  ASSERT_TRUE(read.ok());
-  EXPECT_FALSE(read->has_value());
+  for (const SymbolTableKey& other : {SymbolTableKey{"prod", "vmlinux", "other"},
+                                      SymbolTableKey{"staging", "vmlinux", table.build_id()},
+                                      SymbolTableKey{"prod", "nf_tables", table.build_id()}}) {
+    read = store->ReadSymbolTable(other);
+    ASSERT_TRUE(read.ok());
+    EXPECT_FALSE(read->has_value()) << other.cluster << " " << other.object;
+  }
+}
+
+// A version 4 file kept one table per build for every cluster: each goes to
+// the clusters whose stored epochs use that build, and to no other.
+TEST_F(StoreTest, AVersion4FileGivesEachClusterTheTablesItsEpochsUse) {
+  apq::v1::SymbolTable table;
+  table.set_object("vmlinux");
+  table.set_build_id("build-a");
+  table.add_symbols()->set_name("anon_pipe_write");
+  {
+    absl::StatusOr<Database> old = Database::Open(path_.string());
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE(old->Exec(R"sql(
+      CREATE TABLE hosts (host_id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (cluster, name));
+      CREATE TABLE epochs (epoch_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL REFERENCES hosts,
+        boot_id TEXT NOT NULL, agent_instance INTEGER NOT NULL, kernel_release TEXT NOT NULL, build_id BLOB NOT NULL,
+        sample_bytes INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0,
+        last_report_ms INTEGER NOT NULL DEFAULT 0, losses BLOB, coverage BLOB, memory BLOB,
+        UNIQUE (host_id, boot_id, agent_instance));
+      CREATE TABLE objects (epoch_id INTEGER NOT NULL REFERENCES epochs, object_id INTEGER NOT NULL,
+        name TEXT NOT NULL, build_id BLOB NOT NULL, PRIMARY KEY (epoch_id, object_id)) WITHOUT ROWID;
+      CREATE TABLE symbol_tables (object TEXT NOT NULL, build_id BLOB NOT NULL, symbols BLOB NOT NULL,
+        PRIMARY KEY (object, build_id)) WITHOUT ROWID;
+      INSERT INTO hosts VALUES (1, 'prod', 'web-1'), (2, 'prod', 'web-2'), (3, 'staging', 'test-1'), (4, 'dev', 'd-1');
+      INSERT INTO epochs (epoch_id, host_id, boot_id, agent_instance, kernel_release, build_id, sample_bytes)
+        VALUES (1, 1, 'b', 1, '6.6', CAST('build-a' AS BLOB), 0), (2, 2, 'b', 1, '6.6', CAST('build-a' AS BLOB), 0),
+               (3, 3, 'b', 1, '6.6', CAST('build-a' AS BLOB), 0), (4, 4, 'b', 1, '5.10', CAST('build-b' AS BLOB), 0);
+      INSERT INTO objects VALUES (1, 1, 'vmlinux', CAST('build-a' AS BLOB)), (2, 1, 'vmlinux', CAST('build-a' AS BLOB)),
+        (3, 1, 'vmlinux', CAST('build-a' AS BLOB)), (4, 1, 'vmlinux', CAST('build-b' AS BLOB));
+      PRAGMA user_version=4;)sql")
+                    .ok());
+    // Build IDs are blobs, as the aggregator binds them.
+    absl::StatusOr<Statement> put =
+        old->Prepare("INSERT INTO symbol_tables VALUES ('vmlinux', CAST('build-a' AS BLOB), ?1)");
+    ASSERT_TRUE(put.ok());
+    ASSERT_TRUE(put->BindBlob(1, table.SerializeAsString()).Run().ok());
+  }
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<SymbolTableKey>> tables = store->SymbolTables();
+  ASSERT_TRUE(tables.ok()) << tables.status();
+  EXPECT_THAT(*tables, ::testing::UnorderedElementsAre(SymbolTableKey{"prod", "vmlinux", "build-a"},
+                                                       SymbolTableKey{"staging", "vmlinux", "build-a"}));
+  absl::StatusOr<std::optional<apq::v1::SymbolTable>> read = store->ReadSymbolTable({"staging", "vmlinux", "build-a"});
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->SerializeAsString(), table.SerializeAsString());
 }
 
 TEST_F(StoreTest, HostileInputIsRefusedNotStored) {

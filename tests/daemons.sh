@@ -25,7 +25,7 @@ start_aggregator() {
   shift
   "$build/aggregator/apq-aggregator" --listen 127.0.0.1:0 --db "$work/apq.db" "$@" 2>"$work/aggregator.log" &
   pids+=($!)
-  wait_for "listening on port" "$work/aggregator.log" 10 || fail "aggregator did not start: $(cat "$work/aggregator.log")"
+  wait_for "listening on port" "$work/aggregator.log" 60 || fail "aggregator did not start: $(cat "$work/aggregator.log")"
   port=$(sed -n 's/.*listening on port \([0-9]*\),.*/\1/p' "$work/aggregator.log")
   http=$(sed -n 's/.*http on port \([0-9]*\) .*/\1/p' "$work/aggregator.log")
 }

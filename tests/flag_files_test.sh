@@ -31,7 +31,7 @@ for binary in agent/apq-agent aggregator/apq-aggregator cli/apq; do
     status=0
     # --version: a file that parses would make the binary print its version and exit 0.
     # SIGKILL: the daemons block SIGTERM before they parse their flags.
-    timeout -s KILL 10 "$build/$binary" --flagfile="$work/$name" --version >"$work/out" 2>"$work/err" </dev/null || status=$?
+    timeout -s KILL 30 "$build/$binary" --flagfile="$work/$name" --version >"$work/out" 2>"$work/err" </dev/null || status=$?
     lines=$(wc -l <"$work/err")
     if [[ $status == 0 && $name == unknown ]] || [[ $status != 0 && $status != 1 && $status != 2 ]] ||
       ((status != 0 && lines == 0)) || ((lines > 5)); then

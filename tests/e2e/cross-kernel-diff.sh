@@ -20,7 +20,7 @@ start_agent "$build" this-kernel --interval 2
 "$build/tests/apq-hold-pipes" --pipes 16 --hold-seconds 600 >"$work/pipes.out" 2>&1 &  # traced: after the start
 pids+=($!)
 
-guest_seconds=240
+guest_seconds=600  # longer than the checks below can take; the guests are killed when they end
 for kernel in openeuler-22.03-sp3 openeuler-24.03; do
   setsid env APQ_GUEST_NET=1 APQ_GUEST_RUN="$source_dir/tests/e2e/guest-agent.sh" \
     APQ_GUEST_RUN_ARGS="$port $kernel $guest_seconds" \

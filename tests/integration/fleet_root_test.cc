@@ -47,7 +47,7 @@ class FleetRootTest : public ::testing::Test {
                                         "127.0.0.1:" + std::to_string(port_), "--db", db_.string()};
     command.insert(command.end(), flags.begin(), flags.end());
     auto aggregator = std::make_unique<Subprocess>(command);
-    EXPECT_TRUE(aggregator->WaitForOutput("listening on port ", 30, true)) << aggregator->Stderr();
+    EXPECT_TRUE(aggregator->WaitForOutput("listening on port ", 60, true)) << aggregator->Stderr();
     std::string err = aggregator->Stderr();
     size_t at = err.find("listening on port ") + 18;
     EXPECT_TRUE(absl::SimpleAtoi(err.substr(at, err.find(',', at) - at), &port_)) << err;
@@ -60,13 +60,14 @@ class FleetRootTest : public ::testing::Test {
                                         "--interval", "1", "--sample-bytes", "0"};
     command.insert(command.end(), flags.begin(), flags.end());
     auto agent = std::make_unique<Subprocess>(command);
-    EXPECT_TRUE(agent->WaitForOutput("tracing started", 60, true)) << agent->Stderr();
+    EXPECT_TRUE(agent->WaitForOutput("tracing started", 120, true)) << agent->Stderr();
     return agent;
   }
 
+  // Held for longer than a test runs on a slow machine: the test ends them.
   std::unique_ptr<Subprocess> StartPipes(int pipes) {
     auto workload = std::make_unique<Subprocess>(std::vector<std::string>{
-        BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(pipes), "--hold-seconds", "60"});
+        BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(pipes), "--hold-seconds", "600"});
     EXPECT_TRUE(workload->WaitForOutput("ready", 60)) << workload->Stderr();
     return workload;
   }
@@ -119,7 +120,7 @@ class FleetRootTest : public ::testing::Test {
 
   // The port a daemon said it serves on: "<marker><port>".
   static int PortAfter(Subprocess& daemon, const std::string& marker) {
-    EXPECT_TRUE(daemon.WaitForOutput(marker, 30, true)) << daemon.Stderr();
+    EXPECT_TRUE(daemon.WaitForOutput(marker, 60, true)) << daemon.Stderr();
     const std::string err = daemon.Stderr();
     const size_t at = err.find(marker) + marker.size();
     int port = 0;
@@ -226,7 +227,7 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   // Each agent sees the workload: N x X MiB, to within 0.1% (other
   // processes may write to pipes meanwhile).
   const uint64_t expected = 2 * kPipes * kMiB;
-  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30);
+  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 90);
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
   // The same through the real consumer: go tool pprof reads apq top's
@@ -235,10 +236,23 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   EXPECT_GE(profiled, expected);
   EXPECT_LE(profiled, expected + expected / 1000);
   EXPECT_GE(PprofBytes({"-sample_index=alloc_space", "-focus=^(anon_)?pipe_write$"}), expected);
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // a history sample or two
   // apq diff against a time before any sample: every path is new, the pipe
-  // path with the workload's bytes summed and per host of the 2 hosts.
-  nlohmann::json diff = Diff({"--before", "10m", "--after", "0s"});
+  // path with the workload's bytes summed and per host of the 2 hosts, once
+  // the newest history sample has them.
+  auto pipes_sampled = [&](const nlohmann::json& diff) {
+    if (!diff.is_object() || !diff.contains("entries")) return false;
+    for (const auto& entry : diff["entries"]) {
+      const std::string key = entry["key"];
+      bool pipe = absl::EndsWith(key, ";anon_pipe_write") || absl::EndsWith(key, ";pipe_write");
+      if (pipe && entry["after_bytes"].get<double>() >= expected && entry["after_hosts"] == 2) return true;
+    }
+    return false;
+  };
+  nlohmann::json diff;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       !pipes_sampled(diff = Diff({"--before", "10m", "--after", "0s"})) && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
   bool pipe_path = false;
   for (const auto& entry : diff["entries"]) {
     const std::string key = entry["key"];
@@ -254,15 +268,19 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   EXPECT_EQ(diff["after_cohort_hosts"], 2);
   workload->Signal(SIGTERM);
   workload->Wait(30);
-  EXPECT_LT(WaitForPipeBytes(0, expected / 1000, 30), expected / 1000) << "the path did not drop out";
+  EXPECT_LT(WaitForPipeBytes(0, expected / 1000, 90), expected / 1000) << "the path did not drop out";
 
   // History remembers: the peak of the last ten minutes is the workload's,
   // while the newest sample has it gone.
   uint64_t peak = PipeBytes({"--since", "10m"});
   EXPECT_GE(peak, expected);
   EXPECT_LE(peak, expected + expected / 1000);
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_LT(PipeBytes({"--at", "0s"}), expected / 1000);
+  uint64_t newest = expected;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       (newest = PipeBytes({"--at", "0s"})) >= expected / 1000 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_LT(newest, expected / 1000) << "the newest history sample still has the workload";
 }
 
 // apq explain --cluster: a hidden load of X bytes held on two hosts shows
@@ -278,7 +296,7 @@ TEST_F(FleetRootTest, ExplainSumsTheHostsAndClassViewsSplitThePages) {
   auto workload = StartPipes(kPipes);
   const double per_host = kPipes * kMiB;
   nlohmann::json sum, by_host;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (std::chrono::steady_clock::now() < deadline) {
     sum = Explain({});
     if (sum.is_object() && PipeBytesOf(sum, workload->pid(), "") == 2 * per_host) break;
@@ -306,7 +324,7 @@ TEST_F(FleetRootTest, ExplainSumsTheHostsAndClassViewsSplitThePages) {
   EXPECT_EQ(hosts, 2);
 
   // The class views of apq top: the pipes are hidden, and not visible.
-  EXPECT_GE(WaitForPipeBytes(2 * per_host, 2 * per_host + 2 * per_host / 1000, 20, {"--class", "hidden"}), 2 * per_host);
+  EXPECT_GE(WaitForPipeBytes(2 * per_host, 2 * per_host + 2 * per_host / 1000, 90, {"--class", "hidden"}), 2 * per_host);
   EXPECT_LT(PipeBytes({"--class", "visible"}), 2 * per_host / 1000);
   workload->Signal(SIGTERM);
   workload->Wait(30);
@@ -317,24 +335,25 @@ TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {
   auto aggregator = StartAggregator();
   auto a = StartAgent("host-a");
   auto b = StartAgent("host-b");
-  ASSERT_TRUE(a->WaitForOutput("connected to", 30, true));
-  ASSERT_TRUE(b->WaitForOutput("connected to", 30, true));
+  ASSERT_TRUE(a->WaitForOutput("connected to", 60, true));
+  ASSERT_TRUE(b->WaitForOutput("connected to", 60, true));
   auto first = StartPipes(kPipes);
   const uint64_t one = 2 * kPipes * kMiB;
-  EXPECT_GE(WaitForPipeBytes(one, one + one / 1000, 30), one);
+  EXPECT_GE(WaitForPipeBytes(one, one + one / 1000, 90), one);
 
   // The aggregator goes away; meanwhile a second workload starts, and the
   // agents buffer what they see.
   aggregator->Signal(SIGTERM);
   ASSERT_EQ(aggregator->Wait(30), 0) << aggregator->Stderr();
   auto second = StartPipes(kPipes);
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Both agents have found the aggregator gone and queue their reports.
+  ASSERT_TRUE(a->WaitForOutput("aggregator unreachable", 60, true)) << a->Stderr();
+  ASSERT_TRUE(b->WaitForOutput("aggregator unreachable", 60, true)) << b->Stderr();
   aggregator = StartAggregator();
   // Everything buffered arrives exactly once: not less, not twice.
-  uint64_t bytes = WaitForPipeBytes(2 * one, 2 * one + 2 * one / 1000, 40);
+  uint64_t bytes = WaitForPipeBytes(2 * one, 2 * one + 2 * one / 1000, 90);
   EXPECT_GE(bytes, 2 * one);
   EXPECT_LE(bytes, 2 * one + 2 * one / 1000);
-  EXPECT_NE(a->Stderr().find("aggregator unreachable"), std::string::npos) << a->Stderr();
 }
 
 // With mutual TLS, an agent holding a certificate of the fleet's CA for its
@@ -358,15 +377,15 @@ TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
   const std::vector<std::string> reader = {"--tls-ca", file("ca.crt"), "--tls-cert", file("reader-ci-reader.crt"),
                                            "--tls-key", file("reader-ci-reader.key")};
   auto impostor = StartAgent("host-other", client);
-  ASSERT_TRUE(impostor->WaitForOutput("may not report as cluster 'ci' host 'host-other'", 30, true))
+  ASSERT_TRUE(impostor->WaitForOutput("may not report as cluster 'ci' host 'host-other'", 60, true))
       << impostor->Stderr();
   auto member = StartAgent("host-tls", client);
   auto stranger = StartAgent("host-plaintext");
-  ASSERT_TRUE(member->WaitForOutput("connected to", 30, true)) << member->Stderr();
-  ASSERT_TRUE(stranger->WaitForOutput("aggregator unreachable", 30, true)) << stranger->Stderr();
+  ASSERT_TRUE(member->WaitForOutput("connected to", 60, true)) << member->Stderr();
+  ASSERT_TRUE(stranger->WaitForOutput("aggregator unreachable", 60, true)) << stranger->Stderr();
   auto workload = StartPipes(kPipes);
   const uint64_t expected = kPipes * kMiB;  // one agent's view: the stranger's reports never land
-  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 30, reader);
+  uint64_t bytes = WaitForPipeBytes(expected, expected + expected / 1000, 90, reader);
   EXPECT_GE(bytes, expected);
   EXPECT_LE(bytes, expected + expected / 1000);
 
@@ -390,7 +409,7 @@ TEST_F(FleetRootTest, EveryAgentThreadKeepsOnlyCapBpf) {
   auto aggregator = StartAggregator();
   auto agent = StartAgent("host-a", {"--metrics", "127.0.0.1:0"});
   auto workload = StartPipes(8);
-  EXPECT_GE(WaitForPipeBytes(8 * kMiB, 8 * kMiB + 8 * kMiB / 1000, 30), 8 * kMiB);
+  EXPECT_GE(WaitForPipeBytes(8 * kMiB, 8 * kMiB + 8 * kMiB / 1000, 90), 8 * kMiB);
   const std::vector<uint64_t> threads = ThreadCapabilities(agent->pid());
   EXPECT_GT(threads.size(), 2u) << "gRPC's and the HTTP server's threads are running";
   for (uint64_t capabilities : threads) EXPECT_EQ(capabilities, uint64_t{1} << CAP_BPF) << std::hex << capabilities;
@@ -407,7 +426,7 @@ TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
   auto b = StartAgent("host-b");
   auto workload = StartPipes(8);
   const uint64_t expected = 2 * 8 * kMiB;
-  EXPECT_GE(WaitForPipeBytes(expected, expected + expected / 1000, 30), expected);
+  EXPECT_GE(WaitForPipeBytes(expected, expected + expected / 1000, 90), expected);
   const std::string scraped = db_.string() + ".metrics";
   for (int port : {aggregator_http, agent_http}) {
     int status = 0;
@@ -439,7 +458,7 @@ TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
     return answer["data"]["result"][0]["value"][1].get<std::string>();
   };
   std::string hosts, connected;
-  for (int i = 0; i < 60 && (hosts != "2" || connected != "1"); ++i) {
+  for (int i = 0; i < 180 && (hosts != "2" || connected != "1"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     hosts = query("apq_cluster_hosts{cluster=\"ci\"}");
     connected = query("sum(apq_agent_connected)");

@@ -19,7 +19,7 @@ try {
   // Before any history sample, everything held now is new in the diff.
   await page.goto(`${url}/?cluster=ci&by=function&class=hidden&before=10m`);
   let pipeBytes = 0;
-  for (let attempt = 0; attempt < 30 && !(pipeBytes >= expected); ++attempt) {
+  for (let attempt = 0; attempt < 90 && !(pipeBytes >= expected); ++attempt) {
     if (attempt) {
       await page.waitForTimeout(1000);
       await page.click("#refresh");
@@ -40,7 +40,7 @@ try {
   // History samples taken before the kernel's symbols arrived name frames by
   // offset: the newest sample, taken since, names the pipe writer.
   let diffRows = [];
-  for (let attempt = 0; attempt < 20; ++attempt) {
+  for (let attempt = 0; attempt < 60; ++attempt) {
     diffRows = await page.$$eval("#diff tbody tr", (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
     if (diffRows.some((cells) => cells[5] === "new" && isPipeWriter(cells[6]))) break;
     await page.waitForTimeout(1000);
@@ -51,7 +51,7 @@ try {
     fail(`the diff against 10 minutes ago should show the pipe writer as new: ${JSON.stringify(diffRows.slice(0, 5))}`);
   }
   // The equation's hidden traced paths, once a classification has seen the pipes.
-  for (let attempt = 0; attempt < 20; ++attempt) {
+  for (let attempt = 0; attempt < 60; ++attempt) {
     if (/pipe_write/.test(await page.textContent("#explain"))) break;
     await page.waitForTimeout(1000);
     await page.click("#refresh");
