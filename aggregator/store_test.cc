@@ -112,19 +112,24 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
   EXPECT_EQ(hosts->hosts(0).classified_unix_millis(), 5039);
 }
 
-// A file written by the aggregator before classes (schema version 2) gains
-// their columns at open, keeps its rows, and stores classes from then on.
-TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
-  {
-    absl::StatusOr<Database> old = Database::Open(path_.string());
-    ASSERT_TRUE(old.ok()) << old.status();
-    ASSERT_TRUE(old->Exec(R"sql(
+// Hosts and epochs as schema version 2 made them.
+constexpr char kVersion2HostsAndEpochs[] = R"sql(
       CREATE TABLE hosts (host_id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (cluster, name));
       CREATE TABLE epochs (epoch_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL REFERENCES hosts,
         boot_id TEXT NOT NULL, agent_instance INTEGER NOT NULL, kernel_release TEXT NOT NULL, build_id BLOB NOT NULL,
         sample_bytes INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0,
         last_report_ms INTEGER NOT NULL DEFAULT 0, losses BLOB, coverage BLOB,
         UNIQUE (host_id, boot_id, agent_instance));
+)sql";
+
+// A file written by the aggregator before classes (schema version 2) gains
+// their columns at open, keeps its rows, and stores classes from then on.
+TEST_F(StoreTest, AVersion2FileIsUpgradedInPlace) {
+  {
+    absl::StatusOr<Database> old = Database::Open(path_.string());
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE(old->Exec(kVersion2HostsAndEpochs).ok());
+    ASSERT_TRUE(old->Exec(R"sql(
       CREATE TABLE series (epoch_id INTEGER NOT NULL REFERENCES epochs, series_id INTEGER NOT NULL,
         key BLOB NOT NULL, pages_outstanding INTEGER NOT NULL, pages_allocated INTEGER NOT NULL,
         allocations INTEGER NOT NULL, PRIMARY KEY (epoch_id, series_id)) WITHOUT ROWID;
@@ -284,13 +289,9 @@ TEST_F(StoreTest, AVersion4FileGivesEachClusterTheTablesItsEpochsUse) {
   {
     absl::StatusOr<Database> old = Database::Open(path_.string());
     ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE(old->Exec(kVersion2HostsAndEpochs).ok());
     ASSERT_TRUE(old->Exec(R"sql(
-      CREATE TABLE hosts (host_id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (cluster, name));
-      CREATE TABLE epochs (epoch_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL REFERENCES hosts,
-        boot_id TEXT NOT NULL, agent_instance INTEGER NOT NULL, kernel_release TEXT NOT NULL, build_id BLOB NOT NULL,
-        sample_bytes INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0,
-        last_report_ms INTEGER NOT NULL DEFAULT 0, losses BLOB, coverage BLOB, memory BLOB,
-        UNIQUE (host_id, boot_id, agent_instance));
+      ALTER TABLE epochs ADD COLUMN memory BLOB;  -- version 3
       CREATE TABLE objects (epoch_id INTEGER NOT NULL REFERENCES epochs, object_id INTEGER NOT NULL,
         name TEXT NOT NULL, build_id BLOB NOT NULL, PRIMARY KEY (epoch_id, object_id)) WITHOUT ROWID;
       CREATE TABLE symbol_tables (object TEXT NOT NULL, build_id BLOB NOT NULL, symbols BLOB NOT NULL,
