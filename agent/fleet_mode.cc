@@ -256,6 +256,9 @@ absl::Status RunFleet(const FleetOptions& options) {
                                        AgentHealth now = health;
                                        now.reports_unacknowledged = reports.unacknowledged().size();
                                        now.unacknowledged_bytes = reports.queued_bytes();
+                                       // The stream's count: health.losses are the
+                                       // tracker's, which has none, each interval anew.
+                                       now.losses.set_reports_dropped(reports.reports_dropped());
                                        return PrometheusText(AgentMetrics(now));
                                      }}}));
     std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
@@ -349,7 +352,6 @@ absl::Status RunFleet(const FleetOptions& options) {
       health.bytes_sent = total_bytes_sent;
       health.reports_sent = reports_sent;
       health.last_sequence = reports.last_sequence();
-      health.losses.set_reports_dropped(reports.reports_dropped());  // the stream's count, not the tracker's
       // Accepted again: a refusal from now on is news again.
       if (connected && connection->acknowledged()) last_refusal.clear();
     }

@@ -162,16 +162,20 @@ max_unacked_bytes() {  # each agent's unacknowledged bytes now, its budget and i
 }
 intervals_of() { agent_metrics "$1" | metric apq_agent_intervals_total; }
 partition() {  # SIGNAL NAME SECONDS
-  local signal=$1 name=$2 seconds=$3 host second line
+  local signal=$1 name=$2 seconds=$3 host second line dropped
   declare -A intervals_before
   for host in "${hosts[@]}"; do intervals_before[$host]=$(intervals_of "$host"); done
   kill "-$signal" "$proxy"
   faults=$((faults + 1))
   # At least `seconds`, and until the small agent has overflowed its budget
   # (its reports' size varies with the load): at most 3 minutes.
+  # A counter never goes back (Prometheus would take that for a restart).
   for second in $(seq 1 180); do
-    ((second <= seconds)) || (($(agent_metrics f-small | metric 'apq_agent_losses_total{counter="reports_dropped"}') == 0)) ||
-      break
+    if dropped=$(agent_metrics f-small | metric 'apq_agent_losses_total{counter="reports_dropped"}') && [[ -n $dropped ]]; then
+      ((dropped >= dropped_seen)) || fail "$name: f-small's reports_dropped went back from $dropped_seen to $dropped"
+      dropped_seen=$dropped
+    fi
+    ((second <= seconds || dropped_seen == 0)) || break
     sleep 1
     while read -r line; do
       read -r unacked budget reports host <<<"$line"
@@ -191,9 +195,11 @@ partition() {  # SIGNAL NAME SECONDS
   check_all
   log "partition ($name, $second s): agents kept measuring within their budgets, caught up, every host matches"
 }
+dropped_seen=0
 partition USR2 "black hole" "$partition_seconds"
 partition USR1 "connections reset" $((partition_seconds / 4))
 dropped=$(agent_metrics f-small | metric 'apq_agent_losses_total{counter="reports_dropped"}')
+((dropped >= dropped_seen)) || fail "f-small's reports_dropped went back from $dropped_seen to $dropped"
 ((dropped > 0)) || fail "f-small (64 KiB budget, a report every 0.25 s) never overflowed in 3 minutes: the partition did not test resynchronization"
 "$apq" hosts --aggregator "127.0.0.1:$port" --cluster "$cluster" --format json | grep -q '"reportsDropped"' ||
   fail "the aggregator does not show f-small's folded reports"
