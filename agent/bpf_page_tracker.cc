@@ -135,6 +135,8 @@ struct BpfPageTracker::State {
   void* page_owner = MAP_FAILED;  // one u32 owner id per pfn
   size_t page_owner_bytes = 0;
   uint64_t page_table_size = 0;
+  // Owned pages by class, read again only where the table changed.
+  PageClassTally class_tally{0};
   uint32_t max_owners = 0;
   int nr_cpus = 0;
   // The kernel does not count skipped runs: raw tracepoint witnesses do.
@@ -343,6 +345,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
                                bpf_map__fd(skel->maps.owner_counters), 0);
   if (state->owner_counters == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map owner_counters");
   state->page_table_size = *table_size;
+  state->class_tally = PageClassTally(*table_size);
   state->page_owner_bytes = ((*table_size + 1) / 2 * sizeof(uint64_t) + getpagesize() - 1) / getpagesize() * getpagesize();
   state->page_owner = mmap(nullptr, state->page_owner_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel->maps.page_owner), 0);
   if (state->page_owner == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map page_owner");
@@ -550,31 +553,25 @@ absl::StatusOr<int64_t> BpfPageTracker::SkippedTracepointRuns() const {
   return misses;
 }
 
-absl::Status BpfPageTracker::ClassifyPages(TrackerSnapshot* snapshot, const std::string& kpageflags) const {
+absl::Status BpfPageTracker::ClassifyPages(TrackerSnapshot* snapshot, bool full) {
   const double start = MonotonicSeconds();
-  int fd = open(kpageflags.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", kpageflags));
-  // Two owners per 8-byte entry, pfn-indexed: one u32 per pfn.
-  const auto* owners = static_cast<const uint32_t*>(state_->page_owner);
-  constexpr uint64_t kRun = 1 << 15;  // pfns read from kpageflags at once
-  std::vector<uint64_t> flags(kRun);
-  TrackerSnapshot::PageClassification classes;
-  absl::Status status;
-  for (uint64_t first = 0; first < state_->page_table_size && status.ok(); first += kRun) {
-    const uint64_t count = std::min(kRun, state_->page_table_size - first);
-    if (std::all_of(owners + first, owners + first + count, [](uint32_t owner) { return owner == APQ_OWNER_NONE; })) {
-      continue;
-    }
-    ssize_t n = pread(fd, flags.data(), count * sizeof(uint64_t), static_cast<off_t>(first * sizeof(uint64_t)));
-    if (n < 0) {
-      status = ErrnoStatus(errno, absl::StrCat("read ", kpageflags));
-      break;
-    }
-    ClassifyOwnedPages(owners + first, flags.data(), static_cast<size_t>(n) / sizeof(uint64_t), &classes.owners,
-                       &classes.free_pages_still_owned);
-  }
+  static constexpr char kKpageflags[] = "/proc/kpageflags";
+  int fd = open(kKpageflags, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", kKpageflags));
+  auto read_flags = [fd](uint64_t first, size_t count, uint64_t* flags) -> absl::StatusOr<size_t> {
+    ssize_t n = pread(fd, flags, count * sizeof(uint64_t), static_cast<off_t>(first * sizeof(uint64_t)));
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", kKpageflags));
+    return static_cast<size_t>(n) / sizeof(uint64_t);
+  };
+  // One u32 owner id per pfn.
+  absl::Status status = state_->class_tally.Pass(static_cast<const uint32_t*>(state_->page_owner), full, read_flags);
   close(fd);
   if (!status.ok()) return status;
+  TrackerSnapshot::PageClassification classes;
+  classes.owners = state_->class_tally.owners();
+  classes.free_pages_still_owned = state_->class_tally.free_pages_still_owned();
+  classes.pfns_read = state_->class_tally.pfns_read_last_pass();
+  classes.full = full;
   classes.seconds = MonotonicSeconds() - start;
   snapshot->page_classes = std::move(classes);
   return absl::OkStatus();

@@ -37,9 +37,10 @@ class BpfPageTracker : public PageTrackerSource {
 
   absl::StatusOr<TrackerSnapshot> Snapshot() override;
   // Sets snapshot->page_classes: every owned page's class, from the pfn ->
-  // owner table and /proc/kpageflags (only the runs of pfns that hold owned
-  // pages are read).
-  absl::Status ClassifyPages(TrackerSnapshot* snapshot, const std::string& kpageflags = "/proc/kpageflags") const;
+  // owner table and /proc/kpageflags. Only the parts of the table whose
+  // owners changed since the last call are read again, unless `full`
+  // (PageClassTally).
+  absl::Status ClassifyPages(TrackerSnapshot* snapshot, bool full);
   const KernelCoverage& coverage() const { return coverage_; }
 
   // Snapshots an owner must hold no pages and stay unchanged before its id

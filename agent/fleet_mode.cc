@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/classification_schedule.h"
 #include "agent/code_objects.h"
 #include "agent/fleet_classes.h"
 #include "agent/report.h"
@@ -143,41 +144,37 @@ class Connection {
   std::thread reader_;
 };
 
-// Classifies a snapshot every classify_seconds (the first one at once): the
-// walk of the pfn table and /proc/kpageflags costs ~0.13 s per 24 GiB, so
-// it runs less often than the counters go out.
-class ClassificationSchedule {
+// Classifies snapshots as ClassificationSchedule says: each report's own
+// new pages at once, every page every classify_seconds.
+class Classifications {
  public:
-  ClassificationSchedule(BpfPageTracker* tracker, FleetClassifier* classifier, double classify_seconds)
-      : tracker_(tracker), classifier_(classifier), classify_seconds_(classify_seconds) {}
+  Classifications(BpfPageTracker* tracker, FleetClassifier* classifier, double classify_seconds)
+      : tracker_(tracker), classifier_(classifier), schedule_(classify_seconds, kFleetClassifyCpuShare) {}
 
   // The classification of `snapshot` when one is due; nullopt otherwise, or
   // when it fails (said once per kind of failure, and tried again next time).
   std::optional<ClassifiedPages> MaybeClassify(TrackerSnapshot* snapshot) {
     classifier_->Learn(*snapshot);
-    if (classify_seconds_ <= 0 || (last_seconds_ && snapshot->monotonic_seconds - *last_seconds_ < classify_seconds_)) {
-      return std::nullopt;
-    }
-    last_seconds_ = snapshot->monotonic_seconds;
-    absl::StatusOr<ClassifiedPages> classified = Classify(snapshot);
+    const ClassificationSchedule::Pass pass = schedule_.Due(snapshot->monotonic_seconds);
+    if (pass == ClassificationSchedule::Pass::kNone) return std::nullopt;
+    absl::StatusOr<ClassifiedPages> classified = Classify(snapshot, pass == ClassificationSchedule::Pass::kFull);
     if (classified.ok()) {
-      ++done_;
-      seconds_ += snapshot->page_classes->seconds;
+      schedule_.Done(pass, snapshot->monotonic_seconds, snapshot->page_classes->seconds);
       return std::move(*classified);
     }
     if (classified.status().message() != last_error_) {
       last_error_ = std::string(classified.status().message());
-      std::cerr << "apq-agent: pages not classified (the aggregator sees them as of unknown class): " << last_error_
+      std::cerr << "apq-agent: pages not classified (the aggregator shows them as not yet classified): " << last_error_
                 << std::endl;
     }
     return std::nullopt;
   }
-  int done() const { return done_; }
-  double seconds() const { return seconds_; }  // the walks' cost in all
+  uint64_t done() const { return schedule_.passes(); }
+  double seconds() const { return schedule_.seconds(); }  // the passes' cost in all
 
  private:
-  absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot) {
-    APQ_RETURN_IF_ERROR(tracker_->ClassifyPages(snapshot));
+  absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot, bool full) {
+    APQ_RETURN_IF_ERROR(tracker_->ClassifyPages(snapshot, full));
     absl::StatusOr<std::string> meminfo = ReadFileToString("/proc/meminfo");
     if (!meminfo.ok()) return meminfo.status();
     return classifier_->Classify(*snapshot, *meminfo, UnixMillis());
@@ -185,11 +182,8 @@ class ClassificationSchedule {
 
   BpfPageTracker* tracker_;
   FleetClassifier* classifier_;
-  const double classify_seconds_;
-  std::optional<double> last_seconds_;
+  ClassificationSchedule schedule_;
   std::string last_error_;
-  int done_ = 0;
-  double seconds_ = 0;
 };
 
 // PageCensus::HiddenEstimate() at start, in bytes; nullopt if the census failed.
@@ -215,7 +209,7 @@ absl::Status RunFleet(const FleetOptions& options) {
   if (!symbols.ok()) return symbols.status();
   KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
   FleetClassifier classifier(&*symbols, held_at_start, FindStartHolders());
-  ClassificationSchedule classifications(tracker->get(), &classifier, options.classify_seconds);
+  Classifications classifications(tracker->get(), &classifier, options.classify_seconds);
   absl::Mutex mu;
   CgroupNames cgroups;
   ReportStream reports(&frames, options.buffer_bytes, [&](uint64_t id) { return cgroups.NameOf(id); });

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "agent/bpf_page_tracker.h"
+#include "agent/classification_schedule.h"
 #include "common/transport.h"
 
 namespace apq {
@@ -18,7 +19,7 @@ struct FleetOptions {
   double interval_seconds = 10;
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
   size_t buffer_bytes = 64 << 20;  // unacknowledged reports kept for resending
-  double classify_seconds = 30;    // pages classified for the hidden/visible views this often; 0: never
+  double classify_seconds = kDefaultFullClassifySeconds;  // between full classifications; 0: never classify
   std::string metrics_address;     // HOST:PORT of /metrics; empty: none
   BpfTrackerOptions tracker;
 };
@@ -26,8 +27,9 @@ struct FleetOptions {
 // Streams this host's per-stack counters to the aggregator every interval:
 // deltas since the previous report, resent until acknowledged, across
 // reconnects; the tracker keeps counting while the aggregator is away.
-// Every classify_seconds the report also carries each series' pages by class
-// and the host's /proc/meminfo, for `apq top --class` and `apq explain`.
+// Each report also carries the pages by class of the series whose pages
+// changed (ClassificationSchedule) and the host's /proc/meminfo, for
+// `apq top --class` and `apq explain`.
 absl::Status RunFleet(const FleetOptions& options);
 
 }  // namespace apq

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/classification_schedule.h"
 #include "agent/code_objects.h"
 #include "agent/explain.h"
 #include "agent/privileges.h"
@@ -125,6 +126,9 @@ absl::Status RunLocal(const LocalOptions& options) {
   // A profile is written once, at the end (--duration or SIGINT/SIGTERM).
   const bool final_only = options.format == OutputFormat::kPprof ||
                           (options.duration_seconds > 0 && options.format != OutputFormat::kTable);
+  // Every printed report is classified (a whole core is the budget: an
+  // operator is waiting for the answer); all pages read again every 30 s.
+  ClassificationSchedule classifications(kDefaultFullClassifySeconds, /*cpu_share=*/1.0);
   if (absl::Status dropped = DropCapabilitiesAfterStart(); !dropped.ok()) return dropped;
   double elapsed = 0;
   bool stop = false;
@@ -138,11 +142,16 @@ absl::Status RunLocal(const LocalOptions& options) {
     if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
     const bool print = stop || !final_only;
     // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
-    if (print) {
-      if (absl::Status status = (*tracker)->ClassifyPages(&*now); !status.ok()) {
+    const ClassificationSchedule::Pass pass = print ? classifications.Due(now->monotonic_seconds)
+                                                    : ClassificationSchedule::Pass::kNone;
+    if (pass != ClassificationSchedule::Pass::kNone) {
+      if (absl::Status status = (*tracker)->ClassifyPages(&*now, pass == ClassificationSchedule::Pass::kFull);
+          !status.ok()) {
         // Without classes there is no hidden term to explain with.
         if (options.explain) return status;
         std::cerr << "apq-agent: pages not classified (all pages shown): " << status.message() << "\n";
+      } else {
+        classifications.Done(pass, now->monotonic_seconds, now->page_classes->seconds);
       }
     }
     Report report = builder.Build(*now, &previous, options.top);

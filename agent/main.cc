@@ -31,9 +31,10 @@ ABSL_FLAG(std::string, class, "hidden",
 ABSL_FLAG(bool, explain, false,
           "Local mode: print /proc/meminfo reconciled with the hidden paths (MemTotal = MemFree + visible fields "
           "+ hidden traced + hidden not traced) instead of the top paths; table or json.");
-ABSL_FLAG(double, classify_interval, 30,
-          "Fleet mode: seconds between classifications of the pages by how /proc/meminfo counts them (for apq top "
-          "--class and apq explain; ~0.13 s of one core per 24 GiB each); 0: never.");
+ABSL_FLAG(double, classify_interval, apq::kDefaultFullClassifySeconds,
+          "Fleet mode: pages are classified by how /proc/meminfo counts them (for apq top --class and apq explain) "
+          "at every report, reading only the pages that changed; every this many seconds all of them are read "
+          "again (~0.13 s of one core per 24 GiB). At most 1% of a core in all; 0: never classify.");
 ABSL_FLAG(std::string, metrics, "",
           "Fleet mode: serve /metrics for Prometheus on HOST:PORT (the agent's health, its loss counters, the "
           "host's bytes by class). Off unless given.");

@@ -204,6 +204,10 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
         report.class_variance[c] += path.class_variance[c];
       }
       if (class_filter_ == apq::v1::CLASS_FILTER_ALL) continue;
+      if (const double unknown = path.stats.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN]; unknown > 0) {
+        report.unclassified_bytes += unknown;
+        ++report.unclassified_paths;
+      }
       path.stats.bytes_outstanding = SumSelected(class_filter_, path.stats.class_bytes);
       path.stats.variance = SumSelected(class_filter_, path.class_variance);
       for (auto& [process, bytes] : path.bytes_by_process) {
@@ -302,6 +306,10 @@ std::string FormatTable(const Report& r) {
                           : *r.class_filter == apq::v1::CLASS_FILTER_VISIBLE ? "visible, counted by a meminfo field"
                                                                      : "all",
                           r.classification_seconds);
+    if (*r.class_filter != apq::v1::CLASS_FILTER_ALL && r.unclassified_paths > 0) {
+      absl::StrAppendFormat(&out, "  not yet classified: %s on %d paths (shown with --class all)\n",
+                            HumanBytes(r.unclassified_bytes), r.unclassified_paths);
+    }
   }
   absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s %s\n", "OUTSTANDING", r.sample_bytes ? "STD.ERR" : "", "ALLOC/s",
                         "FREE/s", "CLASS", "CALL PATH (leaf <- root)");
@@ -405,6 +413,8 @@ std::string FormatJson(const Report& r) {
   if (r.class_filter) {
     j["class"] = ClassFilterName(*r.class_filter);
     j["class_bytes"] = ClassesJson(r, r.class_bytes);
+    j["unclassified_bytes"] = r.unclassified_bytes;
+    j["unclassified_paths"] = r.unclassified_paths;
     j["classification"] = {{"seconds", r.classification_seconds},
                            {"free_pages_still_owned", r.free_pages_still_owned}};
   }

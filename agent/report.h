@@ -82,6 +82,11 @@ struct Report {
   std::array<double, kNumPageClasses> class_variance{};  // of the estimates; 0 in exact mode
   uint64_t free_pages_still_owned = 0;
   double classification_seconds = 0;
+  // Hidden and visible views: the bytes whose class is not known (a stack
+  // not known, or pages the walk did not class), in no path; and on how
+  // many paths.
+  double unclassified_bytes = 0;
+  size_t unclassified_paths = 0;
 
   std::string mode() const;
 };

@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "agent/code_objects.h"
 #include "aggregator/fleet.h"
 #include "aggregator/ingest_service.h"
@@ -185,7 +186,7 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   EXPECT_THAT(top.entries(0).frame_objects(), ::testing::ElementsAre("vmlinux", "vmlinux"));
   with_allocated.set_since_unix_millis(now_ - kMinute);
   EXPECT_EQ(fleet->Top(with_allocated).status().code(), absl::StatusCode::kInvalidArgument);
-  // /metrics says the same: two hosts, each one's bytes (unclassified pages count as hidden).
+  // /metrics says the same: two hosts, each one's bytes (not classified yet: neither hidden nor visible).
   absl::StatusOr<std::vector<MetricFamily>> metrics = AggregatorMetrics(*fleet, now_);
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   auto value = [&](const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels) {
@@ -198,8 +199,12 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
     return -1.0;
   };
   EXPECT_EQ(value("apq_cluster_hosts", {{"cluster", "prod"}}), 2);
-  EXPECT_EQ(value("apq_host_outstanding_bytes", {{"cluster", "prod"}, {"host", "web-2"}, {"class", "hidden"}}),
+  EXPECT_EQ(value("apq_host_outstanding_bytes", {{"cluster", "prod"}, {"host", "web-2"}, {"class", "unclassified"}}),
             512 * kPage);
+  EXPECT_EQ(value("apq_host_outstanding_bytes", {{"cluster", "prod"}, {"host", "web-2"}, {"class", "hidden"}}), -1)
+      << "no page of it is known to be hidden";
+  EXPECT_EQ(value("apq_cluster_outstanding_bytes", {{"cluster", "prod"}, {"class", "unclassified"}}),
+            (256 + 512) * kPage);
   EXPECT_EQ(value("apq_cluster_outstanding_bytes", {{"cluster", "prod"}, {"class", "visible"}}), 0);
   EXPECT_EQ(value("apq_cluster_function_bytes", {{"cluster", "prod"}, {"function", "anon_pipe_write"}}),
             (256 + 512) * kPage);
@@ -249,8 +254,31 @@ ClassifiedPages Classified(uint64_t hidden, uint64_t anon, uint64_t total_mib, u
   return classified;
 }
 
+// While a symbol table is pending, paths are named object+0xoffset and not
+// cached: each group must keep its own path's code objects (the namer
+// reuses one path for the next incomplete stack).
+TEST_F(FleetTest, EachGroupKeepsItsOwnCodeObjectsWhileSymbolsArePending) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull);
+  absl::StatusOr<int64_t> epoch = Attach(fleet.get(), web1);
+  ASSERT_TRUE(epoch.ok());
+  Report(fleet.get(), *epoch, &web1, 256, nullptr, /*ksys_write_pages=*/16);  // two stacks, no table uploaded
+  apq::v1::TopRequest with_allocated;
+  with_allocated.set_with_allocated(true);
+  const apq::v1::TopResponse top = Top(fleet.get(), with_allocated);
+  ASSERT_EQ(top.entries_size(), 2);
+  EXPECT_EQ(top.symbols_pending_size(), 1);
+  for (const apq::v1::TopEntry& entry : top.entries()) {
+    const std::vector<std::string> frames = absl::StrSplit(entry.key(), ';');
+    EXPECT_EQ(entry.frame_objects_size(), static_cast<int>(frames.size())) << entry.key();
+    for (const std::string& object : entry.frame_objects()) EXPECT_EQ(object, "vmlinux") << entry.key();
+  }
+}
+
 // Class views take each series' pages now, split as last classified; a
-// host not classified yet is of unknown class (shown with the hidden). apq
+// host not classified yet is of unknown class, in neither view but counted
+// apart. apq
 // explain reconciles each host's meminfo with its pages as classified, and
 // sums the hosts; history refuses a class it does not keep.
 TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
@@ -271,13 +299,16 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   visible.set_class_filter(apq::v1::CLASS_FILTER_VISIBLE);
   apq::v1::TopResponse top = Top(fleet.get(), hidden);
   ASSERT_EQ(top.entries_size(), 1);
-  EXPECT_DOUBLE_EQ(top.entries(0).bytes_outstanding(), (256 + 384 + 10) * kPage);
-  ASSERT_EQ(top.entries(0).classes_size(), 3);  // unknown, hidden, anon
-  EXPECT_EQ(top.entries(0).classes(0).page_class(), apq::v1::PAGE_CLASS_UNKNOWN);
-  EXPECT_DOUBLE_EQ(top.entries(0).classes(0).bytes(), 10 * kPage);
-  EXPECT_DOUBLE_EQ(top.entries(0).classes(1).bytes(), (256 + 384) * kPage);
-  EXPECT_DOUBLE_EQ(top.entries(0).classes(2).bytes(), 128 * kPage);
+  EXPECT_DOUBLE_EQ(top.entries(0).bytes_outstanding(), (256 + 384) * kPage);
+  EXPECT_DOUBLE_EQ(top.unclassified_bytes(), 10 * kPage);
+  EXPECT_EQ(top.unclassified_paths(), 1u);
+  ASSERT_EQ(top.entries(0).classes_size(), 2);  // hidden, anon: of the hosts whose pages on it are hidden
+  EXPECT_EQ(top.entries(0).classes(0).page_class(), apq::v1::PAGE_CLASS_HIDDEN);
+  EXPECT_DOUBLE_EQ(top.entries(0).classes(0).bytes(), (256 + 384) * kPage);
+  EXPECT_DOUBLE_EQ(top.entries(0).classes(1).bytes(), 128 * kPage);
   EXPECT_DOUBLE_EQ(Top(fleet.get(), visible).entries(0).bytes_outstanding(), 128 * kPage);
+  EXPECT_DOUBLE_EQ(Top(fleet.get(), visible).unclassified_bytes(), 10 * kPage);
+  EXPECT_EQ(Top(fleet.get(), all).unclassified_bytes(), 0) << "all pages are shown: none apart";
   EXPECT_EQ(Top(fleet.get(), all).entries(0).bytes_outstanding(), (256 + 512 + 10) * kPage);
   EXPECT_EQ(Top(fleet.get(), all).entries(0).classes_size(), 0);
 
@@ -285,7 +316,7 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   // with it (split as classified), apq explain keeps the classified pages,
   // read with the same meminfo.
   Report(fleet.get(), *epoch2, &web2, 256);
-  EXPECT_DOUBLE_EQ(Top(fleet.get(), hidden).entries(0).bytes_outstanding(), (256 + 192 + 10) * kPage);
+  EXPECT_DOUBLE_EQ(Top(fleet.get(), hidden).entries(0).bytes_outstanding(), (256 + 192) * kPage);
   apq::v1::ExplainRequest request;
   request.set_cluster("prod");
   absl::StatusOr<apq::v1::ExplainResponse> explained = fleet->Explain(request);

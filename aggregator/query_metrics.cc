@@ -54,7 +54,8 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
     fresh += host.fresh ? 1 : 0;
     connected += host.streams;
   }
-  MetricFamily host_bytes{"apq_host_outstanding_bytes", "Bytes the host's page-allocator pages hold now, by class "
+  MetricFamily host_bytes{"apq_host_outstanding_bytes", "Bytes the host's page-allocator pages hold now, by class (hidden, visible, or unclassified: allocated "
+                          "since the host's last classification) "
                           "(estimated when sampled).", "gauge", {}};
   MetricFamily cluster_bytes{"apq_cluster_outstanding_bytes", "Bytes the cluster's pages hold now, by class.", "gauge",
                              {}};
@@ -64,17 +65,32 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
   for (const auto& [cluster, counts] : per_cluster) {
     hosts.samples.push_back({{{"cluster", cluster}}, counts.first});
     streams.samples.push_back({{{"cluster", cluster}}, counts.second});
-    for (const apq::v1::ClassFilter filter : {apq::v1::CLASS_FILTER_HIDDEN, apq::v1::CLASS_FILTER_VISIBLE}) {
+    // Hidden, visible, and what is not classified yet: all less the two.
+    std::map<std::string, double> unclassified;
+    double unclassified_total = 0;
+    for (const apq::v1::ClassFilter filter :
+         {apq::v1::CLASS_FILTER_ALL, apq::v1::CLASS_FILTER_HIDDEN, apq::v1::CLASS_FILTER_VISIBLE}) {
       APQ_ASSIGN_OR_RETURN(const apq::v1::TopResponse by_host,
                            TopOf(fleet, cluster, apq::v1::GROUP_BY_HOST, filter, 0));
+      const double sign = filter == apq::v1::CLASS_FILTER_ALL ? 1 : -1;
       double total = 0;
       for (const apq::v1::TopEntry& entry : by_host.entries()) {
+        unclassified[entry.key()] += sign * entry.bytes_outstanding();
+        total += entry.bytes_outstanding();
+        if (filter == apq::v1::CLASS_FILTER_ALL) continue;
         host_bytes.samples.push_back(
             {{{"cluster", cluster}, {"host", entry.key()}, {"class", ClassFilterName(filter)}}, entry.bytes_outstanding()});
-        total += entry.bytes_outstanding();
       }
+      unclassified_total += sign * total;
+      if (filter == apq::v1::CLASS_FILTER_ALL) continue;
       cluster_bytes.samples.push_back({{{"cluster", cluster}, {"class", ClassFilterName(filter)}}, total});
     }
+    for (const auto& [host, bytes] : unclassified) {
+      host_bytes.samples.push_back(
+          {{{"cluster", cluster}, {"host", host}, {"class", "unclassified"}}, std::max(bytes, 0.0)});
+    }
+    cluster_bytes.samples.push_back(
+        {{{"cluster", cluster}, {"class", "unclassified"}}, std::max(unclassified_total, 0.0)});
     APQ_ASSIGN_OR_RETURN(const apq::v1::TopResponse functions,
                          TopOf(fleet, cluster, apq::v1::GROUP_BY_FUNCTION, apq::v1::CLASS_FILTER_ALL,
                                kMetricsPathsPerCluster));

@@ -81,7 +81,9 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
                                                  const apq::v1::TopRequest& request, PathNamer* namer) {
   struct Group {
     double bytes = 0, variance = 0, allocated = 0;
-    const std::vector<std::string>* objects = nullptr;  // by stack: the path's
+    // By stack: the path's code objects, owned (PathNamer's paths live
+    // only until its next call).
+    std::vector<std::string> objects;
     std::array<double, kNumPageClasses> class_bytes{};
     uint32_t hosts = 0;
     int64_t last_host = -1;  // series come host by host, so a host is counted once
@@ -91,14 +93,29 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   const HostEpoch* build_of = nullptr;
   std::string build_hex;
   absl::flat_hash_set<std::pair<std::string, std::string>> pending;
-  absl::Status status = ForEachHeldSeries(epochs, namer, request.class_filter(), ClassBasis::kLive,
-                                          [&](const SeriesBytes& held) {
-    pending.insert(held.path->tables_pending.begin(), held.path->tables_pending.end());
-    const std::vector<std::string>& frames = held.path->frames;
+  const ClassFilter filter = request.class_filter();
+  double unclassified_bytes = 0;
+  absl::flat_hash_set<std::string> unclassified_paths;  // folded
+  // Every class, so that the pages of no known class are seen too; the
+  // filter is applied here.
+  absl::Status status = ForEachHeldSeries(epochs, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
+                                          [&](const SeriesBytes& all) {
+    pending.insert(all.path->tables_pending.begin(), all.path->tables_pending.end());
+    const std::vector<std::string>& frames = all.path->frames;
     if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
           return f.find(substring) != std::string::npos;
         })) {
       return;
+    }
+    SeriesBytes held = all;
+    if (filter != apq::v1::CLASS_FILTER_ALL) {
+      if (const double unknown = all.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN]; unknown > 0) {
+        unclassified_bytes += unknown;
+        unclassified_paths.insert(all.path->folded);
+      }
+      held.bytes = SumSelected(filter, all.class_bytes);
+      held.variance = SumSelected(filter, all.class_variance);
+      if (held.bytes <= 0 && (!request.with_allocated() || all.allocated_bytes <= 0)) return;
     }
     absl::string_view key;
     switch (request.group_by()) {
@@ -115,7 +132,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     Group& group = groups[key];  // heterogeneous: a string is made only for a new group
     group.bytes += held.bytes;
     group.allocated += held.allocated_bytes;
-    if (request.group_by() == apq::v1::GROUP_BY_STACK) group.objects = &held.path->objects;
+    if (request.group_by() == apq::v1::GROUP_BY_STACK && group.objects.empty()) group.objects = held.path->objects;
     group.variance += held.variance;
     for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
     if (group.last_host != held.host->host_id) {
@@ -126,6 +143,8 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
   response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
+  response.set_unclassified_bytes(unclassified_bytes);
+  response.set_unclassified_paths(static_cast<uint32_t>(unclassified_paths.size()));
   for (const auto& [object, build_id] : pending) {
     apq::v1::SymbolRequest* table = response.add_symbols_pending();
     table->set_object(object);
@@ -144,7 +163,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     entry->set_hosts(group.hosts);
     if (request.with_allocated()) {
       entry->set_bytes_allocated(group.allocated);
-      if (group.objects) entry->mutable_frame_objects()->Assign(group.objects->begin(), group.objects->end());
+      entry->mutable_frame_objects()->Assign(group.objects.begin(), group.objects.end());
     }
     if (request.class_filter() == apq::v1::CLASS_FILTER_ALL) continue;
     for (int c = 0; c < kNumPageClasses; ++c) {

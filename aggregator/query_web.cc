@@ -9,8 +9,8 @@
 #include "cli/diff_selector.h"
 #include "common/page_classes.h"
 #include "common/prometheus.h"
+#include "common/proto_json.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace apq {
 namespace {
@@ -21,17 +21,6 @@ constexpr char kJson[] = "application/json";
 std::string Param(const Params& params, const std::string& name, const std::string& otherwise = "") {
   auto found = params.find(name);
   return found == params.end() || found->second.empty() ? otherwise : found->second;
-}
-
-absl::StatusOr<std::string> Json(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
-    return absl::InternalError("could not print the answer as JSON");
-  }
-  return out;
 }
 
 absl::StatusOr<apq::v1::GroupBy> GroupByParam(const Params& params, const std::string& otherwise) {
@@ -64,14 +53,14 @@ absl::StatusOr<std::string> Top(Fleet* fleet, const Params& params) {
   request.set_host(Param(params, "host"));
   request.set_frame_substring(Param(params, "frame"));
   APQ_ASSIGN_OR_RETURN(apq::v1::TopResponse response, fleet->Top(request));
-  return Json(response);
+  return ProtoJson(response);
 }
 
 absl::StatusOr<std::string> Hosts(Fleet* fleet, const Params& params) {
   apq::v1::HostsRequest request;
   request.set_cluster(Param(params, "cluster"));
   APQ_ASSIGN_OR_RETURN(apq::v1::HostsResponse response, fleet->Hosts(request));
-  return Json(response);
+  return ProtoJson(response);
 }
 
 absl::StatusOr<std::string> Explain(Fleet* fleet, const Params& params) {
@@ -82,7 +71,7 @@ absl::StatusOr<std::string> Explain(Fleet* fleet, const Params& params) {
   APQ_ASSIGN_OR_RETURN(const uint32_t top, TopParam(params, 10));
   request.set_top(top);
   APQ_ASSIGN_OR_RETURN(apq::v1::ExplainResponse response, fleet->Explain(request));
-  return Json(response);
+  return ProtoJson(response);
 }
 
 absl::StatusOr<std::string> Diff(Fleet* fleet, const Params& params, int64_t now_millis) {
@@ -96,7 +85,7 @@ absl::StatusOr<std::string> Diff(Fleet* fleet, const Params& params, int64_t now
   APQ_ASSIGN_OR_RETURN(*request.mutable_before(), ParseDiffSelector(Param(params, "before"), now));
   APQ_ASSIGN_OR_RETURN(*request.mutable_after(), ParseDiffSelector(Param(params, "after"), now));
   APQ_ASSIGN_OR_RETURN(apq::v1::DiffResponse response, fleet->Diff(request));
-  return Json(response);
+  return ProtoJson(response);
 }
 
 }  // namespace

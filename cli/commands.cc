@@ -23,8 +23,8 @@
 #include "common/help.h"
 #include "common/page_classes.h"
 #include "common/pprof.h"
+#include "common/proto_json.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
@@ -93,17 +93,6 @@ absl::Status Ask(grpc::Status (apq::v1::Query::Stub::*method)(grpc::ClientContex
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
-}
-
-// proto_names: the .proto's snake_case field names (apq diff's json, whose
-// field names the issue fixes) instead of protobuf's lowerCamelCase.
-std::string Json(const google::protobuf::Message& message, bool proto_names = false) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = proto_names;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
 }
 
 // "2026-12-02T11:40:00Z (12s ago)"; "never" for 0.
@@ -220,7 +209,8 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
     return PrintProfile(request, response);
   }
   if (format == "json") {
-    std::cout << Json(response) << "\n";
+    APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(response));
+    std::cout << json << "\n";
   } else if (format == "folded") {
     std::cerr << SymbolsPending(response);
     for (const apq::v1::TopEntry& entry : response.entries()) {
@@ -256,7 +246,8 @@ absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::HostsResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Hosts, stub, request, &response, "hosts"));
   if (format == "json") {
-    std::cout << Json(response) << "\n";
+    APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(response));
+    std::cout << json << "\n";
     return absl::OkStatus();
   }
   const absl::Time now = absl::Now();
@@ -324,7 +315,8 @@ absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::DiffResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Diff, stub, request, &response, "diff"));
   if (format == "json") {
-    std::cout << Json(response, /*proto_names=*/true) << "\n";
+    APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(response));
+    std::cout << json << "\n";
   } else if (format == "folded") {
     // The differential folded form (flame-graph diff tools): stack, bytes
     // per host before, bytes per host after.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -84,7 +85,9 @@ std::string ClassFilterName(ClassFilter filter) {
 
 bool Selected(ClassFilter filter, PageClass page_class) {
   switch (filter) {
-    case apq::v1::CLASS_FILTER_HIDDEN: return !IsVisibleInMeminfo(page_class);
+    // Only what is known to be hidden: a page not classified yet may be
+    // page cache or anonymous memory.
+    case apq::v1::CLASS_FILTER_HIDDEN: return page_class == apq::v1::PAGE_CLASS_HIDDEN;
     case apq::v1::CLASS_FILTER_VISIBLE: return IsVisibleInMeminfo(page_class);
     default: return true;
   }
@@ -117,23 +120,60 @@ PageClass PathClassOf(const std::vector<std::string>& root_first) {
   return apq::v1::PAGE_CLASS_HIDDEN;
 }
 
-void ClassifyOwnedPages(const uint32_t* owner_of_pfn, const uint64_t* kpageflags, size_t count,
-                        absl::flat_hash_map<uint32_t, OwnerPageClasses>* owners, uint64_t* free_pages) {
-  for (size_t i = 0; i < count; ++i) {
-    const uint32_t owner = owner_of_pfn[i];
-    if (owner == 0) continue;  // APQ_OWNER_NONE
-    const uint64_t f = kpageflags[i];
-    // An allocated kernel page may carry no flag at all (a pipe buffer does):
-    // only BUDDY and NOPAGE say a page is not in use.
-    if (kpf::Has(f, kpf::kBuddy) || kpf::Has(f, kpf::kNoPage)) {
-      ++*free_pages;
-      continue;
+absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const FlagReader& read_flags) {
+  pfns_read_ = 0;
+  std::vector<uint32_t> owners(kChunkPfns);
+  std::vector<uint64_t> flags(kChunkPfns);
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    const uint64_t first = i * kChunkPfns;
+    const size_t count = static_cast<size_t>(std::min<uint64_t>(kChunkPfns, pfns_ - first));
+    // A copy: the tracker writes the table while it is read, and the counts
+    // must be of the ids fingerprinted.
+    std::copy_n(owner_of_pfn + first, count, owners.begin());
+    const bool owned = std::any_of(owners.begin(), owners.begin() + count, [](uint32_t owner) { return owner != 0; });
+    const uint64_t fingerprint =
+        owned ? absl::Hash<absl::string_view>{}(absl::string_view(reinterpret_cast<const char*>(owners.data()),
+                                                                  count * sizeof(uint32_t)))
+              : 0;
+    Chunk& chunk = chunks_[i];
+    if (chunk.read && chunk.fingerprint == fingerprint && (!full || !owned)) continue;
+    Chunk next{fingerprint, true, 0, {}};
+    if (owned) {
+      absl::StatusOr<size_t> read = read_flags(first, count, flags.data());
+      if (!read.ok()) return read.status();
+      pfns_read_ += *read;
+      absl::flat_hash_map<std::pair<uint32_t, uint8_t>, uint32_t> pages;
+      for (size_t j = 0; j < *read && j < count; ++j) {
+        if (owners[j] == 0) continue;  // APQ_OWNER_NONE
+        const uint64_t f = flags[j];
+        // An allocated kernel page may carry no flag at all (a pipe buffer
+        // does): only BUDDY and NOPAGE say a page is not in use.
+        if (kpf::Has(f, kpf::kBuddy) || kpf::Has(f, kpf::kNoPage)) {
+          ++next.free_pages;
+          continue;
+        }
+        const std::optional<PageClass> page_class = FlagClassOf(f);
+        ++pages[{owners[j], static_cast<uint8_t>(page_class ? *page_class : kNumPageClasses)}];
+      }
+      next.counts.reserve(pages.size());
+      for (const auto& [key, n] : pages) next.counts.push_back({key.first, n, key.second});
     }
-    OwnerPageClasses& classes = (*owners)[owner];
-    if (std::optional<PageClass> c = FlagClassOf(f)) {
-      ++classes.flagged[*c];
-    } else {
-      ++classes.unflagged;
+    Apply(chunk, -1);
+    Apply(next, +1);
+    chunk = std::move(next);
+  }
+  return absl::OkStatus();
+}
+
+void PageClassTally::Apply(const Chunk& chunk, int sign) {
+  const auto add = [sign](uint64_t& total, uint32_t n) { total = sign > 0 ? total + n : total - n; };
+  add(free_pages_, chunk.free_pages);
+  for (const Count& count : chunk.counts) {
+    OwnerPageClasses& owner = owners_[count.owner];
+    add(count.slot == kNumPageClasses ? owner.unflagged : owner.flagged[count.slot], count.pages);
+    if (sign < 0 && owner.unflagged == 0 &&
+        std::all_of(owner.flagged.begin(), owner.flagged.end(), [](uint64_t n) { return n == 0; })) {
+      owners_.erase(count.owner);
     }
   }
 }

@@ -2,6 +2,7 @@
 #define APQ_COMMON_PAGE_CLASSES_H_
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,12 +69,53 @@ struct OwnerPageClasses {
 // Its pages by class, the unflagged ones in the class of its path.
 ClassPageCounts PagesByClassOf(const OwnerPageClasses& owner, PageClass unflagged_class);
 
-// Walks the tracker's pfn -> owner table against the kpageflags words of the
-// same pfns (both `count` long) and adds each owned page to its owner.
-// Pages free by their flags (BUDDY: a free not seen yet, or one racing the
-// walk) are counted in `free_pages`.
-void ClassifyOwnedPages(const uint32_t* owner_of_pfn, const uint64_t* kpageflags, size_t count,
-                        absl::flat_hash_map<uint32_t, OwnerPageClasses>* owners, uint64_t* free_pages);
+// Each owner's pages by class, kept from one pass over the tracker's pfn ->
+// owner table to the next. A pass reads /proc/kpageflags only for the
+// chunks of the table whose owner ids changed since they were last read
+// (every chunk when `full`), so pages allocated since the last report are
+// classified at every report for about the cost of hashing the table. A
+// page whose flags change while its owner stays (a page cache page that
+// becomes up to date after it was read) keeps its old class until its chunk
+// changes or the next full pass.
+class PageClassTally {
+ public:
+  static constexpr size_t kChunkPfns = 1024;
+  // Reads the kpageflags words of pfns [first, first + count) into flags;
+  // returns how many it read (fewer at the end of the table).
+  using FlagReader = std::function<absl::StatusOr<size_t>(uint64_t first, size_t count, uint64_t* flags)>;
+
+  explicit PageClassTally(uint64_t pfns) : pfns_(pfns), chunks_((pfns + kChunkPfns - 1) / kChunkPfns) {}
+
+  // One pass over owner_of_pfn (pfns long). On an error the chunks not read
+  // keep their last counts, and are read again by the next pass.
+  absl::Status Pass(const uint32_t* owner_of_pfn, bool full, const FlagReader& read_flags);
+
+  // By BPF owner id; owners with no page in use are absent.
+  const absl::flat_hash_map<uint32_t, OwnerPageClasses>& owners() const { return owners_; }
+  uint64_t free_pages_still_owned() const { return free_pages_; }
+  uint64_t pfns_read_last_pass() const { return pfns_read_; }
+
+ private:
+  // An owner's pages in one chunk, under one class (kNumPageClasses: unflagged).
+  struct Count {
+    uint32_t owner;
+    uint32_t pages;
+    uint8_t slot;
+  };
+  struct Chunk {
+    uint64_t fingerprint = 0;  // of its owner ids when last read
+    bool read = false;
+    uint32_t free_pages = 0;
+    std::vector<Count> counts;
+  };
+  void Apply(const Chunk& chunk, int sign);
+
+  uint64_t pfns_;
+  std::vector<Chunk> chunks_;
+  absl::flat_hash_map<uint32_t, OwnerPageClasses> owners_;
+  uint64_t free_pages_ = 0;
+  uint64_t pfns_read_ = 0;
+};
 
 }  // namespace apq
 

@@ -1,5 +1,7 @@
 #include "common/page_classes.h"
 
+#include <random>
+
 #include "gtest/gtest.h"
 
 namespace apq {
@@ -50,19 +52,114 @@ TEST(PageClassesTest, PathsDecideUnflaggedPages) {
   EXPECT_EQ(PathClassOf({"pipe_fcntl", "pipe_resize_ring", "___kmalloc_large_node"}), apq::v1::PAGE_CLASS_SLAB);
 }
 
+// Reads kpageflags words from a vector standing for /proc/kpageflags.
+PageClassTally::FlagReader ReaderOf(const std::vector<uint64_t>& kpageflags) {
+  return [&kpageflags](uint64_t first, size_t count, uint64_t* flags) -> absl::StatusOr<size_t> {
+    const size_t n = std::min<size_t>(count, kpageflags.size() - first);
+    std::copy_n(kpageflags.begin() + static_cast<ptrdiff_t>(first), n, flags);
+    return n;
+  };
+}
+
 TEST(PageClassesTest, OwnedPagesAreCountedByFlagsOrLeftToTheirPath) {
   using namespace kpf;
-  const uint32_t owners[] = {0, 2, 2, 2, 3, 3, 2};
-  const uint64_t flags[] = {Bits({kSlab}), 0, Bits({kLru, kAnon}), Bits({kBuddy}), Bits({kSlab}), 0, Bits({kNoPage})};
-  absl::flat_hash_map<uint32_t, OwnerPageClasses> classes;
-  uint64_t free_pages = 0;
-  ClassifyOwnedPages(owners, flags, std::size(owners), &classes, &free_pages);
-  EXPECT_EQ(free_pages, 2u);
+  const std::vector<uint32_t> owners = {0, 2, 2, 2, 3, 3, 2};
+  const std::vector<uint64_t> flags = {Bits({kSlab}), 0, Bits({kLru, kAnon}), Bits({kBuddy}), Bits({kSlab}), 0,
+                                       Bits({kNoPage})};
+  PageClassTally tally(owners.size());
+  ASSERT_TRUE(tally.Pass(owners.data(), /*full=*/false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.free_pages_still_owned(), 2u);
+  const auto& classes = tally.owners();
   ASSERT_EQ(classes.size(), 2u);
-  EXPECT_EQ(classes[2].unflagged, 1u);
-  EXPECT_EQ(classes[2].flagged[apq::v1::PAGE_CLASS_ANON], 1u);
-  EXPECT_EQ(classes[3].unflagged, 1u);
-  EXPECT_EQ(classes[3].flagged[apq::v1::PAGE_CLASS_SLAB], 1u);
+  EXPECT_EQ(classes.at(2).unflagged, 1u);
+  EXPECT_EQ(classes.at(2).flagged[apq::v1::PAGE_CLASS_ANON], 1u);
+  EXPECT_EQ(classes.at(3).unflagged, 1u);
+  EXPECT_EQ(classes.at(3).flagged[apq::v1::PAGE_CLASS_SLAB], 1u);
+}
+
+bool SameCounts(const absl::flat_hash_map<uint32_t, OwnerPageClasses>& a,
+                const absl::flat_hash_map<uint32_t, OwnerPageClasses>& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [owner, classes] : a) {
+    auto other = b.find(owner);
+    if (other == b.end() || other->second.unflagged != classes.unflagged || other->second.flagged != classes.flagged) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// After any change of owners (and of the changed pages' flags), a pass that
+// reads only the changed chunks counts what a first pass over the whole
+// table counts, and reads nothing when nothing changed.
+TEST(PageClassesTest, TallyReadsOnlyChangedChunksAndAgreesWithAFreshOne) {
+  using namespace kpf;
+  const uint64_t kPfns = 10 * PageClassTally::kChunkPfns + 77;  // the last chunk partial
+  const uint64_t kFlagChoices[] = {0, Bits({kSlab}), Bits({kLru, kAnon}), Bits({kLru}), Bits({kBuddy}), Bits({kPgtable})};
+  std::mt19937_64 random(17);
+  std::vector<uint32_t> owners(kPfns);
+  std::vector<uint64_t> flags(kPfns);
+  for (uint64_t pfn = 0; pfn < kPfns; ++pfn) {
+    if (random() % 3 == 0) owners[pfn] = 1 + random() % 40;
+    flags[pfn] = kFlagChoices[random() % std::size(kFlagChoices)];
+  }
+  PageClassTally kept(kPfns);
+  ASSERT_TRUE(kept.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_GT(kept.pfns_read_last_pass(), 0u);
+  ASSERT_TRUE(kept.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(kept.pfns_read_last_pass(), 0u) << "nothing changed";
+  for (int round = 0; round < 50; ++round) {
+    // Allocations and frees in a few chunks: new owners, cleared entries.
+    const uint64_t chunk = random() % 11;
+    for (int change = 0; change < 20; ++change) {
+      const uint64_t pfn = std::min(kPfns - 1, chunk * PageClassTally::kChunkPfns + random() % PageClassTally::kChunkPfns);
+      owners[pfn] = random() % 2 ? 0 : static_cast<uint32_t>(1 + random() % 60);
+      flags[pfn] = kFlagChoices[random() % std::size(kFlagChoices)];
+    }
+    ASSERT_TRUE(kept.Pass(owners.data(), false, ReaderOf(flags)).ok());
+    EXPECT_LE(kept.pfns_read_last_pass(), PageClassTally::kChunkPfns) << "only the changed chunk is read";
+    PageClassTally fresh(kPfns);
+    ASSERT_TRUE(fresh.Pass(owners.data(), false, ReaderOf(flags)).ok());
+    ASSERT_TRUE(SameCounts(kept.owners(), fresh.owners())) << "round " << round;
+    ASSERT_EQ(kept.free_pages_still_owned(), fresh.free_pages_still_owned()) << "round " << round;
+  }
+}
+
+// A page's flags changing under the same owner (page cache becoming up to
+// date) is seen by the next full pass.
+TEST(PageClassesTest, FlagsChangedUnderTheSameOwnerAreSeenByAFullPass) {
+  using namespace kpf;
+  std::vector<uint32_t> owners = {5, 5};
+  std::vector<uint64_t> flags = {0, 0};
+  PageClassTally tally(owners.size());
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  flags[1] = Bits({kLru});
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.owners().at(5).unflagged, 2u);
+  ASSERT_TRUE(tally.Pass(owners.data(), /*full=*/true, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.owners().at(5).unflagged, 1u);
+  EXPECT_EQ(tally.owners().at(5).flagged[apq::v1::PAGE_CLASS_FILE], 1u);
+  owners = {0, 0};
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_TRUE(tally.owners().empty()) << "an owner with no page is dropped";
+}
+
+// A read that fails leaves the chunks it did not read to the next pass.
+TEST(PageClassesTest, AFailedReadIsMadeGoodByTheNextPass) {
+  const uint64_t kPfns = 3 * PageClassTally::kChunkPfns;
+  std::vector<uint32_t> owners(kPfns, 9);
+  std::vector<uint64_t> flags(kPfns, 0);
+  PageClassTally tally(kPfns);
+  int reads = 0;
+  auto failing_second = [&](uint64_t first, size_t count, uint64_t* out) -> absl::StatusOr<size_t> {
+    if (++reads == 2) return absl::UnavailableError("read /proc/kpageflags: EIO");
+    return ReaderOf(flags)(first, count, out);
+  };
+  EXPECT_FALSE(tally.Pass(owners.data(), false, failing_second).ok());
+  EXPECT_EQ(tally.owners().at(9).unflagged, PageClassTally::kChunkPfns);
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.pfns_read_last_pass(), 2 * PageClassTally::kChunkPfns);
+  EXPECT_EQ(tally.owners().at(9).unflagged, kPfns);
 }
 
 }  // namespace

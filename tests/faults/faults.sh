@@ -94,7 +94,7 @@ check_host() {
     stored=$(curl -sf "http://127.0.0.1:$http/metrics" |
       metric "apq_host_stored_sequence{cluster=\"$cluster\",host=\"$host\"") || true
     stored_bytes=$("$apq" top --aggregator "127.0.0.1:$port" --cluster "$cluster" --by host --host "$host" \
-      --class all --top 0 --format json 2>/dev/null | grep -o '"bytesOutstanding":[0-9.e+]*' |
+      --class all --top 0 --format json 2>/dev/null | grep -o '"bytes_outstanding":[0-9.e+]*' |
       cut -d: -f2 | awk '{ s += $1 } END { printf "%.0f", s }') || true
     after=$(agent_metrics "$host") || continue
     if [[ $(metric apq_agent_last_report_sequence <<<"$after") != "$sequence" || $stored != "$sequence" ]]; then
@@ -201,7 +201,7 @@ partition USR1 "connections reset" $((partition_seconds / 4))
 dropped=$(agent_metrics f-small | metric 'apq_agent_losses_total{counter="reports_dropped"}')
 ((dropped >= dropped_seen)) || fail "f-small's reports_dropped went back from $dropped_seen to $dropped"
 ((dropped > 0)) || fail "f-small (64 KiB budget, a report every 0.25 s) never overflowed in 3 minutes: the partition did not test resynchronization"
-"$apq" hosts --aggregator "127.0.0.1:$port" --cluster "$cluster" --format json | grep -q '"reportsDropped"' ||
+"$apq" hosts --aggregator "127.0.0.1:$port" --cluster "$cluster" --format json | grep -q '"reports_dropped"' ||
   fail "the aggregator does not show f-small's folded reports"
 log "f-small folded $dropped reports into snapshots; its losses say so at the aggregator"
 

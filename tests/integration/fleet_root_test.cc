@@ -1,9 +1,6 @@
 // Root tier, fleet: an aggregator on a temporary database and two agents on
 // this machine under different --host names.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <linux/capability.h>
 #include <unistd.h>
 
@@ -126,19 +123,6 @@ class FleetRootTest : public ::testing::Test {
     int port = 0;
     EXPECT_TRUE(absl::SimpleAtoi(err.substr(at, err.find_first_not_of("0123456789", at) - at), &port)) << err;
     return port;
-  }
-
-  // A port free now on loopback, for a server that needs one given.
-  static int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-    close(fd);
-    return ntohs(address.sin_port);
   }
 
   // A shell command's standard output; its exit status into *status.
@@ -444,10 +428,12 @@ TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
   std::ofstream(prometheus_dir / "prometheus.yml")
       << "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: apq\n    static_configs:\n"
       << "      - targets: ['127.0.0.1:" << aggregator_http << "', '127.0.0.1:" << agent_http << "']\n";
-  const int prometheus_port = FreePort();
+  // Port 0: Prometheus logs the port it got (a port found free beforehand
+  // may be taken by the time it binds).
   Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + (prometheus_dir / "prometheus.yml").string(),
                          "--storage.tsdb.path=" + (prometheus_dir / "data").string(),
-                         "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)});
+                         "--web.listen-address=127.0.0.1:0"});
+  const int prometheus_port = PortAfter(prometheus, "msg=\"Listening on\" address=127.0.0.1:");
   auto query = [&](const std::string& promql) {
     int status = 0;
     const std::string out = Shell("curl -sf http://127.0.0.1:" + std::to_string(prometheus_port) +
