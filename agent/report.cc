@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/build_id.h"
+#include "common/display.h"
 #include "common/stack_paths.h"
 #include "nlohmann/json.hpp"
 
@@ -21,16 +22,7 @@ namespace {
 
 constexpr size_t kProcessesPerPath = 5;  // in the table; json has them all
 
-std::string HumanBytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = bytes;
-  int unit = 0;
-  while (std::fabs(value) >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrFormat("%.0f %s", value, units[unit]) : absl::StrFormat("%.1f %s", value, units[unit]);
-}
+std::string HumanBytes(double bytes) { return ShownBytes(bytes, TableStyle{}); }
 
 using ClassBytes = std::array<double, kNumPageClasses>;
 
