@@ -61,13 +61,13 @@ std::vector<std::pair<std::string, uint64_t>> HeldAtStartByCgroup(const PageCens
 // Cursor home, then erase the screen (ANSI).
 constexpr char kClearScreen[] = "\033[H\033[2J";
 
-void Print(const Report& report, OutputFormat format) {
-  switch (format) {
+void Print(const Report& report, const LocalOptions& options) {
+  switch (options.format) {
     case OutputFormat::kTable:
       // On a terminal, a live view redrawn in place (like top); into a pipe
       // or file, a plain log of one table per interval.
       if (isatty(STDOUT_FILENO)) std::cout << kClearScreen;
-      std::cout << FormatTable(report) << std::endl;
+      std::cout << FormatTable(report, options.table_style) << std::endl;
       break;
     case OutputFormat::kJson:
       std::cout << FormatJson(report) << std::flush;
@@ -171,7 +171,7 @@ absl::Status RunLocal(const LocalOptions& options) {
     } else if (print && options.format == OutputFormat::kPprof) {
       APQ_RETURN_IF_ERROR(PrintProfile(report));
     } else if (print) {
-      Print(report, options.format);
+      Print(report, options);
     }
     previous = std::move(*now);
   }

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "agent/bpf_page_tracker.h"
 #include "agent/report.h"
+#include "common/display.h"
 
 namespace apq {
 
@@ -19,6 +20,7 @@ struct LocalOptions {
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
   size_t top = 20;
   OutputFormat format = OutputFormat::kTable;
+  TableStyle table_style;  // --bytes, --wide
   ClassFilter class_filter = apq::v1::CLASS_FILTER_HIDDEN;
   // Print /proc/meminfo reconciled with the hidden paths instead of the top.
   bool explain = false;

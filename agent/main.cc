@@ -10,6 +10,7 @@
 #include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
 #include "common/help.h"
+#include "common/table_flags.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
 ABSL_FLAG(std::string, aggregator, "", "Stream to the aggregator at HOST:PORT (fleet mode).");
@@ -62,6 +63,7 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   absl::StatusOr<apq::OutputFormat> format = apq::ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return format.status();
   options.format = *format;
+  options.table_style = apq::TableStyleFromFlags();
   if (options.format == apq::OutputFormat::kPprof) options.top = 0;  // a profile holds every path
   absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(absl::GetFlag(FLAGS_class));
   if (!class_filter.ok()) return class_filter.status();
@@ -126,10 +128,10 @@ absl::Status Run() {
 const apq::ProgramHelp kHelp = {
     "apq-agent",
     "attributes every page-allocator page of this host to the kernel call path, process and cgroup that took it.",
-    {{"local", "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain]",
+    {{"local", "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain] [--bytes] [--wide]",
       "On this host alone: prints the call paths holding the most outstanding pages every --interval (and at the "
       "end), or with --explain /proc/meminfo reconciled with them. Needs root (BPF).",
-      {"local", "duration", "top", "format", "class", "explain"}},
+      {"local", "duration", "top", "format", "class", "explain", "bytes", "wide"}},
      {"fleet", "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
       "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",
       {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "metrics", "tls_ca", "tls_cert", "tls_key",

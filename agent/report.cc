@@ -22,8 +22,6 @@ namespace {
 
 constexpr size_t kProcessesPerPath = 5;  // in the table; json has them all
 
-std::string HumanBytes(double bytes) { return ShownBytes(bytes, TableStyle{}); }
-
 using ClassBytes = std::array<double, kNumPageClasses>;
 
 struct PathAccumulator {
@@ -33,15 +31,6 @@ struct PathAccumulator {
   ClassBytes class_variance{};
   std::optional<PageClass> unflagged_class;  // the path's, worked out once
 };
-
-// The class that holds most of a path's bytes, for the table.
-std::string LargestClass(const PathStats& path) {
-  int largest = 0;
-  for (int c = 1; c < kNumPageClasses; ++c) {
-    if (path.class_bytes[c] > path.class_bytes[largest]) largest = c;
-  }
-  return path.class_bytes[largest] > 0 ? PageClassName(static_cast<PageClass>(largest)) : "";
-}
 
 }  // namespace
 
@@ -284,13 +273,14 @@ std::string FormatLossSummary(const Report& r) {
   return out;
 }
 
-std::string FormatTable(const Report& r) {
+std::string FormatTable(const Report& r, const TableStyle& style) {
+  auto shown = [&style](double bytes) { return ShownBytes(bytes, style); };
   std::string out = absl::StrFormat(
       "apq local  mode=%s  tracing %.1f s  outstanding (exact, allocated since start): %s in %d paths\n", r.mode(),
-      r.seconds_tracing, HumanBytes(static_cast<double>(r.tracked_bytes_outstanding)), r.total_paths);
+      r.seconds_tracing, shown(static_cast<double>(r.tracked_bytes_outstanding)), r.total_paths);
   if (r.sample_bytes != 0) {
     absl::StrAppendFormat(&out, "  of which %s in allocations whose stack was not sampled (spread over the estimates below)\n",
-                          HumanBytes(static_cast<double>(r.unsampled_bytes_outstanding)));
+                          shown(static_cast<double>(r.unsampled_bytes_outstanding)));
   }
   if (r.class_filter) {
     absl::StrAppendFormat(&out, "  pages shown: %s (classified from /proc/kpageflags and the call path in %.2f s)\n",
@@ -299,30 +289,23 @@ std::string FormatTable(const Report& r) {
                                                                      : "all",
                           r.classification_seconds);
     if (*r.class_filter != apq::v1::CLASS_FILTER_ALL && r.unclassified_paths > 0) {
-      absl::StrAppendFormat(&out, "  not yet classified: %s on %d paths (shown with --class all)\n",
-                            HumanBytes(r.unclassified_bytes), r.unclassified_paths);
+      absl::StrAppend(&out, "  ", UnclassifiedLine(r.unclassified_bytes, r.unclassified_paths, style));
     }
   }
-  absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s %s\n", "OUTSTANDING", r.sample_bytes ? "STD.ERR" : "", "ALLOC/s",
-                        "FREE/s", "CLASS", "CALL PATH (leaf <- root)");
+  const PathTable table(style, {"ALLOC/s", "FREE/s"}, "CALL PATH (leaf <- callers)");
+  out += table.Header();
   for (const PathStats& p : r.paths) {
-    std::vector<std::string> leaf_first(p.frames.rbegin(), p.frames.rend());
-    if (leaf_first.size() > 6) {
-      leaf_first.resize(6);
-      leaf_first.push_back("...");
-    }
-    absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s %s\n", HumanBytes(p.bytes_outstanding),
-                          r.sample_bytes ? absl::StrCat("±", HumanBytes(p.standard_error())) : "",
-                          HumanBytes(p.alloc_bytes_per_second), HumanBytes(p.free_bytes_per_second),
-                          r.class_filter ? LargestClass(p) : "", absl::StrJoin(leaf_first, " <- "));
+    out += table.Line({p.bytes_outstanding,
+                       r.sample_bytes ? p.standard_error() : 0,
+                       {shown(p.alloc_bytes_per_second), shown(p.free_bytes_per_second)},
+                       r.class_filter ? LargestClassName(p.class_bytes) : "",
+                       p.frames});
     for (size_t i = 0; i < p.processes.size() && i < kProcessesPerPath; ++i) {
       const ProcessShare& s = p.processes[i];
-      absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s   pid %d %s  %s\n", HumanBytes(s.bytes), "", "", "", "",
-                            s.tgid, s.comm, s.cgroup);
+      out += table.DetailLine(s.bytes, absl::StrFormat("pid %d %s  %s", s.tgid, s.comm, s.cgroup));
     }
     if (p.processes.size() > kProcessesPerPath) {
-      absl::StrAppendFormat(&out, "%12s %11s %11s %11s %-12s   (%d more processes)\n", "", "", "", "", "",
-                            p.processes.size() - kProcessesPerPath);
+      out += table.DetailLine(0, absl::StrFormat("(%d more processes)", p.processes.size() - kProcessesPerPath));
     }
   }
   absl::StrAppendFormat(&out,
@@ -334,16 +317,16 @@ std::string FormatTable(const Report& r) {
   if (r.census_at_start) {
     const PageCensus& census = *r.census_at_start;
     absl::StrAppendFormat(&out, "in use before tracing started (not attributable): %s",
-                          HumanBytes(static_cast<double>(census.in_use_pages * kPageSize)));
+                          shown(static_cast<double>(census.in_use_pages * kPageSize)));
     for (const auto& c : census.classes) {
-      if (c.pages) absl::StrAppendFormat(&out, ", %s %s", c.name, HumanBytes(static_cast<double>(c.pages * kPageSize)));
+      if (c.pages) absl::StrAppendFormat(&out, ", %s %s", c.name, shown(static_cast<double>(c.pages * kPageSize)));
     }
-    absl::StrAppendFormat(&out, ", other kernel %s\n", HumanBytes(static_cast<double>(census.Unclassified() * kPageSize)));
+    absl::StrAppendFormat(&out, ", other kernel %s\n", shown(static_cast<double>(census.Unclassified() * kPageSize)));
     if (!r.held_at_start_by_cgroup.empty()) {
       absl::StrAppend(&out, "  of which held at start with no page flag, charged to memory cgroups:");
       for (size_t i = 0; i < r.held_at_start_by_cgroup.size() && i < kProcessesPerPath; ++i) {
         absl::StrAppendFormat(&out, " %s %s,", r.held_at_start_by_cgroup[i].first,
-                              HumanBytes(static_cast<double>(r.held_at_start_by_cgroup[i].second)));
+                              shown(static_cast<double>(r.held_at_start_by_cgroup[i].second)));
       }
       absl::StrAppend(&out, " (the rest of the other kernel pages is not attributable)\n");
     }

@@ -18,6 +18,8 @@
 #include "common/pprof.h"
 #include "common/sampling.h"
 
+#include "common/display.h"
+
 namespace apq {
 
 // What one process, in one cgroup, holds on a path.
@@ -127,7 +129,7 @@ class ReportBuilder {
   absl::flat_hash_map<uint32_t, StackPath> paths_by_stack_;
 };
 
-std::string FormatTable(const Report& report);
+std::string FormatTable(const Report& report, const TableStyle& style);
 std::string FormatJson(const Report& report);
 // One line per path: "root;...;leaf BYTES"; paths with no bytes are left out.
 std::string FormatFolded(const Report& report);

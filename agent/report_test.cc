@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "common/losses.h"
 #include "gtest/gtest.h"
@@ -12,6 +13,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kKallsyms[] =
     "ffffffff81000000 T entry_SYSCALL_64\n"
@@ -110,7 +112,24 @@ TEST_F(ReportTest, SampledModeWeightsPagesAndReportsError) {
   EXPECT_EQ(report.unsampled_bytes_outstanding, 1000u * 4096);
   EXPECT_EQ(report.tracked_bytes_outstanding, (200u + 56 + 10 + 1 + 1000) * 4096);
   EXPECT_THAT(report.mode(), HasSubstr("sampled"));
-  EXPECT_THAT(FormatTable(report), HasSubstr("±"));
+  EXPECT_THAT(FormatTable(report, TableStyle{}), HasSubstr("±"));
+}
+
+TEST_F(ReportTest, TableShowsIecSizesAndLeafFirstPathsCutToTheWidth) {
+  ReportBuilder builder(&symbols_, nullptr, *SamplingPlan::ForSampleBytes(0), 10);
+  const Report report = builder.Build(snapshot_, nullptr, 0);
+  const std::string whole = FormatTable(report, TableStyle{false, 0});
+  EXPECT_THAT(whole, HasSubstr("1.0 MiB"));  // 256 pages of the pipe path
+  EXPECT_THAT(whole, Not(HasSubstr("1048576")));
+  EXPECT_THAT(whole, HasSubstr("anon_pipe_write <- ksys_write <- entry_SYSCALL_64"));
+  EXPECT_THAT(whole, HasSubstr("pid 100 filler"));
+  EXPECT_THAT(FormatTable(report, TableStyle{true, 0}), HasSubstr(" 1048576 "));
+  const std::string narrow = FormatTable(report, TableStyle{false, 100});
+  EXPECT_THAT(narrow, HasSubstr("anon_pipe_write <- ksys_write <- ..."));
+  const size_t rows = narrow.find("OUTSTANDING"), end = narrow.find("events:");
+  for (absl::string_view line : absl::StrSplit(narrow.substr(rows, end - rows), '\n', absl::SkipEmpty())) {
+    EXPECT_LE(line.size(), 100u) << line;
+  }
 }
 
 TEST_F(ReportTest, JsonCarriesLossesAndPaths) {
@@ -170,7 +189,7 @@ TEST_F(ReportTest, ClassFilterKeepsTheSelectedClasses) {
   EXPECT_EQ(report.paths[0].processes[0].bytes, 180 * 4096.0);
   EXPECT_EQ(report.unclassified_bytes, 4096.0);
   EXPECT_EQ(report.unclassified_paths, 1u);
-  EXPECT_THAT(FormatTable(report), HasSubstr("not yet classified: 4.0 KiB on 1 paths"));
+  EXPECT_THAT(FormatTable(report, TableStyle{}), HasSubstr("not yet classified: 4.0 KiB on 1 paths"));
   EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], (180 + 56) * 4096.0);
   EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN], 4096.0);
   EXPECT_EQ(report.class_bytes[apq::v1::PAGE_CLASS_ANON], 10 * 4096.0);

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "cli/diff_selector.h"
+#include "cli/tables.h"
 #include "common/client_tls_flags.h"
 #include "common/explanation.h"
 #include "common/help.h"
@@ -25,6 +26,7 @@
 #include "common/pprof.h"
 #include "common/proto_json.h"
 #include "common/status_macros.h"
+#include "common/table_flags.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
@@ -77,10 +79,6 @@ absl::StatusOr<int64_t> ParseWhen(const std::string& flag, const std::string& te
       absl::StrCat("--", flag, " must be an RFC 3339 time (2026-11-25T03:00:00Z) or a time ago (90m), not '", text, "'"));
 }
 
-std::string Timestamp(int64_t unix_millis) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_millis), absl::UTCTimeZone());
-}
-
 // One query to the aggregator, within --timeout; an error names the
 // aggregator and what was asked.
 template <typename Request, typename Response>
@@ -93,47 +91,6 @@ absl::Status Ask(grpc::Status (apq::v1::Query::Stub::*method)(grpc::ClientContex
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
-}
-
-// "2026-12-02T11:40:00Z (12s ago)"; "never" for 0.
-std::string TimeAndAge(int64_t unix_millis, absl::Time now) {
-  if (unix_millis == 0) return "never";
-  const absl::Time when = absl::FromUnixMillis(unix_millis);
-  const absl::Duration age = absl::Trunc(now - when, absl::Seconds(1));
-  return absl::StrCat(Timestamp(unix_millis), " (",
-                      age >= absl::ZeroDuration() ? absl::StrCat(absl::FormatDuration(age), " ago")
-                                                  : absl::StrCat("in ", absl::FormatDuration(-age)),
-                      ")");
-}
-
-// Where frames are raw offsets because a symbol table has not arrived.
-std::string SymbolsPending(const apq::v1::TopResponse& response) {
-  std::string out;
-  for (const apq::v1::SymbolRequest& table : response.symbols_pending()) {
-    absl::StrAppend(&out, "symbols for build ", absl::BytesToHexString(table.build_id()).substr(0, 16), " (",
-                    table.object(), ") pending: its frames show as ", table.object(),
-                    "+0xOFFSET until an agent of that build uploads them\n");
-  }
-  return out;
-}
-
-std::string ClassesShown(apq::ClassFilter filter) {
-  switch (filter) {
-    case apq::v1::CLASS_FILTER_HIDDEN:
-      return "hidden (counted by no /proc/meminfo field; classes as of each host's last classification)";
-    case apq::v1::CLASS_FILTER_VISIBLE:
-      return "visible (counted by a /proc/meminfo field; classes as of each host's last classification)";
-    default: return "all";
-  }
-}
-
-// The class holding most of an entry's bytes ("" when not split by class).
-std::string LargestClass(const apq::v1::TopEntry& entry) {
-  const apq::v1::ClassAmount* largest = nullptr;
-  for (const apq::v1::ClassAmount& amount : entry.classes()) {
-    if (!largest || amount.bytes() > largest->bytes()) largest = &amount;
-  }
-  return largest ? apq::PageClassName(largest->page_class()) : "";
 }
 
 // The fleet's paths as a pprof profile (common/pprof.h): per path its bytes
@@ -205,37 +162,20 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::TopResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Top, stub, request, &response, "top"));
   if (format == "pprof") {
-    std::cerr << SymbolsPending(response);
+    std::cerr << apq::SymbolsPending(response);
     return PrintProfile(request, response);
   }
   if (format == "json") {
     APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(response));
     std::cout << json << "\n";
   } else if (format == "folded") {
-    std::cerr << SymbolsPending(response);
+    std::cerr << apq::SymbolsPending(response);
     for (const apq::v1::TopEntry& entry : response.entries()) {
       auto bytes = static_cast<uint64_t>(std::llround(entry.bytes_outstanding()));
       if (bytes) std::cout << entry.key() << " " << bytes << "\n";
     }
   } else {
-    std::string when = "now";
-    if (response.resolution_millis() != 0) {
-      const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
-      when = response.first_sample_unix_millis() == response.last_sample_unix_millis()
-                 ? absl::StrCat("at ", Timestamp(response.first_sample_unix_millis()), " (", resolution, ")")
-                 : absl::StrCat("peak over ", Timestamp(response.first_sample_unix_millis()), " .. ",
-                                Timestamp(response.last_sample_unix_millis()), " (", resolution, ")");
-    } else if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
-      when = "no history sample at or before that time";
-    }
-    std::cout << absl::StrFormat("%d hosts, %s, pages: %s\n%16s %14s %6s %-12s  %s\n", response.hosts_selected(), when,
-                                 ClassesShown(*class_filter), "OUTSTANDING", "STD.ERR", "HOSTS", "CLASS",
-                                 absl::GetFlag(FLAGS_by));
-    std::cout << SymbolsPending(response);
-    for (const apq::v1::TopEntry& entry : response.entries()) {
-      std::cout << absl::StrFormat("%16.0f %14.0f %6d %-12s  %s\n", entry.bytes_outstanding(), entry.standard_error(),
-                                   entry.hosts(), LargestClass(entry), entry.key());
-    }
+    std::cout << apq::FormatTopTable(request, response, absl::GetFlag(FLAGS_by), apq::TableStyleFromFlags());
   }
   return absl::OkStatus();
 }
@@ -250,18 +190,7 @@ absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
     std::cout << json << "\n";
     return absl::OkStatus();
   }
-  const absl::Time now = absl::Now();
-  std::cout << absl::StrFormat("%-24s %-28s %-16s %-34s %-34s %12s %10s %12s\n", "HOST", "KERNEL", "BUILD",
-                               "LAST REPORT", "CLASSIFIED (AGENT CLOCK)", "UNKNOWN-FREE", "OVER-LIVE", "MISSES");
-  for (const apq::v1::HostInfo& host : response.hosts()) {
-    const int64_t misses = host.losses().recursion_misses();
-    std::cout << absl::StrFormat("%-24s %-28s %-16s %-34s %-34s %12d %10d %12s\n", host.host(),
-                                 host.kernel().release(), absl::BytesToHexString(host.kernel().build_id()).substr(0, 16),
-                                 TimeAndAge(host.last_report_unix_millis(), now),
-                                 TimeAndAge(host.classified_unix_millis(), now), host.losses().free_unknown_pages(),
-                                 host.losses().alloc_over_live_pages(),
-                                 misses < 0 ? "not-counted" : absl::StrCat(misses));
-  }
+  std::cout << apq::FormatHostsTable(response, absl::Now());
   return absl::OkStatus();
 }
 
@@ -325,17 +254,7 @@ absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
                 << std::llround(e.after_bytes_per_host()) << "\n";
     }
   } else {
-    const char* resolution = response.resolution_millis() == 60'000 ? "minute samples" : "hourly rows";
-    std::cout << absl::StrFormat("before: %d hosts over %d samples; after: %d hosts over %d samples (%s); bytes per host\n",
-                                 response.before_cohort_hosts(), response.before_samples(),
-                                 response.after_cohort_hosts(), response.after_samples(), resolution);
-    std::cout << absl::StrFormat("%14s %14s %14s %12s %11s %-9s %s\n", "BEFORE", "AFTER", "CHANGE", "STD.ERR",
-                                 "HOSTS B/A", "", absl::GetFlag(FLAGS_by));
-    for (const apq::v1::DiffEntry& e : response.entries()) {
-      std::cout << absl::StrFormat("%14.0f %14.0f %+14.0f %12.0f %5d/%-5d %-9s %s\n", e.before_bytes_per_host(),
-                                   e.after_bytes_per_host(), e.change_per_host(), e.standard_error(), e.before_hosts(),
-                                   e.after_hosts(), e.status(), e.key());
-    }
+    std::cout << apq::FormatDiffTable(request, response, absl::GetFlag(FLAGS_by), apq::TableStyleFromFlags());
   }
   return absl::OkStatus();
 }
@@ -376,20 +295,20 @@ const ProgramHelp& ApqHelp() {
       "what changed between kernel builds; asks apq-aggregator.",
       {{"top",
         "apq top --cluster NAME [--by stack|function|host|process|cgroup|build] [--class hidden|visible|all] "
-        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded|pprof]",
+        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded|pprof] [--bytes] [--wide]",
         "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
         "--since a time.",
-        {"by", "class", "top", "host", "build", "frame", "at", "since", "format"}},
+        {"by", "class", "top", "host", "build", "frame", "at", "since", "format", "bytes", "wide"}},
        {"explain", "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
         "Each host's /proc/meminfo reconciled with its traced pages: MemTotal = MemFree + visible fields + hidden "
         "traced (by path) + hidden not traced.",
         {"host", "by", "top", "format"}},
        {"diff",
         "apq diff --cluster NAME --before SELECTOR --after SELECTOR [--by stack|function|host|build] [--top N] "
-        "[--format table|json|folded]",
+        "[--format table|json|folded] [--bytes] [--wide]",
         "Two selections of history compared group by group, in bytes per host of each side: what a kernel upgrade, "
         "or the time between, changed.",
-        {"before", "after", "by", "top", "format"}},
+        {"before", "after", "by", "top", "format", "bytes", "wide"}},
        {"hosts", "apq hosts --cluster NAME [--format table|json]",
         "The cluster's hosts: kernel release and build, last report, last classification, losses.", {"format"}}},
       {"aggregator", "cluster", "timeout", "tls_ca", "tls_cert", "tls_key", "tls_server_name"},

@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -16,6 +17,8 @@ namespace {
 
 constexpr char kCut[] = "...";
 constexpr char kArrow[] = " <- ";
+// Column widths: "1023.9 MiB", "±1023.9 MiB"; exact byte counts take more.
+constexpr int kIecWidth = 11, kExactWidth = 16, kClassWidth = 12;
 
 }  // namespace
 
@@ -64,6 +67,45 @@ std::string FitLine(const std::string& line, const TableStyle& style) {
   if (style.width == 0 || line.size() <= style.width) return line;
   const size_t keep = style.width > std::size(kCut) - 1 ? style.width - (std::size(kCut) - 1) : 0;
   return absl::StrCat(line.substr(0, keep), kCut);
+}
+
+std::string UnclassifiedLine(double bytes, uint64_t paths, const TableStyle& style) {
+  return absl::StrFormat("not yet classified: %s on %d paths (in no row below: --class all shows them)\n",
+                         ShownBytes(bytes, style), paths);
+}
+
+PathTable::PathTable(TableStyle style, std::vector<std::string> own_titles, std::string group_title)
+    : style_(style), own_titles_(std::move(own_titles)), group_title_(std::move(group_title)) {}
+
+std::string PathTable::Cells(const std::string& outstanding, const std::string& standard_error,
+                             const std::vector<std::string>& own, const std::string& page_class) const {
+  const int width = style_.exact_bytes ? kExactWidth : kIecWidth;
+  std::string cells = absl::StrFormat("%*s %*s", width, outstanding, width, standard_error);
+  for (size_t i = 0; i < own_titles_.size(); ++i) {
+    absl::StrAppendFormat(&cells, " %*s", width, i < own.size() ? own[i] : "");
+  }
+  absl::StrAppendFormat(&cells, " %-*s ", kClassWidth, page_class);
+  return cells;
+}
+
+std::string PathTable::Header() const {
+  return FitLine(Cells("OUTSTANDING", "STD.ERR", own_titles_, "CLASS") + group_title_, style_) + "\n";
+}
+
+std::string PathTable::Line(const Row& row) const {
+  const std::string cells =
+      Cells(ShownBytes(row.bytes, style_),
+            row.standard_error > 0 ? absl::StrCat("±", ShownBytes(row.standard_error, style_)) : "", row.own,
+            row.page_class);
+  // The group gets what the cells leave, at least enough for a leaf.
+  constexpr size_t kLeastForThePath = 24;
+  const size_t columns =
+      style_.width == 0 ? 0 : std::max(style_.width > cells.size() ? style_.width - cells.size() : 0, kLeastForThePath);
+  return FitLine(cells + CallerChain(row.path, columns), style_) + "\n";
+}
+
+std::string PathTable::DetailLine(double bytes, const std::string& text) const {
+  return FitLine(Cells(ShownBytes(bytes, style_), "", {}, "") + "  " + text, style_) + "\n";
 }
 
 }  // namespace apq

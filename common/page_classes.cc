@@ -41,6 +41,11 @@ std::string PageClassName(PageClass page_class) {
   return absl::AsciiStrToLower(name);
 }
 
+std::string LargestClassName(const std::array<double, kNumPageClasses>& bytes) {
+  const auto largest = std::max_element(bytes.begin(), bytes.end());
+  return *largest > 0 ? PageClassName(static_cast<PageClass>(largest - bytes.begin())) : "";
+}
+
 bool IsVisibleInMeminfo(PageClass page_class) {
   return page_class != apq::v1::PAGE_CLASS_HIDDEN && page_class != apq::v1::PAGE_CLASS_UNKNOWN;
 }

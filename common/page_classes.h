@@ -29,6 +29,10 @@ apq::v1::PagesByClass ClassesOfPages(const ClassPageCounts& pages);
 // Entries of unknown classes are left out (the aggregator refuses them first).
 ClassPageCounts PagesOfClasses(const apq::v1::PagesByClass& classes);
 
+// The name of the class holding most of the bytes (indexed by PageClass);
+// "" when none holds any: the CLASS column of path tables.
+std::string LargestClassName(const std::array<double, kNumPageClasses>& bytes);
+
 // --class hidden|visible|all: which pages a view counts.
 using ClassFilter = apq::v1::ClassFilter;
 absl::StatusOr<ClassFilter> ParseClassFilter(absl::string_view name);
