@@ -326,6 +326,7 @@ absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& reque
     if (request.with_allocated()) {
       return absl::InvalidArgumentError("history keeps outstanding bytes only: allocations (pprof) answer for now only");
     }
+    if (request.pid() != 0) return absl::InvalidArgumentError("history keeps no processes: --pid answers for now only");
     if (request.class_filter() != apq::v1::CLASS_FILTER_ALL) {
       return absl::InvalidArgumentError(
           "history keeps every page class together: --class hidden or visible answers for now only (use --class all "
@@ -366,6 +367,24 @@ absl::StatusOr<apq::v1::ExplainResponse> Fleet::Explain(const apq::v1::ExplainRe
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {
   absl::MutexLock lock(&reader_mu_);
   return store_->Hosts(request);
+}
+
+absl::StatusOr<apq::v1::ClustersResponse> Fleet::Clusters(const std::function<bool(const std::string&)>& may_read) {
+  std::vector<Store::ClusterRow> rows;
+  {
+    absl::MutexLock lock(&reader_mu_);
+    APQ_ASSIGN_OR_RETURN(rows, store_->Clusters(clock_() - fresh_millis_));
+  }
+  apq::v1::ClustersResponse response;
+  for (const Store::ClusterRow& row : rows) {
+    if (!may_read(row.name)) continue;
+    apq::v1::ClusterInfo* cluster = response.add_clusters();
+    cluster->set_name(row.name);
+    cluster->set_hosts(row.hosts);
+    cluster->set_hosts_reporting(row.hosts_reporting);
+    cluster->set_newest_report_unix_millis(row.newest_report_ms);
+  }
+  return response;
 }
 
 Fleet::Stats Fleet::GetStats() {

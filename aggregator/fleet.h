@@ -72,6 +72,8 @@ class Fleet {
   absl::StatusOr<bool> PutSymbols(int64_t epoch_id, const apq::v1::SymbolTable& table);
   absl::StatusOr<apq::v1::TopResponse> Top(const apq::v1::TopRequest& request);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  // Every cluster with a host, for callers that may read it.
+  absl::StatusOr<apq::v1::ClustersResponse> Clusters(const std::function<bool(const std::string&)>& may_read);
   absl::StatusOr<apq::v1::ExplainResponse> Explain(const apq::v1::ExplainRequest& request);
   // apq diff: two selections of history compared group by group.
   absl::StatusOr<apq::v1::DiffResponse> Diff(const apq::v1::DiffRequest& request);

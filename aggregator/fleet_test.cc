@@ -84,10 +84,12 @@ class PipeHost {
     snapshot.owners = {owner};
     owner.id = 3;
     owner.key.stack_id = 5;
+    owner.key.tgid = 78;
     owner.counters.pages_outstanding = ksys_write_pages;
     owner.counters.pages_allocated = static_cast<uint64_t>(ksys_write_pages);
     snapshot.owners.push_back(owner);
     snapshot.process_names[77] = "filler";
+    snapshot.process_names[78] = "writer";
     stream_.Add(snapshot, {}, {}, now, classified);
     return stream_.unacknowledged().back();
   }
@@ -234,6 +236,66 @@ TEST_F(FleetTest, TopNowMergesHostsOfOneBuild) {
   ASSERT_EQ(listed->hosts_size(), 2);
   EXPECT_EQ(listed->hosts(1).host(), "web-2");
   EXPECT_EQ(listed->hosts(1).last_report_unix_millis(), now_) << "the aggregator's clock, not the agent's";
+}
+
+// apq top --pid: one process's pages, on every host where that pid holds
+// any; now only (history keeps no processes).
+TEST_F(FleetTest, TopOfOneProcess) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull);
+  absl::StatusOr<int64_t> epoch = Attach(fleet.get(), web1);
+  ASSERT_TRUE(epoch.ok());
+  Report(fleet.get(), *epoch, &web1, 256, nullptr, 10);  // pid 77 on the pipe path, pid 78 in ksys_write
+  Upload(fleet.get(), *epoch, &web1);
+  apq::v1::TopRequest request;
+  request.set_pid(77);
+  apq::v1::TopResponse top = Top(fleet.get(), request);
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).key(), "ksys_write;anon_pipe_write");
+  EXPECT_EQ(top.entries(0).bytes_outstanding(), 256 * kPage);
+  request.set_pid(78);
+  top = Top(fleet.get(), request);
+  ASSERT_EQ(top.entries_size(), 1);
+  EXPECT_EQ(top.entries(0).key(), "ksys_write");
+  EXPECT_EQ(top.entries(0).bytes_outstanding(), 10 * kPage);
+  request.set_pid(79);
+  EXPECT_EQ(Top(fleet.get(), request).entries_size(), 0);
+  request.set_cluster("prod");
+  request.set_since_unix_millis(now_ - kMinute);
+  EXPECT_EQ(fleet->Top(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// apq clusters: every cluster with a host, how many of them report now
+// (within the fresh window), the newest report; only those the caller may read.
+TEST_F(FleetTest, ClustersSayWhichHostsReportNow) {
+  std::unique_ptr<Fleet> fleet = StartFleet();
+  ASSERT_NE(fleet, nullptr);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull), db("db-1", 0xffffffff82000000ull);
+  db.MoveToCluster("staging");
+  absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2),
+                          epoch3 = Attach(fleet.get(), db);
+  ASSERT_TRUE(epoch1.ok() && epoch2.ok() && epoch3.ok());
+  Report(fleet.get(), *epoch1, &web1, 1);
+  Report(fleet.get(), *epoch3, &db, 1);
+  now_ += 2 * kMinute;  // past the 60 s fresh window: web-1 and db-1 no longer report
+  Report(fleet.get(), *epoch2, &web2, 1);
+  absl::StatusOr<apq::v1::ClustersResponse> all = fleet->Clusters([](const std::string&) { return true; });
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->clusters_size(), 2);
+  EXPECT_EQ(all->clusters(0).name(), "prod");
+  EXPECT_EQ(all->clusters(0).hosts(), 2u);
+  EXPECT_EQ(all->clusters(0).hosts_reporting(), 1u);
+  EXPECT_EQ(all->clusters(0).newest_report_unix_millis(), now_);
+  EXPECT_EQ(all->clusters(1).name(), "staging");
+  EXPECT_EQ(all->clusters(1).hosts(), 1u);
+  EXPECT_EQ(all->clusters(1).hosts_reporting(), 0u);
+  EXPECT_EQ(all->clusters(1).newest_report_unix_millis(), now_ - 2 * kMinute);
+  absl::StatusOr<apq::v1::ClustersResponse> granted =
+      fleet->Clusters([](const std::string& cluster) { return cluster == "staging"; });
+  ASSERT_TRUE(granted.ok());
+  ASSERT_EQ(granted->clusters_size(), 1);
+  EXPECT_EQ(granted->clusters(0).name(), "staging");
 }
 
 // The pipe owner's pages split between hidden and anonymous, with a host's

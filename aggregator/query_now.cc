@@ -101,6 +101,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   absl::Status status = ForEachHeldSeries(epochs, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
                                           [&](const SeriesBytes& all) {
     pending.insert(all.path->tables_pending.begin(), all.path->tables_pending.end());
+    if (request.pid() != 0 && all.series->key.tgid() != request.pid()) return;
     const std::vector<std::string>& frames = all.path->frames;
     if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
           return f.find(substring) != std::string::npos;

@@ -45,4 +45,11 @@ grpc::Status QueryService::Diff(grpc::ServerContext* context, const apq::v1::Dif
   return Reply(fleet_->Diff(*request), response);
 }
 
+grpc::Status QueryService::Clusters(grpc::ServerContext* context, const apq::v1::ClustersRequest*,
+                                    apq::v1::ClustersResponse* response) {
+  const PeerGrants grants = GrantsOf(*context, client_certificates_);
+  return Reply(fleet_->Clusters([&grants](const std::string& cluster) { return grants.MayRead(cluster).ok(); }),
+               response);
+}
+
 }  // namespace apq

@@ -20,6 +20,8 @@ class QueryService final : public apq::v1::Query::Service {
                        apq::v1::ExplainResponse* response) override;
   grpc::Status Diff(grpc::ServerContext* context, const apq::v1::DiffRequest* request,
                     apq::v1::DiffResponse* response) override;
+  grpc::Status Clusters(grpc::ServerContext* context, const apq::v1::ClustersRequest* request,
+                        apq::v1::ClustersResponse* response) override;
 
  private:
   // PermissionDenied (counted) unless the caller may read the cluster.

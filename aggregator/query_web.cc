@@ -52,6 +52,10 @@ absl::StatusOr<std::string> Top(Fleet* fleet, const Params& params) {
   request.set_top(top);
   request.set_host(Param(params, "host"));
   request.set_frame_substring(Param(params, "frame"));
+  const std::string pid = Param(params, "pid");
+  uint32_t tgid = 0;
+  if (!pid.empty() && !absl::SimpleAtoi(pid, &tgid)) return absl::InvalidArgumentError("pid must be a process ID");
+  request.set_pid(tgid);
   APQ_ASSIGN_OR_RETURN(apq::v1::TopResponse response, fleet->Top(request));
   return ProtoJson(response);
 }
@@ -60,6 +64,12 @@ absl::StatusOr<std::string> Hosts(Fleet* fleet, const Params& params) {
   apq::v1::HostsRequest request;
   request.set_cluster(Param(params, "cluster"));
   APQ_ASSIGN_OR_RETURN(apq::v1::HostsResponse response, fleet->Hosts(request));
+  return ProtoJson(response);
+}
+
+// No client certificates over HTTP: whoever reaches --http reads every cluster.
+absl::StatusOr<std::string> Clusters(Fleet* fleet) {
+  APQ_ASSIGN_OR_RETURN(apq::v1::ClustersResponse response, fleet->Clusters([](const std::string&) { return true; }));
   return ProtoJson(response);
 }
 
@@ -99,6 +109,7 @@ std::vector<HttpServer::Route> HttpRoutes(Fleet* fleet, std::function<int64_t()>
        }},
       {"/", "text/html; charset=utf-8", [](const Params&) -> absl::StatusOr<std::string> { return kIndexHtml; }},
       {"/api/top", kJson, [fleet](const Params& params) { return Top(fleet, params); }},
+      {"/api/clusters", kJson, [fleet](const Params&) { return Clusters(fleet); }},
       {"/api/hosts", kJson, [fleet](const Params& params) { return Hosts(fleet, params); }},
       {"/api/explain", kJson, [fleet](const Params& params) { return Explain(fleet, params); }},
       {"/api/diff", kJson, [fleet, unix_millis](const Params& params) { return Diff(fleet, params, unix_millis()); }},

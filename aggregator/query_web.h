@@ -12,9 +12,9 @@ namespace apq {
 
 // What the aggregator's --http listener serves: /metrics (Prometheus), the
 // web view at / (one page, compiled in: aggregator/web/index.html), and the
-// JSON it reads: /api/top, /api/hosts, /api/explain, /api/diff, whose
-// parameters are apq's flags (cluster, by, class, top, host, frame, before,
-// after) and whose answers are apq.v1 messages as JSON (proto field names).
+// JSON it reads: /api/clusters, /api/top, /api/hosts, /api/explain,
+// /api/diff, whose parameters are apq's flags (cluster, by, class, top,
+// host, frame, pid, before, after) and whose answers are apq.v1 messages as JSON (proto field names).
 std::vector<HttpServer::Route> HttpRoutes(Fleet* fleet, std::function<int64_t()> unix_millis);
 
 }  // namespace apq

@@ -189,6 +189,15 @@ class Store {
   // Reading methods.
   absl::StatusOr<std::optional<apq::v1::SymbolTable>> ReadSymbolTable(const SymbolTableKey& key);
   absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  // Each cluster's hosts, those whose newest report is at or after
+  // reporting_since_ms, and its newest report; by name.
+  struct ClusterRow {
+    std::string name;
+    uint32_t hosts = 0;
+    uint32_t hosts_reporting = 0;
+    int64_t newest_report_ms = 0;
+  };
+  absl::StatusOr<std::vector<ClusterRow>> Clusters(int64_t reporting_since_ms);
   // Top from history, for a request with at and/or since: minute samples
   // while they are kept, then hourly ones; per-host questions (group by
   // host, or a host filter) from the hourly host rows. Process and cgroup

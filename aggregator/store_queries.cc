@@ -36,6 +36,22 @@ absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest&
   return response;
 }
 
+absl::StatusOr<std::vector<Store::ClusterRow>> Store::Clusters(int64_t reporting_since_ms) {
+  APQ_ASSIGN_OR_RETURN(
+      Statement query,
+      reader_.Prepare("SELECT h.cluster, count(*), sum(coalesce(n.newest, 0) >= ?1), max(coalesce(n.newest, 0)) "
+                      "FROM hosts h LEFT JOIN (SELECT host_id, max(last_report_ms) AS newest FROM epochs "
+                      "GROUP BY host_id) n USING (host_id) GROUP BY h.cluster ORDER BY h.cluster"));
+  query.Bind(1, reporting_since_ms);
+  std::vector<ClusterRow> rows;
+  APQ_RETURN_IF_ERROR(query.ForEachRow([&] {
+    rows.push_back({query.Text(0), static_cast<uint32_t>(query.Int(1)), static_cast<uint32_t>(query.Int(2)),
+                    query.Int(3)});
+    return absl::OkStatus();
+  }));
+  return rows;
+}
+
 absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const SymbolTableKey& key) {
   APQ_ASSIGN_OR_RETURN(Statement query, reader_.Prepare("SELECT symbols FROM cluster_symbol_tables "
                                                         "WHERE cluster = ?1 AND object = ?2 AND build_id = ?3"));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -45,6 +46,7 @@ ABSL_FLAG(std::string, format, "table",
 ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
+ABSL_FLAG(int64_t, pid, 0, "top: only pages taken by this process ID (now only; with --host, that host's process).");
 ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
                                  "time ago (90m, 6h).");
 ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
@@ -146,6 +148,9 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
   }
   request.set_build_id(absl::HexStringToBytes(hex));
   request.set_frame_substring(absl::GetFlag(FLAGS_frame));
+  const int64_t pid = absl::GetFlag(FLAGS_pid);
+  if (pid < 0 || pid > std::numeric_limits<uint32_t>::max()) return absl::InvalidArgumentError("--pid must be a process ID");
+  request.set_pid(static_cast<uint32_t>(pid));
   absl::Time now = absl::Now();
   absl::StatusOr<int64_t> at = ParseWhen("at", absl::GetFlag(FLAGS_at), now);
   if (!at.ok()) return at.status();
@@ -194,8 +199,19 @@ absl::Status RunHosts(apq::v1::Query::Stub* stub, const std::string& format) {
   return absl::OkStatus();
 }
 
+absl::Status RunClusters(apq::v1::Query::Stub* stub, const std::string& format) {
+  apq::v1::ClustersResponse response;
+  APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Clusters, stub, apq::v1::ClustersRequest(), &response, "clusters"));
+  if (format == "json") {
+    APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(response));
+    std::cout << json << "\n";
+  } else {
+    std::cout << apq::FormatClustersTable(response, absl::Now());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
-  if (format == "folded") return absl::InvalidArgumentError("explain prints table or json");
   const std::string by = absl::GetFlag(FLAGS_by);
   if (by != "stack" && by != "host") return absl::InvalidArgumentError("explain: --by must be host (or left out)");
   int64_t top = absl::GetFlag(FLAGS_top);
@@ -260,16 +276,22 @@ absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
 }
 
 absl::Status Run(const std::vector<std::string>& positional) {
-  const std::vector<std::string> commands = {"top", "explain", "diff", "hosts"};
+  const std::vector<std::string> commands = {"top", "explain", "diff", "hosts", "clusters"};
   if (positional.size() != 2 || std::find(commands.begin(), commands.end(), positional[1]) == commands.end()) {
     return absl::InvalidArgumentError(
-        "usage: apq top|explain|diff|hosts --cluster NAME [--aggregator HOST:PORT] ... (apq --help says more)");
+        "usage: apq top|explain|diff|hosts --cluster NAME [--aggregator HOST:PORT] ..., or apq clusters (apq --help "
+        "says more)");
   }
-  if (absl::GetFlag(FLAGS_cluster).empty()) return absl::InvalidArgumentError("--cluster is required");
+  const bool of_a_cluster = positional[1] != "clusters";
+  if (of_a_cluster && absl::GetFlag(FLAGS_cluster).empty()) {
+    return absl::InvalidArgumentError("--cluster is required (apq clusters lists them)");
+  }
   std::string format = absl::GetFlag(FLAGS_format);
-  if (format != "table" && format != "json" && format != "folded" && (format != "pprof" || positional[1] != "top")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--format must be table, json, folded or (top) pprof, not '", format, "'"));
+  const bool paths = positional[1] == "top" || positional[1] == "diff";  // folded stacks to print
+  if (format != "table" && format != "json" && (format != "folded" || !paths) &&
+      (format != "pprof" || positional[1] != "top")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--format must be table, json, (top, diff) folded or (top) pprof, not '", format, "'"));
   }
   double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
@@ -281,6 +303,7 @@ absl::Status Run(const std::vector<std::string>& positional) {
   if (positional[1] == "top") return RunTop(stub.get(), format);
   if (positional[1] == "explain") return RunExplain(stub.get(), format);
   if (positional[1] == "diff") return RunDiff(stub.get(), format);
+  if (positional[1] == "clusters") return RunClusters(stub.get(), format);
   return RunHosts(stub.get(), format);
 }
 
@@ -298,7 +321,7 @@ const ProgramHelp& ApqHelp() {
         "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded|pprof] [--bytes] [--wide]",
         "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
         "--since a time.",
-        {"by", "class", "top", "host", "build", "frame", "at", "since", "format", "bytes", "wide"}},
+        {"by", "class", "top", "host", "build", "frame", "pid", "at", "since", "format", "bytes", "wide"}},
        {"explain", "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
         "Each host's /proc/meminfo reconciled with its traced pages: MemTotal = MemFree + visible fields + hidden "
         "traced (by path) + hidden not traced.",
@@ -310,7 +333,10 @@ const ProgramHelp& ApqHelp() {
         "or the time between, changed.",
         {"before", "after", "by", "top", "format", "bytes", "wide"}},
        {"hosts", "apq hosts --cluster NAME [--format table|json]",
-        "The cluster's hosts: kernel release and build, last report, last classification, losses.", {"format"}}},
+        "The cluster's hosts: kernel release and build, last report, last classification, losses.", {"format"}},
+       {"clusters", "apq clusters [--format table|json]",
+        "The clusters the aggregator holds (those you may read): hosts, hosts reporting now, newest report.",
+        {"format"}}},
       {"aggregator", "cluster", "timeout", "tls_ca", "tls_cert", "tls_key", "tls_server_name"},
       "Examples:\n"
       "  apq top --cluster prod --by function --class hidden\n"

@@ -124,6 +124,16 @@ std::string FormatDiffTable(const apq::v1::DiffRequest& request, const apq::v1::
   return out;
 }
 
+std::string FormatClustersTable(const apq::v1::ClustersResponse& response, absl::Time now) {
+  if (response.clusters().empty()) return "no cluster: no agent has reported to this aggregator yet\n";
+  std::string out = absl::StrFormat("%-24s %6s %10s  %s\n", "CLUSTER", "HOSTS", "REPORTING", "NEWEST REPORT");
+  for (const apq::v1::ClusterInfo& cluster : response.clusters()) {
+    absl::StrAppendFormat(&out, "%-24s %6d %10d  %s\n", cluster.name(), cluster.hosts(), cluster.hosts_reporting(),
+                          TimeAndAge(cluster.newest_report_unix_millis(), now));
+  }
+  return out;
+}
+
 std::string FormatHostsTable(const apq::v1::HostsResponse& response, absl::Time now) {
   std::string out = absl::StrFormat("%-24s %-28s %-16s %-34s %-34s %12s %10s %12s\n", "HOST", "KERNEL", "BUILD",
                                     "LAST REPORT", "CLASSIFIED (AGENT CLOCK)", "UNKNOWN-FREE", "OVER-LIVE", "MISSES");

@@ -33,6 +33,9 @@ std::string FormatTopTable(const apq::v1::TopRequest& request, const apq::v1::To
 std::string FormatDiffTable(const apq::v1::DiffRequest& request, const apq::v1::DiffResponse& response,
                             const std::string& group_title, const TableStyle& style);
 
+// apq clusters.
+std::string FormatClustersTable(const apq::v1::ClustersResponse& response, absl::Time now);
+
 // apq hosts.
 std::string FormatHostsTable(const apq::v1::HostsResponse& response, absl::Time now);
 

@@ -112,5 +112,20 @@ TEST(DiffTableTest, SignedChangesInIecUnits) {
   }
 }
 
+TEST(ClustersTableTest, HostsReportingAndTheNewestReportsAge) {
+  apq::v1::ClustersResponse response;
+  EXPECT_THAT(FormatClustersTable(response, absl::FromUnixSeconds(1000)), HasSubstr("no cluster"));
+  apq::v1::ClusterInfo* prod = response.add_clusters();
+  prod->set_name("prod");
+  prod->set_hosts(12);
+  prod->set_hosts_reporting(11);
+  prod->set_newest_report_unix_millis(1'795'000'000'000);
+  const std::string table = FormatClustersTable(response, absl::FromUnixMillis(1'795'000'012'000));
+  EXPECT_THAT(table, HasSubstr("CLUSTER"));
+  EXPECT_THAT(table, HasSubstr("prod"));
+  EXPECT_THAT(table, HasSubstr("    12         11  2026-11-18T"));
+  EXPECT_THAT(table, HasSubstr("(12s ago)"));
+}
+
 }  // namespace
 }  // namespace apq

@@ -14,7 +14,8 @@ start_aggregator "$build" --http 127.0.0.1:0 --sample-seconds 1
 [[ -n $http ]] || fail "the aggregator serves no HTTP: $(cat "$work/aggregator.log")"
 start_agent "$build" host-a --classify-interval 2
 "$build/tests/apq-hold-pipes" --pipes 16 --hold-seconds 120 >"$work/pipes.log" 2>&1 &
-pids+=($!)
+workload=$!
+pids+=("$workload")
 wait_for ready "$work/pipes.log" 60 || fail "the pipe workload did not start"
 mkdir -p "$build/artifacts"
-node "$here/web_view_test.mjs" "http://127.0.0.1:$http" $((16 << 20)) "$build/artifacts/web-view.png"
+node "$here/web_view_test.mjs" "http://127.0.0.1:$http" "$workload" $((16 << 20)) "$build/artifacts/web-view.png"
