@@ -16,9 +16,12 @@ inline constexpr double kFleetClassifyCpuShare = 0.01;
 // report is classified as it is taken, reading only what changed since the
 // last pass, so its new pages are never shown as hidden or visible before
 // they are known to be; every full_seconds a pass reads every page again.
-// No pass starts while the passes so far cost more than cpu_share of the
-// time since the first (which always runs): a pass put off leaves the new
-// pages unclassified, which the views show as such.
+// The passes after the first cost at most cpu_share of the time since the
+// first: a full pass waits until it fits (by the last one's cost), and a
+// changed pass runs while the passes are within the share. The first pass,
+// at start, is not counted: like loading the programs it is paid once, and
+// counting it would leave every page unclassified for the minutes (on a
+// large host) the share takes to pay it back.
 class ClassificationSchedule {
  public:
   enum class Pass { kNone, kChanged, kFull };
@@ -37,6 +40,7 @@ class ClassificationSchedule {
   double full_seconds_, cpu_share_;
   double first_seconds_ = 0;
   std::optional<double> last_full_seconds_;
+  double last_full_cost_ = 0;
   uint64_t passes_ = 0;
   double seconds_ = 0;
 };

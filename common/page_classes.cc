@@ -141,8 +141,13 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
                                                                   count * sizeof(uint32_t)))
               : 0;
     Chunk& chunk = chunks_[i];
-    if (chunk.read && chunk.fingerprint == fingerprint && (!full || !owned)) continue;
-    Chunk next{fingerprint, true, 0, {}};
+    const bool same_owners = chunk.read && chunk.fingerprint == fingerprint;
+    if (same_owners && chunk.settled && (!full || !owned)) continue;
+    // Read with new owners, a chunk is read once more at the next pass: a
+    // page its owner was still building (page cache not yet up to date, an
+    // anonymous page not yet mapped) shows no flag, and would otherwise be
+    // left to its path's class until the next full pass.
+    Chunk next{fingerprint, true, same_owners, 0, {}};
     if (owned) {
       absl::StatusOr<size_t> read = read_flags(first, count, flags.data());
       if (!read.ok()) return read.status();

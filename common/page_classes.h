@@ -75,12 +75,13 @@ ClassPageCounts PagesByClassOf(const OwnerPageClasses& owner, PageClass unflagge
 
 // Each owner's pages by class, kept from one pass over the tracker's pfn ->
 // owner table to the next. A pass reads /proc/kpageflags only for the
-// chunks of the table whose owner ids changed since they were last read
-// (every chunk when `full`), so pages allocated since the last report are
-// classified at every report for about the cost of hashing the table. A
-// page whose flags change while its owner stays (a page cache page that
-// becomes up to date after it was read) keeps its old class until its chunk
-// changes or the next full pass.
+// chunks of the table whose owner ids changed since they were last read,
+// and once more at the pass after (every chunk when `full`), so pages
+// allocated since the last report are classified at every report for about
+// the cost of hashing the table, and settled by the next one: a page whose
+// owner was still building it (no flag yet) is read again. A page whose
+// flags change later while its owner stays keeps its old class until its
+// chunk changes or the next full pass.
 class PageClassTally {
  public:
   static constexpr size_t kChunkPfns = 1024;
@@ -109,6 +110,7 @@ class PageClassTally {
   struct Chunk {
     uint64_t fingerprint = 0;  // of its owner ids when last read
     bool read = false;
+    bool settled = false;  // read twice with the same owners
     uint32_t free_pages = 0;
     std::vector<Count> counts;
   };
