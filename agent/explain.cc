@@ -15,7 +15,7 @@ apq::v1::Explanation ExplainLocally(const MeminfoBalance& balance, const Report&
     path->set_bytes(p.bytes_outstanding);
     path->set_standard_error(p.standard_error());
     for (const ProcessShare& s : p.processes) {
-      apq::v1::PathHolder* holder = path->add_holders();
+      apq::v1::PathHolder* holder = path->add_processes();
       holder->set_tgid(static_cast<uint32_t>(s.tgid));
       holder->set_comm(s.comm);
       holder->set_cgroup(s.cgroup);

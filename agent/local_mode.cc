@@ -24,6 +24,7 @@
 #include "common/errors.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
+#include "common/proto_json.h"
 #include "common/status_macros.h"
 
 namespace apq {
@@ -40,8 +41,12 @@ absl::Status PrintExplanation(const Report& report, OutputFormat format) {
       BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], held_at_start);
   if (!balance.ok()) return balance.status();
   const apq::v1::Explanation explanation = ExplainLocally(*balance, report);
-  std::cout << (format == OutputFormat::kJson ? FormatExplanationJson(explanation) : FormatExplanationTable(explanation))
-            << std::flush;
+  if (format == OutputFormat::kJson) {
+    APQ_ASSIGN_OR_RETURN(const std::string json, ProtoJson(explanation));
+    std::cout << json << "\n" << std::flush;
+  } else {
+    std::cout << FormatExplanationTable(explanation) << std::flush;
+  }
   return absl::OkStatus();
 }
 

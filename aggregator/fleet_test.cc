@@ -395,10 +395,10 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes(), 2 * (3 << 20));
   ASSERT_EQ(sum.paths_size(), 1);
   EXPECT_EQ(sum.paths(0).frames(1), "anon_pipe_write");
-  ASSERT_EQ(sum.paths(0).holders_size(), 2);
-  EXPECT_EQ(sum.paths(0).holders(0).host(), "web-2");
-  EXPECT_DOUBLE_EQ(sum.paths(0).holders(0).bytes(), 384 * kPage);
-  EXPECT_EQ(sum.paths(0).holders(1).comm(), "filler");
+  ASSERT_EQ(sum.paths(0).processes_size(), 2);
+  EXPECT_EQ(sum.paths(0).processes(0).host(), "web-2");
+  EXPECT_DOUBLE_EQ(sum.paths(0).processes(0).bytes(), 384 * kPage);
+  EXPECT_EQ(sum.paths(0).processes(1).comm(), "filler");
   EXPECT_NE(std::find(sum.notes().begin(), sum.notes().end(),
                       "1 selected hosts left out: not classified yet, or their meminfo unusable"),
             sum.notes().end());
@@ -410,7 +410,7 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   for (const apq::v1::Explanation& host : explained->explanations()) {
     EXPECT_EQ(host.hosts(), 1u);
     EXPECT_DOUBLE_EQ(host.hidden_traced_bytes(), (host.host() == "web-1" ? 256 : 384) * kPage) << host.host();
-    EXPECT_TRUE(host.paths(0).holders(0).host().empty()) << "one host: holders are its own";
+    EXPECT_TRUE(host.paths(0).processes(0).host().empty()) << "one host: holders are its own";
   }
   request.set_host("web-3");
   explained = fleet->Explain(request);

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregator/grpc_peer.h"
-#include "aggregator/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace apq {
 namespace {

@@ -49,8 +49,8 @@ ABSL_FLAG(int64_t, max_hosts_per_cluster, 100'000,
 ABSL_FLAG(int64_t, max_stacks_per_cluster, int64_t{1} << 24,
           "Distinct stacks the epochs of a cluster may define in memory; a report beyond is refused and counted.");
 ABSL_FLAG(double, max_host_bytes_per_second, 1 << 20,
-          "Bytes per second a host may send on average, with bursts up to the largest message (64 MiB, an "
-          "agent's catch-up after a partition); a stream beyond is ended and counted, its agent reconnects and "
+          "Bytes per second a host may send on average, with bursts up to the largest message either end accepts "
+          "(an agent's catch-up after a partition); a stream beyond is ended and counted, its agent reconnects and "
           "resends (0: no limit).");
 
 namespace {

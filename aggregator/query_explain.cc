@@ -51,13 +51,13 @@ void AddPaths(const PathSums& sums, uint32_t top, bool with_host, apq::v1::Expla
     double rest = 0;
     for (size_t i = 0; i < holders.size(); ++i) {
       if (i < kMaxHoldersPerPath) {
-        *path->add_holders() = std::move(holders[i].second);
+        *path->add_processes() = std::move(holders[i].second);
       } else {
         rest += holders[i].first;
       }
     }
     if (holders.size() <= kMaxHoldersPerPath) continue;
-    apq::v1::PathHolder* others = path->add_holders();
+    apq::v1::PathHolder* others = path->add_processes();
     others->set_comm(absl::StrCat("[", holders.size() - kMaxHoldersPerPath, " more processes]"));
     others->set_bytes(rest);
   }
@@ -115,7 +115,7 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
   e.set_mode(epoch.sample_bytes == 0 ? "exact" : "sampled");
   e.set_hidden_traced_standard_error(std::sqrt(hidden_variance));
   e.set_traced_unknown_class_bytes(unknown);
-  e.set_oldest_classification_unix_millis(memory->classified_unix_millis());
+  e.set_classified_unix_millis(memory->classified_unix_millis());
   if (!memory->held_at_start_known()) e.add_notes("the census of pages in use at start failed: held at start counted 0");
   for (const apq::v1::StartHolder& holder : memory->held_at_start_holders()) {
     // The host is the epoch's, whatever the agent wrote: an agent speaks for its own host alone.

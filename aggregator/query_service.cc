@@ -1,7 +1,7 @@
 #include "aggregator/query_service.h"
 
 #include "aggregator/grpc_peer.h"
-#include "aggregator/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace apq {
 namespace {

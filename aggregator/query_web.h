@@ -14,7 +14,9 @@ namespace apq {
 // web view at / (one page, compiled in: aggregator/web/index.html), and the
 // JSON it reads: /api/clusters, /api/top, /api/hosts, /api/explain,
 // /api/diff, whose parameters are apq's flags (cluster, by, class, top,
-// host, frame, pid, before, after) and whose answers are apq.v1 messages as JSON (proto field names).
+// host, build, frame, pid, at, since, before, after), read by the builders
+// apq's flags go through (common/requests.h), and whose answers are apq.v1
+// messages as JSON (proto field names, common/proto_json.h).
 std::vector<HttpServer::Route> HttpRoutes(Fleet* fleet, std::function<int64_t()> unix_millis);
 
 }  // namespace apq

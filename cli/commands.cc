@@ -18,16 +18,18 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
-#include "cli/diff_selector.h"
 #include "cli/tables.h"
 #include "common/client_tls_flags.h"
 #include "common/explanation.h"
+#include "common/grpc_status.h"
 #include "common/help.h"
 #include "common/page_classes.h"
 #include "common/pprof.h"
 #include "common/proto_json.h"
+#include "common/requests.h"
 #include "common/status_macros.h"
 #include "common/table_flags.h"
+#include "common/wire_limits.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, aggregator, "127.0.0.1:7070", "The aggregator, HOST:PORT.");
@@ -46,39 +48,26 @@ ABSL_FLAG(std::string, format, "table",
 ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
-ABSL_FLAG(int64_t, pid, 0, "top: only pages taken by this process ID (now only; with --host, that host's process).");
+ABSL_FLAG(uint32_t, pid, 0, "top: only pages taken by this process ID (now only; with --host, that host's process).");
 ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
                                  "time ago (90m, 6h).");
 ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
 ABSL_FLAG(std::string, before, "",
           "diff: the history to compare against: parts joined by commas, all of which must hold: a time (at that "
           "time) or FROM..TO (RFC 3339, or a time ago: 2h..1h), build=HEX (a prefix), release=UNAME_R, host=NAME.");
-ABSL_FLAG(std::string, after, "", "diff: the history compared, as --before (no time: the newest sample).");
+ABSL_FLAG(std::string, after, "", "diff: the history compared, as --before (left out, or no time: the newest sample).");
 ABSL_FLAG(double, timeout, 30, "Seconds to wait for the aggregator.");
 
 namespace {
 
-absl::StatusOr<apq::v1::GroupBy> ParseGroupBy(const std::string& by) {
-  if (by == "stack") return apq::v1::GROUP_BY_STACK;
-  if (by == "function") return apq::v1::GROUP_BY_FUNCTION;
-  if (by == "host") return apq::v1::GROUP_BY_HOST;
-  if (by == "process") return apq::v1::GROUP_BY_PROCESS;
-  if (by == "cgroup") return apq::v1::GROUP_BY_CGROUP;
-  if (by == "build") return apq::v1::GROUP_BY_BUILD;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--by must be stack, function, host, process, cgroup or build, not '", by, "'"));
-}
-
-// "" -> 0 (not set); RFC 3339, or a duration meaning that long ago.
-absl::StatusOr<int64_t> ParseWhen(const std::string& flag, const std::string& text, absl::Time now) {
-  if (text.empty()) return 0;
-  absl::Time when;
-  absl::Duration ago;
-  std::string error;
-  if (absl::ParseTime(absl::RFC3339_full, text, &when, &error)) return absl::ToUnixMillis(when);
-  if (absl::ParseDuration(text, &ago) && ago >= absl::ZeroDuration()) return absl::ToUnixMillis(now - ago);
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, " must be an RFC 3339 time (2026-11-25T03:00:00Z) or a time ago (90m), not '", text, "'"));
+// The flags as the shared request builders (common/requests.h) take them.
+apq::RequestParams FlagParams() {
+  return {{"cluster", absl::GetFlag(FLAGS_cluster)}, {"by", absl::GetFlag(FLAGS_by)},
+          {"class", absl::GetFlag(FLAGS_class)},     {"top", absl::StrCat(absl::GetFlag(FLAGS_top))},
+          {"host", absl::GetFlag(FLAGS_host)},       {"build", absl::GetFlag(FLAGS_build)},
+          {"frame", absl::GetFlag(FLAGS_frame)},     {"pid", absl::StrCat(absl::GetFlag(FLAGS_pid))},
+          {"at", absl::GetFlag(FLAGS_at)},           {"since", absl::GetFlag(FLAGS_since)},
+          {"before", absl::GetFlag(FLAGS_before)},   {"after", absl::GetFlag(FLAGS_after)}};
 }
 
 // One query to the aggregator, within --timeout; an error names the
@@ -89,10 +78,8 @@ absl::Status Ask(grpc::Status (apq::v1::Query::Stub::*method)(grpc::ClientContex
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
-  const grpc::Status status = (stub->*method)(&context, request, response);
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator), ": ", status.error_message()));
+  return apq::FromGrpc((stub->*method)(&context, request, response),
+                       absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator)));
 }
 
 // The fleet's paths as a pprof profile (common/pprof.h): per path its bytes
@@ -128,42 +115,13 @@ absl::Status PrintProfile(const apq::v1::TopRequest& request, const apq::v1::Top
 }
 
 absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
-  apq::v1::TopRequest request;
-  request.set_cluster(absl::GetFlag(FLAGS_cluster));
-  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
-  if (!by.ok()) return by.status();
-  request.set_group_by(*by);
+  APQ_ASSIGN_OR_RETURN(apq::v1::TopRequest request, apq::TopRequestOf(FlagParams(), absl::Now()));
   const bool every_path = format == "folded" || format == "pprof";  // flame-graph and profiler input
-  if (every_path && *by != apq::v1::GROUP_BY_STACK) {
+  if (every_path && request.group_by() != apq::v1::GROUP_BY_STACK) {
     return absl::InvalidArgumentError(absl::StrCat("--format ", format, " needs --by stack"));
   }
-  int64_t top = absl::GetFlag(FLAGS_top);
-  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
-  request.set_top(every_path ? 0 : static_cast<uint32_t>(top));
+  if (every_path) request.set_top(0);
   request.set_with_allocated(format == "pprof");
-  request.set_host(absl::GetFlag(FLAGS_host));
-  std::string hex = absl::GetFlag(FLAGS_build);
-  if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
-    return absl::InvalidArgumentError("--build must be a hex build ID");
-  }
-  request.set_build_id(absl::HexStringToBytes(hex));
-  request.set_frame_substring(absl::GetFlag(FLAGS_frame));
-  const int64_t pid = absl::GetFlag(FLAGS_pid);
-  if (pid < 0 || pid > std::numeric_limits<uint32_t>::max()) return absl::InvalidArgumentError("--pid must be a process ID");
-  request.set_pid(static_cast<uint32_t>(pid));
-  absl::Time now = absl::Now();
-  absl::StatusOr<int64_t> at = ParseWhen("at", absl::GetFlag(FLAGS_at), now);
-  if (!at.ok()) return at.status();
-  absl::StatusOr<int64_t> since = ParseWhen("since", absl::GetFlag(FLAGS_since), now);
-  if (!since.ok()) return since.status();
-  request.set_at_unix_millis(*at);
-  request.set_since_unix_millis(*since);
-  const bool history = *at != 0 || *since != 0;
-  std::string class_name = absl::GetFlag(FLAGS_class);
-  if (class_name.empty()) class_name = history ? "all" : "hidden";
-  absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(class_name);
-  if (!class_filter.ok()) return class_filter.status();
-  request.set_class_filter(*class_filter);
   apq::v1::TopResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Top, stub, request, &response, "top"));
   if (format == "pprof") {
@@ -212,15 +170,7 @@ absl::Status RunClusters(apq::v1::Query::Stub* stub, const std::string& format) 
 }
 
 absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
-  const std::string by = absl::GetFlag(FLAGS_by);
-  if (by != "stack" && by != "host") return absl::InvalidArgumentError("explain: --by must be host (or left out)");
-  int64_t top = absl::GetFlag(FLAGS_top);
-  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
-  apq::v1::ExplainRequest request;
-  request.set_cluster(absl::GetFlag(FLAGS_cluster));
-  request.set_host(absl::GetFlag(FLAGS_host));
-  request.set_by_host(by == "host");
-  request.set_top(static_cast<uint32_t>(top));
+  APQ_ASSIGN_OR_RETURN(const apq::v1::ExplainRequest request, apq::ExplainRequestOf(FlagParams()));
   apq::v1::ExplainResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Explain, stub, request, &response, "explain"));
   if (response.explanations().empty()) {
@@ -229,34 +179,22 @@ absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
   }
   // json: one object per explanation, a line each.
   for (const apq::v1::Explanation& explanation : response.explanations()) {
-    std::cout << (format == "json" ? apq::FormatExplanationJson(explanation)
-                                   : apq::FormatExplanationTable(explanation) + "\n");
+    if (format == "json") {
+      APQ_ASSIGN_OR_RETURN(const std::string json, apq::ProtoJson(explanation));
+      std::cout << json << "\n";
+    } else {
+      std::cout << apq::FormatExplanationTable(explanation) << "\n";
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status RunDiff(apq::v1::Query::Stub* stub, const std::string& format) {
-  apq::v1::DiffRequest request;
-  request.set_cluster(absl::GetFlag(FLAGS_cluster));
-  absl::StatusOr<apq::v1::GroupBy> by = ParseGroupBy(absl::GetFlag(FLAGS_by));
-  if (!by.ok()) return by.status();
-  if (format == "folded" && *by != apq::v1::GROUP_BY_STACK) {
+  APQ_ASSIGN_OR_RETURN(apq::v1::DiffRequest request, apq::DiffRequestOf(FlagParams(), absl::Now()));
+  if (format == "folded" && request.group_by() != apq::v1::GROUP_BY_STACK) {
     return absl::InvalidArgumentError("--format folded needs --by stack");
   }
-  request.set_group_by(*by);
-  int64_t top = absl::GetFlag(FLAGS_top);
-  if (top < 0 || top > 1000000) return absl::InvalidArgumentError("--top must be between 0 and 1000000");
-  request.set_top(format == "folded" ? 0 : static_cast<uint32_t>(top));
-  if (absl::GetFlag(FLAGS_before).empty() || absl::GetFlag(FLAGS_after).empty()) {
-    return absl::InvalidArgumentError("diff needs --before and --after");
-  }
-  const absl::Time now = absl::Now();
-  absl::StatusOr<apq::v1::DiffSelector> before = apq::ParseDiffSelector(absl::GetFlag(FLAGS_before), now);
-  if (!before.ok()) return absl::InvalidArgumentError(absl::StrCat("--before: ", before.status().message()));
-  absl::StatusOr<apq::v1::DiffSelector> after = apq::ParseDiffSelector(absl::GetFlag(FLAGS_after), now);
-  if (!after.ok()) return absl::InvalidArgumentError(absl::StrCat("--after: ", after.status().message()));
-  *request.mutable_before() = *before;
-  *request.mutable_after() = *after;
+  if (format == "folded") request.set_top(0);
   apq::v1::DiffResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Diff, stub, request, &response, "diff"));
   if (format == "json") {
@@ -296,7 +234,7 @@ absl::Status Run(const std::vector<std::string>& positional) {
   double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
   grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(64 << 20);
+  arguments.SetMaxReceiveMessageSize(apq::kMaxMessageBytes);
   APQ_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                        apq::ChannelTo(absl::GetFlag(FLAGS_aggregator), apq::ClientTlsFromFlags(), arguments));
   auto stub = apq::v1::Query::NewStub(channel);

@@ -7,12 +7,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/display.h"
 #include "nlohmann/json.hpp"
 
 namespace apq {
 namespace {
 
-std::string MiB(double bytes) { return absl::StrFormat("%.1f MiB", bytes / (1 << 20)); }
+std::string MiB(double bytes) { return ShownBytes(bytes, TableStyle{}); }
 
 // Adds `bytes` to the entry whose name (name_of(entry)) is `name`, appending
 // it if new: entries keep the order in which they first appeared.
@@ -41,11 +42,7 @@ apq::v1::Explanation ExplanationOf(const MeminfoBalance& b) {
   e.set_hosts(1);
   e.set_mem_total_bytes(b.mem_total);
   e.set_mem_free_bytes(b.mem_free);
-  for (const auto& [field, bytes] : b.visible) {
-    apq::v1::MeminfoField* visible = e.add_visible();
-    visible->set_name(field);
-    visible->set_bytes(bytes);
-  }
+  for (const auto& [field, bytes] : b.visible) (*e.mutable_visible())[field] = bytes;
   e.set_visible_bytes(b.visible_sum);
   e.set_hidden_traced_bytes(b.hidden_traced);
   e.set_hidden_untraced_bytes(b.hidden_untraced);
@@ -64,9 +61,7 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
   sum->set_mode(first || sum->mode() == host.mode() ? host.mode() : "mixed");
   sum->set_mem_total_bytes(sum->mem_total_bytes() + host.mem_total_bytes());
   sum->set_mem_free_bytes(sum->mem_free_bytes() + host.mem_free_bytes());
-  for (const apq::v1::MeminfoField& field : host.visible()) {
-    AddNamed(sum->mutable_visible(), field.name(), field.bytes(), [](auto* f) { return f->mutable_name(); });
-  }
+  for (const auto& [field, bytes] : host.visible()) (*sum->mutable_visible())[field] += bytes;
   sum->set_visible_bytes(sum->visible_bytes() + host.visible_bytes());
   sum->set_hidden_traced_bytes(sum->hidden_traced_bytes() + host.hidden_traced_bytes());
   sum->set_hidden_traced_standard_error(std::hypot(sum->hidden_traced_standard_error(), host.hidden_traced_standard_error()));
@@ -83,22 +78,26 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
     *added = holder;
     if (added->host().empty()) added->set_host(host.host());
   }
-  if (first || host.oldest_classification_unix_millis() < sum->oldest_classification_unix_millis()) {
-    sum->set_oldest_classification_unix_millis(host.oldest_classification_unix_millis());
+  if (first || host.classified_unix_millis() < sum->classified_unix_millis()) {
+    sum->set_classified_unix_millis(host.classified_unix_millis());
   }
 }
 
 std::string FormatExplanationTable(const apq::v1::Explanation& e) {
   std::string out = absl::StrFormat("apq explain  %s  mode=%s", Scope(e), e.mode());
-  if (e.oldest_classification_unix_millis() != 0) {
+  if (e.classified_unix_millis() != 0) {
     absl::StrAppend(&out, "  classified at ",
-                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.oldest_classification_unix_millis()),
+                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.classified_unix_millis()),
                                      absl::UTCTimeZone()),
                     e.host().empty() && e.hosts() > 1 ? " or later" : "");
   }
+  // Largest first (a map has no order of its own).
+  std::vector<std::pair<std::string, uint64_t>> visible(e.visible().begin(), e.visible().end());
+  std::sort(visible.begin(), visible.end(),
+            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
   std::vector<std::string> fields;
-  for (const apq::v1::MeminfoField& field : e.visible()) {
-    if (field.bytes()) fields.push_back(absl::StrCat(field.name(), " ", MiB(static_cast<double>(field.bytes()))));
+  for (const auto& [field, bytes] : visible) {
+    if (bytes) fields.push_back(absl::StrCat(field, " ", MiB(static_cast<double>(bytes))));
   }
   absl::StrAppendFormat(&out, "\nMemTotal %s\n  = MemFree %s\n  + visible in meminfo %s: %s",
                         MiB(static_cast<double>(e.mem_total_bytes())), MiB(static_cast<double>(e.mem_free_bytes())),
@@ -122,54 +121,12 @@ std::string FormatExplanationTable(const apq::v1::Explanation& e) {
   for (const apq::v1::ExplainedPath& p : e.paths()) {
     std::vector<std::string> leaf_first(p.frames().rbegin(), p.frames().rend());
     absl::StrAppendFormat(&out, "%12s  %s\n", MiB(p.bytes()), absl::StrJoin(leaf_first, " <- "));
-    for (const apq::v1::PathHolder& h : p.holders()) {
+    for (const apq::v1::PathHolder& h : p.processes()) {
       absl::StrAppendFormat(&out, "%12s    %spid %d %s  %s\n", MiB(h.bytes()),
                             h.host().empty() ? "" : absl::StrCat("host ", h.host(), " "), h.tgid(), h.comm(), h.cgroup());
     }
   }
   return out;
-}
-
-std::string FormatExplanationJson(const apq::v1::Explanation& e) {
-  nlohmann::json j;
-  if (!e.host().empty()) j["host"] = e.host();
-  j["hosts"] = e.hosts();
-  j["mode"] = e.mode();
-  j["mem_total_bytes"] = e.mem_total_bytes();
-  j["mem_free_bytes"] = e.mem_free_bytes();
-  nlohmann::json visible = nlohmann::json::object();
-  for (const apq::v1::MeminfoField& field : e.visible()) visible[field.name()] = field.bytes();
-  j["visible"] = visible;
-  j["visible_bytes"] = e.visible_bytes();
-  j["hidden_traced_bytes"] = e.hidden_traced_bytes();
-  j["hidden_traced_standard_error"] = e.hidden_traced_standard_error();
-  j["hidden_untraced_bytes"] = e.hidden_untraced_bytes();
-  nlohmann::json parts = nlohmann::json::array();
-  for (const apq::v1::UntracedPart& part : e.hidden_untraced_parts()) {
-    parts.push_back({{"what", part.what()}, {"bytes", part.bytes()}});
-  }
-  j["hidden_untraced_parts"] = parts;
-  nlohmann::json holders = nlohmann::json::array();
-  for (const apq::v1::StartHolder& holder : e.held_at_start_holders()) holders.push_back(StartHolderJson(holder));
-  j["held_at_start_holders"] = holders;
-  j["traced_unknown_class_bytes"] = e.traced_unknown_class_bytes();
-  j["notes"] = std::vector<std::string>(e.notes().begin(), e.notes().end());
-  if (e.oldest_classification_unix_millis() != 0) j["classified_unix_millis"] = e.oldest_classification_unix_millis();
-  nlohmann::json paths = nlohmann::json::array();
-  for (const apq::v1::ExplainedPath& p : e.paths()) {
-    nlohmann::json processes = nlohmann::json::array();
-    for (const apq::v1::PathHolder& h : p.holders()) {
-      nlohmann::json holder = {{"tgid", h.tgid()}, {"comm", h.comm()}, {"cgroup", h.cgroup()}, {"bytes", h.bytes()}};
-      if (!h.host().empty()) holder["host"] = h.host();
-      processes.push_back(holder);
-    }
-    paths.push_back({{"frames", std::vector<std::string>(p.frames().begin(), p.frames().end())},
-                     {"bytes", p.bytes()},
-                     {"standard_error", p.standard_error()},
-                     {"processes", processes}});
-  }
-  j["paths"] = paths;
-  return j.dump() + "\n";
 }
 
 std::string DescribeStartHolder(const apq::v1::StartHolder& h) {

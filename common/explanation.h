@@ -22,13 +22,11 @@ apq::v1::Explanation ExplanationOf(const MeminfoBalance& balance);
 // the holders at start (named by host) are.
 void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum);
 
-// Table for people; json with the field names of the issue (mem_total_bytes,
-// visible as {field: bytes}, paths with their processes...).
+// Table for people (json is the message itself, common/proto_json.h).
 std::string FormatExplanationTable(const apq::v1::Explanation& explanation);
 // "pid 42 writer (host h): pipe buffers 16.0 MiB in 16", and its json object.
 std::string DescribeStartHolder(const apq::v1::StartHolder& holder);
 nlohmann::json StartHolderJson(const apq::v1::StartHolder& holder);
-std::string FormatExplanationJson(const apq::v1::Explanation& explanation);
 
 }  // namespace apq
 

@@ -1,4 +1,5 @@
 #include "common/meminfo_balance.h"
+#include "common/proto_json.h"
 
 #include "common/explanation.h"
 #include "gtest/gtest.h"
@@ -114,16 +115,16 @@ TEST(ExplanationTest, HostsOfDifferentKernelsSumTermByTerm) {
   ASSERT_TRUE(b618.ok() && b510.ok());
   apq::v1::Explanation host618 = ExplanationOf(*b618), host510 = ExplanationOf(*b510);
   host618.set_mode("exact");
-  host618.set_oldest_classification_unix_millis(2000);
+  host618.set_classified_unix_millis(2000);
   host510.set_mode("sampled");
   host510.set_hidden_traced_standard_error(3);
-  host510.set_oldest_classification_unix_millis(1000);
+  host510.set_classified_unix_millis(1000);
   apq::v1::Explanation sum;
   AddTerms(host618, &sum);
   AddTerms(host510, &sum);
   EXPECT_EQ(sum.hosts(), 2u);
   EXPECT_EQ(sum.mode(), "mixed");
-  EXPECT_EQ(sum.oldest_classification_unix_millis(), 1000);
+  EXPECT_EQ(sum.classified_unix_millis(), 1000);
   EXPECT_EQ(sum.mem_total_bytes(), b618->mem_total + b510->mem_total);
   EXPECT_EQ(sum.visible_bytes(), b618->visible_sum + b510->visible_sum);
   EXPECT_DOUBLE_EQ(sum.hidden_traced_bytes(), (20 << 20) + (7 << 20));
@@ -133,14 +134,9 @@ TEST(ExplanationTest, HostsOfDifferentKernelsSumTermByTerm) {
   // Each visible field once, summed where both hosts have it; 6.18's extra
   // fields (SecPageTables, Zswap, Balloon) stay, with their one host's bytes.
   uint64_t fields_sum = 0;
-  for (const apq::v1::MeminfoField& field : sum.visible()) {
-    fields_sum += field.bytes();
-    if (field.name() == "Slab") {
-      EXPECT_EQ(field.bytes(), (132328 + 50000) * 1024ull);
-    } else if (field.name() == "Hugetlb") {
-      EXPECT_EQ(field.bytes(), 2u * 2048 * 1024);
-    }
-  }
+  for (const auto& [name, bytes] : sum.visible()) fields_sum += bytes;
+  EXPECT_EQ(sum.visible().at("Slab"), (132328 + 50000) * 1024ull);
+  EXPECT_EQ(sum.visible().at("Hugetlb"), 2u * 2048 * 1024);
   EXPECT_EQ(sum.visible_size(), 14);
   EXPECT_EQ(fields_sum, sum.visible_bytes());
   ASSERT_EQ(sum.hidden_untraced_parts_size(), 2);
@@ -159,14 +155,17 @@ TEST(ExplanationTest, JsonCarriesTheTermsPathsAndHolders) {
   path->add_frames("vfs_write");
   path->add_frames("anon_pipe_write");
   path->set_bytes(4096);
-  apq::v1::PathHolder* holder = path->add_holders();
+  apq::v1::PathHolder* holder = path->add_processes();
   holder->set_host("h1");
   holder->set_tgid(42);
   holder->set_comm("writer");
   holder->set_bytes(4096);
-  nlohmann::json j = nlohmann::json::parse(FormatExplanationJson(e));
-  EXPECT_EQ(j["mem_total_bytes"].get<uint64_t>(), b->mem_total);
-  EXPECT_EQ(j["visible"]["Slab"].get<uint64_t>(), 132328u * 1024);
+  // Its json is the message's (proto field names; 64-bit integers as strings).
+  absl::StatusOr<std::string> json = ProtoJson(e);
+  ASSERT_TRUE(json.ok());
+  nlohmann::json j = nlohmann::json::parse(*json);
+  EXPECT_EQ(j["mem_total_bytes"], std::to_string(b->mem_total));
+  EXPECT_EQ(j["visible"]["Slab"], std::to_string(132328u * 1024));
   EXPECT_EQ(j["hidden_untraced_parts"].size(), 2u);
   EXPECT_EQ(j["paths"][0]["frames"][1], "anon_pipe_write");
   EXPECT_EQ(j["paths"][0]["processes"][0]["host"], "h1");

@@ -6,6 +6,20 @@
 # the openEuler packages built by rpmbuild; and the libFuzzer targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Every test stops what it started, pass or fail: at the end, no qemu,
+# agent, aggregator or workload that was not running before may be left.
+ours() { ps -eo pid=,comm= | awk '$2 ~ /^(qemu-system-|apq-)/ { print $1 }' | sort; }
+running_before=$(ours)
+left_running() {
+  local left
+  left=$(comm -13 <(echo "$running_before") <(ours) | xargs -r ps -o pid=,etime=,args= -p || true)
+  [[ -z $left ]] && return 0
+  echo "== FAILED: processes the tests started are still running:" >&2
+  echo "$left" >&2
+  return 1
+}
+
 bash scripts/build.sh
 cd build
 echo "== unit tests"
@@ -18,3 +32,5 @@ echo "== fuzzing (libFuzzer with ASan and UBSan, each target briefly)"
 cd .. && bash scripts/fuzz.sh 20 && cd build
 echo "== guest tier (real BPF programs; Debian 6.1, openEuler 22.03 SP3 and 24.03 under qemu)"
 ctest -L guest --output-on-failure
+echo "== leftovers (every qemu, agent, aggregator and workload the tests started has stopped)"
+left_running

@@ -130,8 +130,16 @@ chmod +x "$root/init"
 
 echo "guest: booting $2 ($(basename "$vmlinux"): $append)"
 log=$cache/console-$2.log
-timeout 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc "${nic[@]}" -nographic \
-  -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$2.cpio" -append "$append" >"$log" 2>&1 || true
+# The guest stops with this script, however it ends: killed with its
+# process group (--foreground keeps timeout, and so qemu, in it) or not.
+qemu=
+trap '[[ -z $qemu ]] || kill "$qemu" 2>/dev/null || true' EXIT
+trap 'exit 143' TERM INT
+timeout --foreground 1500 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -M pc "${nic[@]}" \
+  -nographic -no-reboot -kernel "$vmlinux" -initrd "$cache/initramfs-$2.cpio" -append "$append" >"$log" 2>&1 &
+qemu=$!
+wait "$qemu" || true
+qemu=
 tr -d '\r' <"$log" | grep -vE '^\[ *[0-9]+\.[0-9]+\]' || true
 result=$(tr -d '\r' <"$log" | grep -oE 'APQ-GUEST-RESULT rc=[0-9]+' | tail -n 1)
 [[ $result == "APQ-GUEST-RESULT rc=0" ]] || { echo "guest: tests failed or did not finish on $2 (${result:-no result})" >&2; exit 1; }

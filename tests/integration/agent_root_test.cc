@@ -29,6 +29,7 @@ namespace apq {
 namespace {
 
 using ::apq::testing::BuiltBinary;
+using ::apq::testing::JsonNumber;
 using ::apq::testing::Subprocess;
 using ::apq::testing::ThreadCapabilities;
 using ::testing::HasSubstr;
@@ -1043,14 +1044,14 @@ TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
     }
   }
   EXPECT_EQ(pipe_bytes, kPipes * kMiB);
-  const double total = explained["mem_total_bytes"].get<double>(), free = explained["mem_free_bytes"].get<double>();
-  const double visible = explained["visible_bytes"].get<double>();
+  const double total = JsonNumber(explained["mem_total_bytes"]), free = JsonNumber(explained["mem_free_bytes"]);
+  const double visible = JsonNumber(explained["visible_bytes"]);
   const double traced = explained["hidden_traced_bytes"].get<double>();
   const double untraced = explained["hidden_untraced_bytes"].get<double>();
   EXPECT_GE(traced, kPipes * kMiB);
   EXPECT_DOUBLE_EQ(free + visible + traced + untraced, total);
   double visible_sum = 0;
-  for (const auto& [field, bytes] : explained["visible"].items()) visible_sum += bytes.get<double>();
+  for (const auto& [field, bytes] : explained["visible"].items()) visible_sum += JsonNumber(bytes);
   EXPECT_DOUBLE_EQ(visible_sum, visible);
   ASSERT_EQ(explained["hidden_untraced_parts"].size(), 2u);
   // What no term explains stays small: measured at 0.1% of MemTotal here (docs/tracker.md).

@@ -21,6 +21,7 @@ namespace apq {
 namespace {
 
 using ::apq::testing::BuiltBinary;
+using ::apq::testing::JsonNumber;
 using ::apq::testing::Subprocess;
 using ::apq::testing::ThreadCapabilities;
 
@@ -212,8 +213,8 @@ class FleetRootTest : public ::testing::Test {
   }
 
   static void ExpectTermsAddUp(const nlohmann::json& e) {
-    const double total = e["mem_total_bytes"].get<double>();
-    EXPECT_DOUBLE_EQ(e["mem_free_bytes"].get<double>() + e["visible_bytes"].get<double>() +
+    const double total = JsonNumber(e["mem_total_bytes"]);
+    EXPECT_DOUBLE_EQ(JsonNumber(e["mem_free_bytes"]) + JsonNumber(e["visible_bytes"]) +
                          e["hidden_traced_bytes"].get<double>() + e["hidden_untraced_bytes"].get<double>(),
                      total);
     double parts = 0;

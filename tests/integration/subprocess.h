@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+
 namespace apq::testing {
 
 // A child process whose stdout and stderr go to files, for tests.
@@ -39,6 +41,11 @@ std::string BuiltBinary(const std::string& relative_path);
 // The effective capabilities of every thread of process pid (capabilities
 // are per thread), from /proc/PID/task/*/status.
 std::vector<uint64_t> ThreadCapabilities(pid_t pid);
+
+// A number of apq's json (the proto3 mapping: 64-bit integers are strings).
+inline double JsonNumber(const nlohmann::json& value) {
+  return value.is_string() ? std::stod(value.get<std::string>()) : value.get<double>();
+}
 
 }  // namespace apq::testing
 
