@@ -55,9 +55,10 @@ std::string TimeAndAge(int64_t unix_millis, absl::Time now) {
   if (unix_millis == 0) return "never";
   const absl::Time when = absl::FromUnixMillis(unix_millis);
   const absl::Duration age = absl::Trunc(now - when, absl::Seconds(1));
+  // FormatDuration writes no unit for zero: "0s" reads as the others do.
+  auto shown = [](absl::Duration d) { return d == absl::ZeroDuration() ? std::string("0s") : absl::FormatDuration(d); };
   return absl::StrCat(Timestamp(unix_millis), " (",
-                      age >= absl::ZeroDuration() ? absl::StrCat(absl::FormatDuration(age), " ago")
-                                                  : absl::StrCat("in ", absl::FormatDuration(-age)),
+                      age >= absl::ZeroDuration() ? absl::StrCat(shown(age), " ago") : absl::StrCat("in ", shown(-age)),
                       ")");
 }
 

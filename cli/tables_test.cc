@@ -125,6 +125,7 @@ TEST(ClustersTableTest, HostsReportingAndTheNewestReportsAge) {
   EXPECT_THAT(table, HasSubstr("prod"));
   EXPECT_THAT(table, HasSubstr("    12         11  2026-11-18T"));
   EXPECT_THAT(table, HasSubstr("(12s ago)"));
+  EXPECT_THAT(FormatClustersTable(response, absl::FromUnixMillis(1'795'000'000'400)), HasSubstr("(0s ago)"));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // libFuzzer target: what a reader sends, answered by a fleet that holds
 // three hosts' reports and a few minutes of history. The first byte picks
-// the query: one of the four gRPC requests (the rest of the input is its
+// the query: one of the five gRPC requests (the rest of the input is its
 // protobuf) or one of the web view's /api routes (the rest is its query
 // string, key=value pairs split at '&'). Nothing may crash; an answer is a
 // message or a clean error.
@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   apq::Fleet* fleet = TheFleet();
   const std::string rest(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 10) {
     case 0: {
       apq::v1::TopRequest request;
       if (request.ParseFromString(rest)) (void)fleet->Top(request);
@@ -90,16 +90,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (request.ParseFromString(rest)) (void)fleet->Diff(request);
       break;
     }
+    case 4: {
+      apq::v1::ClustersRequest request;
+      if (request.ParseFromString(rest)) (void)fleet->Clusters([&rest](const std::string& c) { return c < rest; });
+      break;
+    }
     default: {
       static const std::vector<apq::HttpServer::Route> routes = apq::HttpRoutes(fleet, [] { return now_millis.load(); });
-      const char* paths[] = {"/api/top", "/api/hosts", "/api/explain", "/api/diff"};
+      const char* paths[] = {"/api/top", "/api/hosts", "/api/explain", "/api/diff", "/api/clusters"};
       apq::HttpServer::Params params;
       for (absl::string_view pair : absl::StrSplit(rest, '&')) {
         std::pair<std::string, std::string> split = absl::StrSplit(pair, absl::MaxSplits('=', 1));
         params[split.first] = split.second;
       }
       for (const apq::HttpServer::Route& route : routes) {
-        if (route.path == paths[data[0] % 8 - 4]) (void)route.body(params);
+        if (route.path == paths[data[0] % 10 - 5]) (void)route.body(params);
       }
     }
   }
