@@ -20,12 +20,10 @@ absl::StatusOr<ClassifiedPages> FleetClassifier::Classify(const TrackerSnapshot&
   for (const TrackerSnapshot::Owner& owner : snapshot.owners) {
     auto pages = snapshot.page_classes->owners.find(static_cast<uint32_t>(owner.id));
     if (pages == snapshot.page_classes->owners.end()) continue;
-    // Unflagged pages of an owner whose path is not known (the overflow
-    // owner, a lost stack) are of unknown class, as in the local report.
     auto stack_class = class_of_stack_.find(owner.key.stack_id);
-    const PageClass unflagged = owner.id == APQ_OWNER_OVERFLOW || stack_class == class_of_stack_.end()
-                                    ? apq::v1::PAGE_CLASS_UNKNOWN
-                                    : stack_class->second;
+    const PageClass unflagged = UnflaggedClassOf(
+        owner.id, owner.key.stack_id,
+        stack_class == class_of_stack_.end() ? std::nullopt : std::optional(stack_class->second));
     classified.owners[owner.id] = PagesByClassOf(pages->second, unflagged);
   }
   apq::v1::HostMemory& memory = classified.memory;

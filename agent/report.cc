@@ -70,6 +70,11 @@ StackPath StackPathOf(const KernelSymbols& symbols, const std::vector<uint64_t>&
   return path;
 }
 
+PageClass UnflaggedClassOf(uint64_t owner_id, uint32_t stack_id, std::optional<PageClass> path_class) {
+  const bool known = owner_id != APQ_OWNER_OVERFLOW && stack_id < APQ_STACK_LOST && path_class.has_value();
+  return known ? *path_class : apq::v1::PAGE_CLASS_UNKNOWN;
+}
+
 std::vector<std::string> CallPathOfStack(const KernelSymbols& symbols, const std::vector<uint64_t>& innermost_first) {
   return StackPathOf(symbols, innermost_first).frames;
 }
@@ -156,13 +161,12 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     if (!now.page_classes) continue;
     auto classified = now.page_classes->owners.find(static_cast<uint32_t>(owner.id));
     if (classified == now.page_classes->owners.end()) continue;
-    // Unflagged pages take their path's class; where the path is not known
-    // (overflow owner, lost or unread stack: paths of their own) the class
-    // is not either.
+    // Paths whose stack is not known are paths of their own: one class each.
     if (!path.unflagged_class) {
-      const bool path_known = owner.id != APQ_OWNER_OVERFLOW && owner.key.stack_id < APQ_STACK_LOST &&
-                              paths_by_stack_.contains(owner.key.stack_id);
-      path.unflagged_class = path_known ? PathClassOf(path.stats.frames) : apq::v1::PAGE_CLASS_UNKNOWN;
+      path.unflagged_class =
+          UnflaggedClassOf(owner.id, owner.key.stack_id,
+                           paths_by_stack_.contains(owner.key.stack_id) ? std::optional(PathClassOf(path.stats.frames))
+                                                                        : std::nullopt);
     }
     const PageClass unflagged_class = *path.unflagged_class;
     ClassBytes& process_classes = path.class_bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}];

@@ -93,6 +93,12 @@ struct Report {
   std::string mode() const;
 };
 
+// The class of an owner's unflagged pages, the one rule of the local report
+// and of the fleet's classification: its path's class (PathClassOf of the
+// path, when the path is known), and unknown where the path is not (the
+// overflow owner, a lost or unsampled stack, a stack not read yet).
+PageClass UnflaggedClassOf(uint64_t owner_id, uint32_t stack_id, std::optional<PageClass> path_class);
+
 // Turns snapshots into reports; keeps the symbolized path of each stack id
 // (a snapshot carries a stack's frames only once).
 // A stack's call path: function names root first, the allocator's own

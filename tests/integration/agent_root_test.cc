@@ -882,16 +882,23 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   agent.Wait(60);
   std::filesystem::remove(file);
   ASSERT_TRUE(reported) << "the agent stopped reporting: " << agent.Stderr();
-  auto everywhere = [](const auto&) { return true; };
+  // A process's own top-level page tables are hidden where the kernel counts
+  // them in no field (5.10's PageTables has PTE and PMD pages only: its
+  // pgd_alloc and __pud_alloc pages are hidden, rightly shown as such): they
+  // are not the loads' bytes.
+  auto of_the_load = [](const auto& p) {
+    return !OnPath(p, "pgd_alloc") && !OnPath(p, "__p4d_alloc") && !OnPath(p, "__pud_alloc");
+  };
   for (size_t line = first; line <= first + 1; ++line) {
     const nlohmann::json report = ReportLine(agent, line);
     ASSERT_TRUE(report.is_object() && report.contains("paths")) << "report " << line;
     SCOPED_TRACE(absl::StrCat("report line ", line, ", sample bytes ", sample_bytes));
     EXPECT_EQ(report["class"], "hidden");
-    EXPECT_EQ(BytesOfProcess(report, rings->pid(), everywhere), 0) << PathsOfProcess(report, rings->pid());
-    EXPECT_EQ(BytesOfProcess(report, anon->pid(), everywhere), 0) << PathsOfProcess(report, anon->pid());
-    EXPECT_EQ(BytesOfProcess(report, dd.pid(), everywhere), 0) << PathsOfProcess(report, dd.pid());
-    EXPECT_EQ(BytesOfProcess(report, pipes->pid(), [](const auto& p) { return !OnPipeWritePath(p); }), 0)
+    EXPECT_EQ(BytesOfProcess(report, rings->pid(), of_the_load), 0) << PathsOfProcess(report, rings->pid());
+    EXPECT_EQ(BytesOfProcess(report, anon->pid(), of_the_load), 0) << PathsOfProcess(report, anon->pid());
+    EXPECT_EQ(BytesOfProcess(report, dd.pid(), of_the_load), 0) << PathsOfProcess(report, dd.pid());
+    EXPECT_EQ(BytesOfProcess(report, pipes->pid(), [&](const auto& p) { return of_the_load(p) && !OnPipeWritePath(p); }),
+              0)
         << PathsOfProcess(report, pipes->pid());
     const double pipe_bytes = BytesOfProcess(report, pipes->pid(), OnPipeWritePath);
     if (sample_bytes == 0) {
