@@ -16,14 +16,16 @@ const volatile __u32 nr_cpus = 1;
 const volatile __u32 max_owners = APQ_FIRST_OWNER_ID;
 /* Entries of page_owner: one per pfn below the highest. */
 const volatile __u64 page_table_size = 0;
-/* Exact mode: every allocation's stack is walked. */
-const volatile bool walk_every_stack = true;
+/* Exact mode: every allocation's stack is walked. Flags are __u8, not
+ * bool: the generated skeleton, included in C++, would spell bool _Bool,
+ * which only GCC accepts there. */
+const volatile __u8 walk_every_stack = 1;
 /* Sampled mode: per-order thresholds, read through apq_sample_threshold. */
 const volatile __u64 sample_threshold[APQ_NUM_ORDERS] = {};
 
 /* Where the kernel does not count skipped tracepoint runs (before 6.7):
  * count them against the raw tracepoint witnesses (page_tracker.h). */
-const volatile bool witness_skipped_runs = false;
+const volatile __u8 witness_skipped_runs = 0;
 /* Set by userspace once both the tracepoints and their witnesses are
  * attached: runs before it are not compared. */
 __u32 witness_armed = 0;

@@ -193,8 +193,11 @@ class AgentRootTest : public ::testing::Test {
                                 "uncalibrated"}) {
       EXPECT_EQ(losses[counter].get<int64_t>(), 0) << counter;
     }
-    int64_t misses = losses["recursion_misses"].get<int64_t>();
-    if (misses < 0) return;  // kernels before 6.7 do not count skipped runs: nothing to bound with
+    // Skipped runs are counted on every kernel: by the kernel from 6.7, by
+    // the raw tracepoint witnesses before (bpf/page_tracker.bpf.c), so the
+    // bound below holds everywhere.
+    const int64_t misses = losses["recursion_misses"].get<int64_t>();
+    ASSERT_GE(misses, 0) << "skipped tracepoint runs not counted";
     // A few over-live pages without a counted skipped run are an open finding
     // on 6.18 (2 and 14 pages, in 2 of about 6 root-tier runs on 2026-12-02;
     // docs/tracker.md): counted and reported, their cause not known yet. The
@@ -892,14 +895,25 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   for (size_t line = first; line <= first + 1; ++line) {
     const nlohmann::json report = ReportLine(agent, line);
     ASSERT_TRUE(report.is_object() && report.contains("paths")) << "report " << line;
-    SCOPED_TRACE(absl::StrCat("report line ", line, ", sample bytes ", sample_bytes));
+    SCOPED_TRACE(absl::StrCat("report line ", line, ", sample bytes ", sample_bytes, ", losses ", report["losses"].dump()));
     EXPECT_EQ(report["class"], "hidden");
-    EXPECT_EQ(BytesOfProcess(report, rings->pid(), of_the_load), 0) << PathsOfProcess(report, rings->pid());
-    EXPECT_EQ(BytesOfProcess(report, anon->pid(), of_the_load), 0) << PathsOfProcess(report, anon->pid());
-    EXPECT_EQ(BytesOfProcess(report, dd.pid(), of_the_load), 0) << PathsOfProcess(report, dd.pid());
-    EXPECT_EQ(BytesOfProcess(report, pipes->pid(), [&](const auto& p) { return of_the_load(p) && !OnPipeWritePath(p); }),
-              0)
-        << PathsOfProcess(report, pipes->pid());
+    // None of the other loads' bytes. A page whose free a skipped run missed
+    // stays owned, and shows no flag once on a per-CPU free list: such pages
+    // (a counted loss) may stray into the view, a page per skipped run at
+    // most; a load shown in the wrong class would be megabytes.
+    const double stray =
+        BytesOfProcess(report, rings->pid(), of_the_load) + BytesOfProcess(report, anon->pid(), of_the_load) +
+        BytesOfProcess(report, dd.pid(), of_the_load) +
+        BytesOfProcess(report, pipes->pid(), [&](const auto& p) { return of_the_load(p) && !OnPipeWritePath(p); });
+    const int64_t misses = report["losses"]["recursion_misses"].get<int64_t>();
+    EXPECT_LE(stray, static_cast<double>(std::max<int64_t>(misses, 0)) * 4096)
+        << PathsOfProcess(report, rings->pid()) << PathsOfProcess(report, anon->pid())
+        << PathsOfProcess(report, dd.pid()) << PathsOfProcess(report, pipes->pid());
+    if (stray > 0) {
+      std::printf("%.0f bytes of the other loads in the hidden view, %ld skipped runs:\n%s%s%s%s", stray, misses,
+                  PathsOfProcess(report, rings->pid()).c_str(), PathsOfProcess(report, anon->pid()).c_str(),
+                  PathsOfProcess(report, dd.pid()).c_str(), PathsOfProcess(report, pipes->pid()).c_str());
+    }
     const double pipe_bytes = BytesOfProcess(report, pipes->pid(), OnPipeWritePath);
     if (sample_bytes == 0) {
       EXPECT_EQ(pipe_bytes, kPipes * kMiB);
