@@ -32,6 +32,7 @@
 #include "common/wire_limits.h"
 #include "agent/privileges.h"
 #include "grpcpp/grpcpp.h"
+#include "common/ready_file.h"
 #include "common/status_macros.h"
 
 namespace apq {
@@ -257,6 +258,8 @@ absl::Status RunFleet(const FleetOptions& options) {
                                      }}}));
     std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
   }
+  APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, metrics ? ReadyFacts{{"metrics_port", metrics->port()}}
+                                                                : ReadyFacts{}));
 
   std::unique_ptr<Connection> connection;
   uint64_t total_bytes_sent = 0, intervals = 0, reports_sent = 0;

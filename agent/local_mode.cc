@@ -25,6 +25,7 @@
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
 #include "common/proto_json.h"
+#include "common/ready_file.h"
 #include "common/status_macros.h"
 
 namespace apq {
@@ -119,6 +120,7 @@ absl::Status RunLocal(const LocalOptions& options) {
   std::cerr << "apq-agent: tracing started, mode "
             << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
+  APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, {}));
 
   CgroupNames cgroups;
   const std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup =

@@ -21,6 +21,7 @@ struct LocalOptions {
   size_t top = 20;
   OutputFormat format = OutputFormat::kTable;
   TableStyle table_style;  // --bytes, --wide
+  std::string ready_file;  // --ready-file: written once tracing runs
   ClassFilter class_filter = apq::v1::CLASS_FILTER_HIDDEN;
   // Print /proc/meminfo reconciled with the hidden paths instead of the top.
   bool explain = false;

@@ -10,6 +10,7 @@
 #include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
 #include "common/help.h"
+#include "common/ready_file.h"
 #include "common/table_flags.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
@@ -64,6 +65,7 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   if (!format.ok()) return format.status();
   options.format = *format;
   options.table_style = apq::TableStyleFromFlags();
+  options.ready_file = apq::ReadyFileFromFlag();
   if (options.format == apq::OutputFormat::kPprof) options.top = 0;  // a profile holds every path
   absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(absl::GetFlag(FLAGS_class));
   if (!class_filter.ok()) return class_filter.status();
@@ -118,6 +120,7 @@ absl::Status Run() {
   fleet.duration_seconds = options->duration_seconds;
   fleet.tracker = options->tracker;
   fleet.metrics_address = absl::GetFlag(FLAGS_metrics);
+  fleet.ready_file = options->ready_file;
   fleet.classify_seconds = absl::GetFlag(FLAGS_classify_interval);
   if (!std::isfinite(fleet.classify_seconds) || fleet.classify_seconds < 0 || fleet.classify_seconds > 86400) {
     return absl::InvalidArgumentError("--classify-interval must be between 0 and 86400 seconds");
@@ -136,7 +139,7 @@ const apq::ProgramHelp kHelp = {
       "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",
       {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "metrics", "tls_ca", "tls_cert", "tls_key",
        "tls_server_name"}}},
-    {"interval", "sample_bytes", "max_owners", "max_stacks"},
+    {"interval", "sample_bytes", "max_owners", "max_stacks", "ready_file"},
     "Losses (pages or events the tracker could not attribute) are counted and printed with every report, never "
     "hidden; docs/tracker.md says what each means.\n"};
 

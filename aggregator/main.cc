@@ -17,6 +17,7 @@
 #include "common/http_server.h"
 #include "common/status_macros.h"
 #include "common/help.h"
+#include "common/ready_file.h"
 #include "common/transport.h"
 #include "common/wire_limits.h"
 #include "grpcpp/grpcpp.h"
@@ -132,6 +133,9 @@ absl::Status Run() {
   }
   std::cerr << "apq-aggregator: listening on port " << port << ", "
             << (tls.cert.empty() ? "plaintext" : tls.client_ca.empty() ? "TLS" : "mutual TLS") << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
+  apq::ReadyFacts ready = {{"grpc_port", port}};
+  if (http) ready.emplace_back("http_port", http->port());
+  APQ_RETURN_IF_ERROR(apq::AnnounceReady(apq::ReadyFileFromFlag(), ready));
 
   // History: a sample of the fleet at the start of every minute (by default).
   absl::Notification stopped;
@@ -165,7 +169,8 @@ const apq::ProgramHelp kHelp = {
       "Serves agents (ingest) and the apq command (queries) on one port until SIGINT or SIGTERM. An agent's report "
       "is acknowledged once stored: a restart loses nothing acknowledged.",
       {"listen", "tls_cert", "tls_key", "tls_client_ca", "http", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
-       "keep_hours", "keep_host_hours", "max_hosts_per_cluster", "max_stacks_per_cluster", "max_host_bytes_per_second"}}},
+       "keep_hours", "keep_host_hours", "max_hosts_per_cluster", "max_stacks_per_cluster", "max_host_bytes_per_second",
+       "ready_file"}}},
     {},
     ""};
 

@@ -28,10 +28,12 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
-build/aggregator/apq-aggregator --listen 127.0.0.1:0 --db "$state/apq.db" 2>"$state/aggregator.log" &
+rm -f "$state/aggregator.ready"
+build/aggregator/apq-aggregator --listen 127.0.0.1:0 --db "$state/apq.db" --ready-file "$state/aggregator.ready" \
+  2>"$state/aggregator.log" &
 pids+=($!)
-for _ in $(seq 1 100); do grep -q "listening on port" "$state/aggregator.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*listening on port \([0-9]*\),.*/\1/p' "$state/aggregator.log")
+for _ in $(seq 1 100); do grep -qs "ready=1" "$state/aggregator.ready" && break; sleep 0.1; done
+port=$(sed -n 's/^grpc_port=//p' "$state/aggregator.ready" 2>/dev/null)
 [[ -n $port ]] || { cat "$state/aggregator.log" >&2; exit 1; }
 build/agent/apq-agent --aggregator "127.0.0.1:$port" --cluster embedded --host "$(hostname)" --interval 5 \
   --sample-bytes "${APQ_SAMPLE_BYTES:-0}" 2>"$state/agent.log" &

@@ -46,16 +46,16 @@ metric() { awk -v p="$1" 'index($0, p) == 1 { print $NF; exit }'; }
 # The aggregator, always on the same port: $port (gRPC), $http (/metrics).
 aggregator_pid=
 start_aggregator_on() {
+  rm -f "$work/aggregator.ready"
   "$build/aggregator/apq-aggregator" --listen "127.0.0.1:$1" --http 127.0.0.1:0 --db "$db" \
-    --fresh-seconds 600 2>>"$work/aggregator.log" &
+    --fresh-seconds 600 --ready-file "$work/aggregator.ready" 2>>"$work/aggregator.log" &
   aggregator_pid=$!
   pids+=($aggregator_pid)
   local tenth
   for tenth in $(seq 1 600); do
-    if [[ $(grep -c "listening on port" "$work/aggregator.log") -gt ${starts:-0} ]]; then
-      starts=$(grep -c "listening on port" "$work/aggregator.log")
-      port=$(grep "listening on port" "$work/aggregator.log" | tail -n 1 | sed 's/.*listening on port \([0-9]*\),.*/\1/')
-      http=$(grep "http on port" "$work/aggregator.log" | tail -n 1 | sed 's/.*http on port \([0-9]*\) .*/\1/')
+    if grep -qs "ready=1" "$work/aggregator.ready"; then
+      port=$(ready_fact "$work/aggregator.ready" grpc_port)
+      http=$(ready_fact "$work/aggregator.ready" http_port)
       return 0
     fi
     kill -0 "$aggregator_pid" 2>/dev/null || break
@@ -70,10 +70,10 @@ start_fault_agent() {  # HOST [FLAGS...]
   local host=$1
   shift
   "$build/agent/apq-agent" --aggregator "127.0.0.1:$proxy_port" --cluster "$cluster" --host "$host" --interval 2 \
-    --sample-bytes 0 --metrics 127.0.0.1:0 "$@" 2>"$work/agent-$host.log" &
+    --sample-bytes 0 --metrics 127.0.0.1:0 --ready-file "$work/agent-$host.ready" "$@" 2>"$work/agent-$host.log" &
   pids+=($!)
-  wait_for "metrics on port" "$work/agent-$host.log" 60 || fail "agent $host did not start: $(cat "$work/agent-$host.log")"
-  metrics_port[$host]=$(sed -n 's/.*metrics on port \([0-9]*\).*/\1/p' "$work/agent-$host.log")
+  wait_for "ready=1" "$work/agent-$host.ready" 60 || fail "agent $host did not start: $(cat "$work/agent-$host.log")"
+  metrics_port[$host]=$(ready_fact "$work/agent-$host.ready" metrics_port)
 }
 agent_metrics() { curl -sf "http://127.0.0.1:${metrics_port[$1]}/metrics"; }
 

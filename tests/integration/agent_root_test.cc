@@ -32,6 +32,7 @@ using ::apq::testing::BuiltBinary;
 using ::apq::testing::JsonNumber;
 using ::apq::testing::Subprocess;
 using ::apq::testing::ThreadCapabilities;
+using ::apq::testing::WaitForReadyFile;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -137,6 +138,23 @@ std::string PathsOfProcess(const nlohmann::json& report, pid_t tgid) {
   return out;
 }
 
+// A local agent's argv with a --ready-file of its own; the file's path
+// into *path. The agent writes it once tracing runs.
+std::vector<std::string> WithReadyFile(std::vector<std::string> argv, std::string* path) {
+  static int agents = 0;
+  *path = absl::StrCat(::testing::TempDir(), "apq-agent-", getpid(), "-", agents++, ".ready");
+  std::filesystem::remove(*path);
+  argv.insert(argv.end(), {"--ready-file", *path});
+  return argv;
+}
+
+bool TracingStarted(const std::string& ready_file) {
+  std::string text;
+  const bool ready = WaitForReadyFile(ready_file, 120, &text);
+  std::filesystem::remove(ready_file);
+  return ready;
+}
+
 class AgentRootTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "the root tier loads BPF programs: run it as root"; }
@@ -149,8 +167,9 @@ class AgentRootTest : public ::testing::Test {
     std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0",
                                      "--duration", "3600", "--class", "all"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    auto agent = std::make_unique<Subprocess>(argv);
-    EXPECT_TRUE(agent->WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent->Stderr();
+    std::string ready;
+    auto agent = std::make_unique<Subprocess>(WithReadyFile(argv, &ready));
+    EXPECT_TRUE(TracingStarted(ready)) << agent->Stderr();
     return agent;
   }
 
@@ -293,9 +312,10 @@ bool WaitForReports(const Subprocess& agent, size_t count, int seconds) {
 TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
   constexpr int kPipes = 8, kMaxBurst = 400;
   // One json report a line, every second, so that the burst can watch.
-  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "1",
-                    "--max-owners", "256", "--class", "all"});
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent.Stderr();
+  std::string ready;
+  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "1",
+                    "--max-owners", "256", "--class", "all"}, &ready));
+  ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto table_full = [&] {
     nlohmann::json latest = LatestReport(agent);
     return latest.is_object() && latest["losses"]["owner_table_full"].get<int64_t>() > 0;
@@ -334,8 +354,9 @@ TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
 TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
   constexpr int kPipes = 16;
   std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "3600"};
-  Subprocess agent(argv);
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, true)) << agent.Stderr();
+  std::string ready;
+  Subprocess agent(WithReadyFile(argv, &ready));
+  ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto workload = StartPipes(kPipes, 300);
   agent.Signal(SIGTERM);
   ASSERT_EQ(agent.Wait(60), 0) << agent.Stderr();
@@ -359,8 +380,9 @@ TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
 // workload's pipes on the pipe-write path, to the byte, under its pid.
 TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
   constexpr int kPipes = 16;
-  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--format", "pprof"});
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, true)) << agent.Stderr();
+  std::string ready;
+  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "pprof"}, &ready));
+  ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto workload = StartPipes(kPipes, 300);
   agent.Signal(SIGTERM);
   ASSERT_EQ(agent.Wait(60), 0) << agent.Stderr();
@@ -866,9 +888,10 @@ class DefaultViewTest : public AgentRootTest, public ::testing::WithParamInterfa
 TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) {
   const uint64_t sample_bytes = GetParam();
   constexpr int kPipes = 16, kRings = 64;
-  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "2",
-                    "--sample-bytes", std::to_string(sample_bytes)});
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent.Stderr();
+  std::string ready;
+  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "2",
+                    "--sample-bytes", std::to_string(sample_bytes)}, &ready));
+  ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto pipes = StartPipes(kPipes, 300);
   auto rings = StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(kRings), "--pipe-bytes",
                               std::to_string(kMiB), "--fill-bytes", "0", "--hold-seconds", "300"});
@@ -1049,8 +1072,9 @@ TEST_F(AgentRootTest, PipesAndSocketsHeldBeforeTracingAreFoundWithTheirProcesses
 // traced term on its path to the byte, and the equation's terms add up.
 TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
   constexpr int kPipes = 64;
-  Subprocess agent({BuiltBinary("agent/apq-agent"), "--local", "--explain", "--format", "json", "--duration", "3600"});
-  ASSERT_TRUE(agent.WaitForOutput("tracing started", 120, /*on_stderr=*/true)) << agent.Stderr();
+  std::string ready;
+  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--explain", "--format", "json", "--duration", "3600"}, &ready));
+  ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto pipes = StartPipes(kPipes, 300);
   nlohmann::json explained;
   agent.Signal(SIGTERM);

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "common/ready_file.h"
 #include "tests/integration/subprocess.h"
 
 namespace apq {
@@ -24,6 +25,7 @@ using ::apq::testing::BuiltBinary;
 using ::apq::testing::JsonNumber;
 using ::apq::testing::Subprocess;
 using ::apq::testing::ThreadCapabilities;
+using ::apq::testing::WaitForReadyFile;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -37,6 +39,7 @@ class FleetRootTest : public ::testing::Test {
   void TearDown() override { RemoveDb(); }
   void RemoveDb() {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db_.string() + suffix);
+    std::filesystem::remove_all(db_.string() + ".ready");
   }
 
   // Starts the aggregator; port 0 picks a free port the first time.
@@ -44,12 +47,26 @@ class FleetRootTest : public ::testing::Test {
     std::vector<std::string> command = {BuiltBinary("aggregator/apq-aggregator"), "--listen",
                                         "127.0.0.1:" + std::to_string(port_), "--db", db_.string()};
     command.insert(command.end(), flags.begin(), flags.end());
+    std::filesystem::remove(ReadyPath("aggregator"));
+    command.insert(command.end(), {"--ready-file", ReadyPath("aggregator")});
     auto aggregator = std::make_unique<Subprocess>(command);
-    EXPECT_TRUE(aggregator->WaitForOutput("listening on port ", 60, true)) << aggregator->Stderr();
-    std::string err = aggregator->Stderr();
-    size_t at = err.find("listening on port ") + 18;
-    EXPECT_TRUE(absl::SimpleAtoi(err.substr(at, err.find(',', at) - at), &port_)) << err;
+    port_ = static_cast<int>(ReadyPort("aggregator", "grpc_port"));
+    EXPECT_NE(port_, 0) << aggregator->Stderr();
     return aggregator;
+  }
+
+  // Each daemon's --ready-file, by name ("aggregator", or an agent's host).
+  std::string ReadyPath(const std::string& daemon) const {
+    std::filesystem::create_directories(db_.string() + ".ready");
+    return db_.string() + ".ready/" + daemon;
+  }
+  // A port the daemon announced in its ready file, once it is ready; 0 if none.
+  int64_t ReadyPort(const std::string& daemon, const std::string& name) {
+    std::string text;
+    EXPECT_TRUE(WaitForReadyFile(ReadyPath(daemon), 120, &text)) << daemon << " is not ready: " << text;
+    absl::StatusOr<int64_t> port = ReadyFact(text, name);
+    EXPECT_TRUE(port.ok()) << port.status();
+    return port.value_or(0);
   }
 
   std::unique_ptr<Subprocess> StartAgent(const std::string& host, const std::vector<std::string>& flags = {}) {
@@ -57,8 +74,11 @@ class FleetRootTest : public ::testing::Test {
                                         "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--host", host,
                                         "--interval", "1", "--sample-bytes", "0"};
     command.insert(command.end(), flags.begin(), flags.end());
+    std::filesystem::remove(ReadyPath(host));
+    command.insert(command.end(), {"--ready-file", ReadyPath(host)});
     auto agent = std::make_unique<Subprocess>(command);
-    EXPECT_TRUE(agent->WaitForOutput("tracing started", 120, true)) << agent->Stderr();
+    std::string text;
+    EXPECT_TRUE(WaitForReadyFile(ReadyPath(host), 120, &text)) << agent->Stderr();
     return agent;
   }
 
@@ -469,9 +489,9 @@ TEST_F(FleetRootTest, EveryAgentThreadKeepsOnlyCapBpf) {
 // state: two hosts of the cluster, one agent connected.
 TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
   auto aggregator = StartAggregator({"--http", "127.0.0.1:0"});
-  const int aggregator_http = PortAfter(*aggregator, "http on port ");
+  const int aggregator_http = static_cast<int>(ReadyPort("aggregator", "http_port"));
   auto a = StartAgent("host-a", {"--metrics", "127.0.0.1:0"});
-  const int agent_http = PortAfter(*a, "metrics on port ");
+  const int agent_http = static_cast<int>(ReadyPort("host-a", "metrics_port"));
   auto b = StartAgent("host-b");
   auto workload = StartPipes(8);
   const uint64_t expected = 2 * 8 * kMiB;

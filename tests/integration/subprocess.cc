@@ -96,6 +96,19 @@ void Subprocess::Signal(int sig) {
   if (!exited_) kill(pid_, sig);
 }
 
+bool WaitForReadyFile(const std::string& path, double timeout_seconds, std::string* text) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  do {
+    std::ifstream file(path);
+    std::stringstream contents;
+    contents << file.rdbuf();
+    *text = contents.str();
+    if (text->find("ready=1\n") != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 std::string BuiltBinary(const std::string& relative_path) {
   return std::string(APQ_BUILD_DIR) + "/" + relative_path;
 }

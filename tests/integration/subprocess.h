@@ -35,6 +35,10 @@ class Subprocess {
   std::string dir_;
 };
 
+// Waits until a daemon's --ready-file says ready=1 (common/ready_file.h);
+// false on timeout. The file's text into *text.
+bool WaitForReadyFile(const std::string& path, double timeout_seconds, std::string* text);
+
 // Path of a built binary next to the test binaries' build tree.
 std::string BuiltBinary(const std::string& relative_path);
 
