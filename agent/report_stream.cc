@@ -122,11 +122,6 @@ void ReportStream::Add(const TrackerSnapshot& snapshot, const apq::v1::Losses& l
   queue_.push_back(std::move(report));
 }
 
-uint32_t ReportStream::SeriesOf(uint64_t owner_id) const {
-  auto sent = sent_.find(owner_id);
-  return sent == sent_.end() ? 0 : sent->second.series_id;
-}
-
 void ReportStream::Acknowledge(uint64_t sequence) {
   while (!queue_.empty() && queue_.front().sequence() <= sequence) {
     queued_bytes_ -= queue_.front().ByteSizeLong();

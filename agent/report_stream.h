@@ -68,8 +68,6 @@ class ReportStream {
   size_t queued_bytes() const { return queued_bytes_; }
   uint64_t reports_dropped() const { return reports_dropped_; }
   uint64_t last_sequence() const { return next_sequence_ - 1; }
-  // The series an owner is reported as now; 0 if it has none (retired, or never sent).
-  uint32_t SeriesOf(uint64_t owner_id) const;
 
   static constexpr int kIdleReportsToRetire = 3;
 

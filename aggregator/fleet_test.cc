@@ -15,7 +15,7 @@
 #include "aggregator/query_metrics.h"
 #include "aggregator/query_service.h"
 #include "aggregator/store_sqlite.h"
-#include "aggregator/testing_fakes.h"
+#include "tests/fakes/fleet_fakes.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -563,7 +563,7 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
     EpochState state;
     ASSERT_TRUE(OpenEpochState(**store, hello, &state).ok());
     EXPECT_EQ(state.last_sequence(), static_cast<uint64_t>(kReports));
-    ExpectStateMatches(state, trackers[i], *reports[i]);
+    ExpectStateMatches(state, trackers[i]);
   }
 }
 
@@ -611,7 +611,7 @@ TEST_F(FleetTest, AFailedCommitIsRefusedAndItsResendAppliedOnce) {
   EpochState state;
   ASSERT_TRUE(OpenEpochState(**store, hello, &state).ok());
   EXPECT_EQ(state.last_sequence(), 6u);
-  ExpectStateMatches(state, tracker, stream);
+  ExpectStateMatches(state, tracker);
 }
 
 // A restarted aggregator answers "now" for hosts that reported recently,

@@ -9,7 +9,7 @@
 
 #include "aggregator/fleet.h"
 #include "aggregator/ingest_service.h"
-#include "aggregator/testing_fakes.h"
+#include "tests/fakes/fleet_fakes.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 
@@ -116,7 +116,7 @@ TEST_F(IngestServiceTest, EachReportIsAckedInOrderOnceStored) {
   EpochState state;
   ASSERT_TRUE(OpenEpochState(**store, Hello("web-1").hello(), &state).ok());
   EXPECT_EQ(state.last_sequence(), 30u);
-  ExpectStateMatches(state, tracker, reports);
+  ExpectStateMatches(state, tracker);
 }
 
 TEST_F(IngestServiceTest, HostileStreamsAreRefusedWithAReason) {

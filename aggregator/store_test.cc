@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
 #include "aggregator/fleet_epoch.h"
-#include "aggregator/testing_fakes.h"
+#include "tests/fakes/fleet_fakes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "common/status_macros.h"
@@ -97,12 +97,12 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     duplicates += *outcome == EpochState::Outcome::kDuplicate;
   }
   EXPECT_EQ(duplicates, 5);
-  ExpectStateMatches(state, tracker, stream, /*last_report_classified=*/true);
+  ExpectStateMatches(state, tracker, /*last_report_classified=*/true);
 
   // And what the file holds is the same.
   EpochState reloaded;
   ASSERT_TRUE(OpenEpochState(*store, hello_, &reloaded).ok());
-  ExpectStateMatches(reloaded, tracker, stream, /*last_report_classified=*/true);
+  ExpectStateMatches(reloaded, tracker, /*last_report_classified=*/true);
   absl::StatusOr<apq::v1::HostsResponse> hosts = store->Hosts([] {
     apq::v1::HostsRequest request;
     request.set_cluster("prod");

@@ -125,16 +125,6 @@ std::string HelpText(const ProgramHelp& program, const std::string& command_name
   return out;
 }
 
-std::vector<std::string> DocumentedFlags(const ProgramHelp& program) {
-  std::vector<std::string> flags = program.common_flags;
-  for (const CommandHelp& command : program.commands) {
-    flags.insert(flags.end(), command.flags.begin(), command.flags.end());
-  }
-  std::sort(flags.begin(), flags.end());
-  flags.erase(std::unique(flags.begin(), flags.end()), flags.end());
-  return flags;
-}
-
 std::vector<std::string> ParseFlagsOrHelp(int argc, char** argv, const ProgramHelp& program) {
   // --help and --version are taken out before abseil sees them: its own
   // answer lists only flags of files named after the program.

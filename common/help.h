@@ -39,10 +39,6 @@ inline constexpr int kExitBadUsage = 2;   // a flag, value or command that is no
 // shown with dashes, their default and meaning.
 std::string HelpText(const ProgramHelp& program, const std::string& command);
 
-// Names of the flags a program's tables list, for the check that every flag
-// it defines is documented.
-std::vector<std::string> DocumentedFlags(const ProgramHelp& program);
-
 // Parses the command line like ParseFlags (common/flag_names.h), answering
 // --help, -h and --version (and `help [COMMAND]` where the program takes a
 // command) by printing to standard output and exiting 0. An unknown command

@@ -16,7 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "aggregator/fleet.h"
 #include "aggregator/query_web.h"
-#include "aggregator/testing_fakes.h"
+#include "tests/fakes/fleet_fakes.h"
 
 namespace {
 

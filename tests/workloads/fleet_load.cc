@@ -29,7 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/report_stream.h"
-#include "aggregator/testing_fakes.h"
+#include "tests/fakes/fleet_fakes.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 

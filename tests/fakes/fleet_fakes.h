@@ -1,7 +1,8 @@
-// Fakes shared by the aggregator's tests: a frame encoder and a tracker
+// Fakes shared by the aggregator's tests, its fuzzers and the fleet load
+// generator (never by production targets): a frame encoder and a tracker
 // whose counters move at random.
-#ifndef APQ_AGGREGATOR_TESTING_FAKES_H_
-#define APQ_AGGREGATOR_TESTING_FAKES_H_
+#ifndef APQ_TESTS_FAKES_FLEET_FAKES_H_
+#define APQ_TESTS_FAKES_FLEET_FAKES_H_
 
 #include <algorithm>
 #include <optional>
@@ -61,7 +62,7 @@ class FakeTracker {
       TrackerSnapshot::Owner owner;
       owner.id = APQ_FIRST_OWNER_ID + static_cast<uint32_t>(owners_.size());
       owner.key.stack_id = stack;
-      owner.key.tgid = 100 + stack;
+      owner.key.tgid = 100 + static_cast<uint32_t>(owners_.size());  // a key of its own
       owners_.push_back(owner);
     }
     for (TrackerSnapshot::Owner& owner : owners_) {
@@ -114,13 +115,13 @@ inline TrackerSnapshot OneOwnerSnapshot(uint64_t owner_id, apq_owner_counters co
   return snapshot;
 }
 
-// Fails the test unless the epoch holds exactly the tracker's pages, as the
-// series the stream reports them under, and no series the stream retired;
-// with last_report_classified, also every series' split by class and the
-// host memory of the tracker's last classification.
-void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, const ReportStream& stream,
-                        bool last_report_classified = false);
+// The aggregator's state holds every owner of the tracker that holds pages
+// as one series of the owner's key (stack, process, order) with its
+// counts, and nothing else; with last_report_classified, also every
+// series' split by class and the host memory of the tracker's last
+// classification.
+void ExpectStateMatches(const EpochState& state, const FakeTracker& tracker, bool last_report_classified = false);
 
 }  // namespace apq
 
-#endif  // APQ_AGGREGATOR_TESTING_FAKES_H_
+#endif  // APQ_TESTS_FAKES_FLEET_FAKES_H_
