@@ -13,8 +13,8 @@ std::vector<MetricFamily> AgentMetrics(const AgentHealth& h) {
        one(static_cast<double>(h.bytes_sent))},
       {"apq_agent_reports_sent_total", "Reports sent, resends after a reconnect included.", "counter",
        one(static_cast<double>(h.reports_sent))},
-      {"apq_agent_last_report_sequence", "Sequence of the newest report built (its epoch's count of reports).",
-       "gauge", one(static_cast<double>(h.last_sequence))},
+      {"apq_agent_last_report_sequence", "Sequence of the newest report built (its epoch's count of reports).", "gauge",
+       one(static_cast<double>(h.last_sequence))},
       {"apq_agent_unacknowledged_reports", "Reports the aggregator has not acknowledged yet.", "gauge",
        one(static_cast<double>(h.reports_unacknowledged))},
       {"apq_agent_unacknowledged_bytes", "Their bytes; past --buffer-bytes one snapshot replaces them.", "gauge",
@@ -28,14 +28,18 @@ std::vector<MetricFamily> AgentMetrics(const AgentHealth& h) {
       {"apq_agent_classification_seconds_total", "Time spent classifying.", "counter", one(h.classification_seconds)}};
   MetricFamily losses{"apq_agent_losses_total",
                       "Pages or events not attributed, by counter (docs/tracker.md); absent: not countable here.",
-                      "counter", {}};
+                      "counter",
+                      {}};
   for (const auto& [name, value] : LossValues(h.losses)) {
     if (value < 0) continue;  // recursion_misses where the kernel cannot count them
     losses.samples.push_back({{{"counter", name}}, static_cast<double>(value)});
   }
   families.push_back(std::move(losses));
-  MetricFamily classes{"apq_agent_class_bytes", "The owned pages by how /proc/meminfo counts them, at the last "
-                       "classification.", "gauge", {}};
+  MetricFamily classes{"apq_agent_class_bytes",
+                       "The owned pages by how /proc/meminfo counts them, at the last "
+                       "classification.",
+                       "gauge",
+                       {}};
   if (h.class_bytes) {
     for (int c = 0; c < kNumPageClasses; ++c) {
       classes.samples.push_back(

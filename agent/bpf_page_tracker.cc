@@ -171,8 +171,8 @@ absl::Status CheckKernelPrerequisites(const std::string& btf_path) {
     return absl::FailedPreconditionError(absl::StrCat(
         "this kernel has no BTF (", btf_path, " is missing): apq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
   }
-  bool privileged = HasEffectiveCapability(CAP_SYS_ADMIN) ||
-                    (HasEffectiveCapability(CAP_BPF) && HasEffectiveCapability(CAP_PERFMON));
+  bool privileged =
+      HasEffectiveCapability(CAP_SYS_ADMIN) || (HasEffectiveCapability(CAP_BPF) && HasEffectiveCapability(CAP_PERFMON));
   if (!privileged) {
     return absl::PermissionDeniedError(
         "apq-agent needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON) to load its BPF programs");
@@ -238,7 +238,8 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   absl::StatusOr<uint64_t> table_size = PageTableSizeFromZoneinfo(*zoneinfo);
   if (!table_size.ok()) return table_size.status();
   if (*table_size > 0x1fffffffeull) {
-    return absl::OutOfRangeError(absl::StrCat("highest pfn ", *table_size, " is beyond what a BPF array of 2^32 page pairs covers"));
+    return absl::OutOfRangeError(
+        absl::StrCat("highest pfn ", *table_size, " is beyond what a BPF array of 2^32 page pairs covers"));
   }
   if (options.max_owners <= APQ_FIRST_OWNER_ID || options.max_stacks == 0) {
     return absl::InvalidArgumentError("owner and stack tables need room for at least one entry");
@@ -263,8 +264,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     bpf_program__set_autoload(witness, state->witnesses_skipped_runs);
   }
   static_assert(sizeof(skel->rodata->sample_threshold) == sizeof(options.sampling.thresholds()));
-  std::copy(options.sampling.thresholds().begin(), options.sampling.thresholds().end(),
-            skel->rodata->sample_threshold);
+  std::copy(options.sampling.thresholds().begin(), options.sampling.thresholds().end(), skel->rodata->sample_threshold);
   struct {
     bpf_map* map;
     uint32_t entries;
@@ -286,16 +286,26 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   coverage.program_type = "tracepoint (kmem:mm_page_alloc, kmem:mm_page_free)";
   coverage.fentry_allowed = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) == 1;
   std::vector<UntracedPath> untraced = {
-      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)", skel->progs.apq_bulk_exit,
-       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"}, [](uint32_t params) { return params == 5; }},
-      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)", skel->progs.apq_bulk_exit_with_list,
-       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"}, [](uint32_t params) { return params == 6; }},
-      {"contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages)", skel->progs.apq_contig_exit,
-       {"alloc_contig_range_noprof", "alloc_contig_range"}, [](uint32_t params) { return params == 4; }},
-      {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_entry,
-       {"folio_migrate_flags"}, [](uint32_t params) { return params == 2; }},
-      {"page migration (compaction, NUMA balancing): owner carried to the new page", skel->progs.apq_migrate_page_entry,
-       {"migrate_page_states"}, [](uint32_t params) { return params == 2; }},
+      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)",
+       skel->progs.apq_bulk_exit,
+       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"},
+       [](uint32_t params) { return params == 5; }},
+      {"bulk allocator (alloc_pages_bulk*: vmalloc, page_pool, sunrpc)",
+       skel->progs.apq_bulk_exit_with_list,
+       {"alloc_pages_bulk_noprof", "__alloc_pages_bulk"},
+       [](uint32_t params) { return params == 6; }},
+      {"contiguous ranges (alloc_contig_range: CMA, gigantic hugetlb pages)",
+       skel->progs.apq_contig_exit,
+       {"alloc_contig_range_noprof", "alloc_contig_range"},
+       [](uint32_t params) { return params == 4; }},
+      {"page migration (compaction, NUMA balancing): owner carried to the new page",
+       skel->progs.apq_migrate_entry,
+       {"folio_migrate_flags"},
+       [](uint32_t params) { return params == 2; }},
+      {"page migration (compaction, NUMA balancing): owner carried to the new page",
+       skel->progs.apq_migrate_page_entry,
+       {"migrate_page_states"},
+       [](uint32_t params) { return params == 2; }},
   };
   std::vector<bpf_program*> untraced_programs;
   uint64_t struct_page_size = 0;
@@ -309,16 +319,15 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     std::string target = vmlinux && struct_page_size ? FindTarget(vmlinux, path) : "";
     if (target.empty() || bpf_program__set_attach_target(path.program, 0, target.c_str()) != 0) {
       bpf_program__set_autoload(path.program, false);
-      unhooked.push_back(absl::StrCat(
-          path.description, ": no tracepoint, and ",
-          !coverage.fentry_allowed ? "this kernel refuses fentry/fexit programs"
-                                   : "no known function to hook in this kernel's BTF"));
+      unhooked.push_back(absl::StrCat(path.description, ": no tracepoint, and ",
+                                      !coverage.fentry_allowed ? "this kernel refuses fentry/fexit programs"
+                                                               : "no known function to hook in this kernel's BTF"));
       continue;
     }
     untraced_programs.push_back(path.program);
-    coverage.hooked_paths.push_back(absl::StrCat(path.description, ": ",
-                                                 bpf_program__expected_attach_type(path.program) == BPF_TRACE_FENTRY
-                                                     ? "fentry/" : "fexit/", target));
+    coverage.hooked_paths.push_back(absl::StrCat(
+        path.description, ": ",
+        bpf_program__expected_attach_type(path.program) == BPF_TRACE_FENTRY ? "fentry/" : "fexit/", target));
   }
   btf__free(vmlinux);
   // A path with several program variants (one per kernel layout) is blind
@@ -327,7 +336,8 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     absl::string_view description = absl::string_view(line).substr(0, line.find(": no tracepoint"));
     bool hooked = std::any_of(coverage.hooked_paths.begin(), coverage.hooked_paths.end(),
                               [&](const std::string& h) { return absl::StartsWith(h, description); });
-    bool listed = std::find(coverage.blind_paths.begin(), coverage.blind_paths.end(), line) != coverage.blind_paths.end();
+    bool listed =
+        std::find(coverage.blind_paths.begin(), coverage.blind_paths.end(), line) != coverage.blind_paths.end();
     if (!hooked && !listed) coverage.blind_paths.push_back(line);
   }
   if (untraced_programs.empty()) bpf_program__set_autoload(skel->progs.apq_calibrate, false);
@@ -339,15 +349,17 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
     return ErrnoStatus(err, "load BPF programs of page_tracker");
   }
   state->owner_counters_bytes =
-      (static_cast<size_t>(options.max_owners) * sizeof(apq_owner_counters) + getpagesize() - 1) /
-      getpagesize() * getpagesize();
-  state->owner_counters = mmap(nullptr, state->owner_counters_bytes, PROT_READ, MAP_SHARED,
-                               bpf_map__fd(skel->maps.owner_counters), 0);
+      (static_cast<size_t>(options.max_owners) * sizeof(apq_owner_counters) + getpagesize() - 1) / getpagesize() *
+      getpagesize();
+  state->owner_counters =
+      mmap(nullptr, state->owner_counters_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel->maps.owner_counters), 0);
   if (state->owner_counters == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map owner_counters");
   state->page_table_size = *table_size;
   state->class_tally = PageClassTally(*table_size);
-  state->page_owner_bytes = ((*table_size + 1) / 2 * sizeof(uint64_t) + getpagesize() - 1) / getpagesize() * getpagesize();
-  state->page_owner = mmap(nullptr, state->page_owner_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel->maps.page_owner), 0);
+  state->page_owner_bytes =
+      ((*table_size + 1) / 2 * sizeof(uint64_t) + getpagesize() - 1) / getpagesize() * getpagesize();
+  state->page_owner =
+      mmap(nullptr, state->page_owner_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(skel->maps.page_owner), 0);
   if (state->page_owner == MAP_FAILED) return ErrnoStatus(errno, "mmap BPF map page_owner");
 
   auto attach = [&](bpf_program* program) -> absl::StatusOr<bpf_link*> {
@@ -358,8 +370,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   };
   for (bpf_program* program : {skel->progs.apq_page_alloc, skel->progs.apq_page_free}) {
     if (absl::StatusOr<bpf_link*> link = attach(program); !link.ok()) {
-      return absl::Status(link.status().code(),
-                          absl::StrCat(link.status().message(), " (kmem tracepoints)"));
+      return absl::Status(link.status().code(), absl::StrCat(link.status().message(), " (kmem tracepoints)"));
     }
   }
   if (state->witnesses_skipped_runs) {

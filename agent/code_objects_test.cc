@@ -10,7 +10,8 @@ namespace {
 
 std::string Kallsyms(uint64_t kernel_base, uint64_t module_base) {
   return absl::StrFormat(
-      "%x T _stext\n%x t anon_pipe_write\n%x T vfs_write\n%x t nft_do_chain\t[nf_tables]\n%x t nft_lookup\t[nf_tables]\n",
+      "%x T _stext\n%x t anon_pipe_write\n%x T vfs_write\n%x t nft_do_chain\t[nf_tables]\n%x t "
+      "nft_lookup\t[nf_tables]\n",
       kernel_base, kernel_base + 0x1000, kernel_base + 0x2000, module_base, module_base + 0x400);
 }
 
@@ -33,8 +34,10 @@ TEST(CodeObjectsTest, HostsWithDifferentKaslrOffsetsSendTheSameFrames) {
   ASSERT_EQ(objects.size(), 2u);
   EXPECT_TRUE(a.TakeNewObjects().empty());
   for (const auto& object : objects) {
-    if (object.name() == "vmlinux") EXPECT_EQ(object.build_id(), "kernel-build");
-    else EXPECT_EQ(object.name(), "nf_tables");
+    if (object.name() == "vmlinux")
+      EXPECT_EQ(object.build_id(), "kernel-build");
+    else
+      EXPECT_EQ(object.name(), "nf_tables");
   }
 
   // The aggregator names both hosts' frames with host A's upload.

@@ -21,9 +21,9 @@ absl::StatusOr<ClassifiedPages> FleetClassifier::Classify(const TrackerSnapshot&
     auto pages = snapshot.page_classes->owners.find(static_cast<uint32_t>(owner.id));
     if (pages == snapshot.page_classes->owners.end()) continue;
     auto stack_class = class_of_stack_.find(owner.key.stack_id);
-    const PageClass unflagged = UnflaggedClassOf(
-        owner.id, owner.key.stack_id,
-        stack_class == class_of_stack_.end() ? std::nullopt : std::optional(stack_class->second));
+    const PageClass unflagged =
+        UnflaggedClassOf(owner.id, owner.key.stack_id,
+                         stack_class == class_of_stack_.end() ? std::nullopt : std::optional(stack_class->second));
     classified.owners[owner.id] = PagesByClassOf(pages->second, unflagged);
   }
   apq::v1::HostMemory& memory = classified.memory;

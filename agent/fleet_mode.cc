@@ -67,8 +67,7 @@ absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
 // requests and snapshot requests; the main loop writes.
 class Connection {
  public:
-  Connection(apq::v1::Ingest::Stub* stub, ReportStream* reports, absl::Mutex* mu)
-      : reports_(reports), mu_(mu) {
+  Connection(apq::v1::Ingest::Stub* stub, ReportStream* reports, absl::Mutex* mu) : reports_(reports), mu_(mu) {
     stream_ = stub->Stream(&context_);
     reader_ = std::thread([this] { ReadLoop(); });
   }
@@ -219,8 +218,11 @@ absl::Status RunFleet(const FleetOptions& options) {
   for (const std::string& path : (*tracker)->coverage().blind_paths) coverage.add_not_visible(path);
 
   std::cerr << "apq-agent: tracing started, mode "
-            << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
-            << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as " << hello->cluster() << "/" << hello->host() << std::endl;
+            << (options.tracker.sampling.exact()
+                    ? "exact"
+                    : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
+            << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as "
+            << hello->cluster() << "/" << hello->host() << std::endl;
 
   // Before any thread exists (capabilities are per thread; new threads
   // copy their maker's): gRPC's and the HTTP server's come after.
@@ -241,25 +243,25 @@ absl::Status RunFleet(const FleetOptions& options) {
   health.buffer_bytes = options.buffer_bytes;
   std::unique_ptr<HttpServer> metrics;
   if (!options.metrics_address.empty()) {
-    APQ_ASSIGN_OR_RETURN(
-        metrics, HttpServer::Start(options.metrics_address,
-                                   {{"/metrics", kPrometheusContentType, [&](const HttpServer::Params&) -> absl::StatusOr<std::string> {
-                                       // The queue as of now (acks come between
-                                       // intervals); the rest as of the last interval.
-                                       absl::MutexLock lock(&mu);
-                                       absl::MutexLock health_lock(&health_mu);
-                                       AgentHealth now = health;
-                                       now.reports_unacknowledged = reports.unacknowledged().size();
-                                       now.unacknowledged_bytes = reports.queued_bytes();
-                                       // The stream's count: health.losses are the
-                                       // tracker's, which has none, each interval anew.
-                                       now.losses.set_reports_dropped(reports.reports_dropped());
-                                       return PrometheusText(AgentMetrics(now));
-                                     }}}));
+    APQ_ASSIGN_OR_RETURN(metrics, HttpServer::Start(options.metrics_address,
+                                                    {{"/metrics", kPrometheusContentType,
+                                                      [&](const HttpServer::Params&) -> absl::StatusOr<std::string> {
+                                                        // The queue as of now (acks come between
+                                                        // intervals); the rest as of the last interval.
+                                                        absl::MutexLock lock(&mu);
+                                                        absl::MutexLock health_lock(&health_mu);
+                                                        AgentHealth now = health;
+                                                        now.reports_unacknowledged = reports.unacknowledged().size();
+                                                        now.unacknowledged_bytes = reports.queued_bytes();
+                                                        // The stream's count: health.losses are the
+                                                        // tracker's, which has none, each interval anew.
+                                                        now.losses.set_reports_dropped(reports.reports_dropped());
+                                                        return PrometheusText(AgentMetrics(now));
+                                                      }}}));
     std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
   }
-  APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, metrics ? ReadyFacts{{"metrics_port", metrics->port()}}
-                                                                : ReadyFacts{}));
+  APQ_RETURN_IF_ERROR(
+      AnnounceReady(options.ready_file, metrics ? ReadyFacts{{"metrics_port", metrics->port()}} : ReadyFacts{}));
 
   std::unique_ptr<Connection> connection;
   uint64_t total_bytes_sent = 0, intervals = 0, reports_sent = 0;
@@ -281,7 +283,8 @@ absl::Status RunFleet(const FleetOptions& options) {
       health.losses = losses;
       health.outstanding_bytes = 0;
       for (const TrackerSnapshot::Owner& owner : snapshot->owners) {
-        health.outstanding_bytes += static_cast<uint64_t>(std::max<int64_t>(owner.counters.pages_outstanding, 0)) * kPageSize;
+        health.outstanding_bytes +=
+            static_cast<uint64_t>(std::max<int64_t>(owner.counters.pages_outstanding, 0)) * kPageSize;
       }
       if (classified) {
         health.class_bytes.emplace();

@@ -15,13 +15,13 @@ struct FleetOptions {
   std::string aggregator;  // HOST:PORT
   ClientTls tls;           // no CA: plaintext
   std::string cluster;
-  std::string host;        // empty: this machine's hostname
+  std::string host;  // empty: this machine's hostname
   double interval_seconds = 10;
-  double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
-  size_t buffer_bytes = 64 << 20;  // unacknowledged reports kept for resending
+  double duration_seconds = 0;                            // 0: until SIGINT or SIGTERM
+  size_t buffer_bytes = 64 << 20;                         // unacknowledged reports kept for resending
   double classify_seconds = kDefaultFullClassifySeconds;  // between full classifications; 0: never classify
-  std::string ready_file;          // --ready-file: written once tracing and /metrics run
-  std::string metrics_address;     // HOST:PORT of /metrics; empty: none
+  std::string ready_file;                                 // --ready-file: written once tracing and /metrics run
+  std::string metrics_address;                            // HOST:PORT of /metrics; empty: none
   BpfTrackerOptions tracker;
 };
 

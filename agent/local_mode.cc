@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -59,8 +58,9 @@ std::vector<std::pair<std::string, uint64_t>> HeldAtStartByCgroup(const PageCens
   for (const auto& [memcg, pages] : census.unflagged_pages_by_memcg) {
     held.emplace_back(memcgs.NameOf(memcg), pages * kPageSize);
   }
-  std::sort(held.begin(), held.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
+    return a.second > b.second || (a.second == b.second && a.first < b.first);
+  });
   return held;
 }
 
@@ -118,7 +118,9 @@ absl::Status RunLocal(const LocalOptions& options) {
   if (!symbols.ok()) return symbols.status();
 
   std::cerr << "apq-agent: tracing started, mode "
-            << (options.tracker.sampling.exact() ? "exact" : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
+            << (options.tracker.sampling.exact()
+                    ? "exact"
+                    : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
   APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, {}));
 
@@ -149,8 +151,8 @@ absl::Status RunLocal(const LocalOptions& options) {
     if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
     const bool print = stop || !final_only;
     // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
-    const ClassificationSchedule::Pass pass = print ? classifications.Due(now->monotonic_seconds)
-                                                    : ClassificationSchedule::Pass::kNone;
+    const ClassificationSchedule::Pass pass =
+        print ? classifications.Due(now->monotonic_seconds) : ClassificationSchedule::Pass::kNone;
     if (pass != ClassificationSchedule::Pass::kNone) {
       if (absl::Status status = (*tracker)->ClassifyPages(&*now, pass == ClassificationSchedule::Pass::kFull);
           !status.ok()) {

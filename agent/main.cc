@@ -20,7 +20,8 @@ ABSL_FLAG(std::string, host, "", "Fleet mode: this host's name (default: its hos
 ABSL_FLAG(int64_t, buffer_bytes, 64 << 20,
           "Fleet mode: memory for reports not yet acknowledged; past it, one full snapshot replaces them.");
 ABSL_FLAG(double, interval, 5, "Seconds between reports.");
-ABSL_FLAG(double, duration, 0, "Stop after this many seconds and print the final report (0: run until SIGINT/SIGTERM).");
+ABSL_FLAG(double, duration, 0,
+          "Stop after this many seconds and print the final report (0: run until SIGINT/SIGTERM).");
 ABSL_FLAG(int64_t, top, 20, "Call paths shown (0: all).");
 ABSL_FLAG(std::string, format, "table",
           "table, json, folded (flame-graph input: 'root;...;leaf BYTES') or pprof (a gzipped profile.proto of every "
@@ -85,8 +86,10 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   options.tracker.sampling = *sampling;
   int64_t max_owners = absl::GetFlag(FLAGS_max_owners), max_stacks = absl::GetFlag(FLAGS_max_stacks);
   // The aggregator holds at most 2^22 series and stacks per agent run.
-  if (max_owners < 16 || max_owners > (int64_t{1} << 22)) return absl::InvalidArgumentError("--max-owners must be in [16, 2^22]");
-  if (max_stacks < 16 || max_stacks > (int64_t{1} << 22)) return absl::InvalidArgumentError("--max-stacks must be in [16, 2^22]");
+  if (max_owners < 16 || max_owners > (int64_t{1} << 22))
+    return absl::InvalidArgumentError("--max-owners must be in [16, 2^22]");
+  if (max_stacks < 16 || max_stacks > (int64_t{1} << 22))
+    return absl::InvalidArgumentError("--max-stacks must be in [16, 2^22]");
   options.tracker.max_owners = static_cast<uint32_t>(max_owners);
   options.tracker.max_stacks = static_cast<uint32_t>(max_stacks);
   return options;
@@ -131,11 +134,14 @@ absl::Status Run() {
 const apq::ProgramHelp kHelp = {
     "apq-agent",
     "attributes every page-allocator page of this host to the kernel call path, process and cgroup that took it.",
-    {{"local", "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain] [--bytes] [--wide]",
+    {{"local",
+      "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain] "
+      "[--bytes] [--wide]",
       "On this host alone: prints the call paths holding the most outstanding pages every --interval (and at the "
       "end), or with --explain /proc/meminfo reconciled with them. Needs root (BPF).",
       {"local", "duration", "top", "format", "class", "explain", "bytes", "wide"}},
-     {"fleet", "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
+     {"fleet",
+      "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
       "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",
       {"aggregator", "cluster", "host", "buffer_bytes", "classify_interval", "metrics", "tls_ca", "tls_cert", "tls_key",
        "tls_server_name"}}},

@@ -163,10 +163,9 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
     if (classified == now.page_classes->owners.end()) continue;
     // Paths whose stack is not known are paths of their own: one class each.
     if (!path.unflagged_class) {
-      path.unflagged_class =
-          UnflaggedClassOf(owner.id, owner.key.stack_id,
-                           paths_by_stack_.contains(owner.key.stack_id) ? std::optional(PathClassOf(path.stats.frames))
-                                                                        : std::nullopt);
+      path.unflagged_class = UnflaggedClassOf(
+          owner.id, owner.key.stack_id,
+          paths_by_stack_.contains(owner.key.stack_id) ? std::optional(PathClassOf(path.stats.frames)) : std::nullopt);
     }
     const PageClass unflagged_class = *path.unflagged_class;
     ClassBytes& process_classes = path.class_bytes_by_process[{owner.key.tgid, owner.key.cgroup_id}];
@@ -221,7 +220,9 @@ Report ReportBuilder::Build(const TrackerSnapshot& now, const TrackerSnapshot* p
       path.stats.processes.push_back(std::move(share));
     }
     std::sort(path.stats.processes.begin(), path.stats.processes.end(),
-              [](const ProcessShare& a, const ProcessShare& b) { return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid); });
+              [](const ProcessShare& a, const ProcessShare& b) {
+                return a.bytes > b.bytes || (a.bytes == b.bytes && a.tgid < b.tgid);
+              });
     report.paths.push_back(std::move(path.stats));
   }
   std::sort(report.paths.begin(), report.paths.end(), [](const PathStats& a, const PathStats& b) {
@@ -283,14 +284,15 @@ std::string FormatTable(const Report& r, const TableStyle& style) {
       "apq local  mode=%s  tracing %.1f s  outstanding (exact, allocated since start): %s in %d paths\n", r.mode(),
       r.seconds_tracing, shown(static_cast<double>(r.tracked_bytes_outstanding)), r.total_paths);
   if (r.sample_bytes != 0) {
-    absl::StrAppendFormat(&out, "  of which %s in allocations whose stack was not sampled (spread over the estimates below)\n",
-                          shown(static_cast<double>(r.unsampled_bytes_outstanding)));
+    absl::StrAppendFormat(
+        &out, "  of which %s in allocations whose stack was not sampled (spread over the estimates below)\n",
+        shown(static_cast<double>(r.unsampled_bytes_outstanding)));
   }
   if (r.class_filter) {
     absl::StrAppendFormat(&out, "  pages shown: %s (classified from /proc/kpageflags and the call path in %.2f s)\n",
                           *r.class_filter == apq::v1::CLASS_FILTER_HIDDEN    ? "hidden, counted by no meminfo field"
                           : *r.class_filter == apq::v1::CLASS_FILTER_VISIBLE ? "visible, counted by a meminfo field"
-                                                                     : "all",
+                                                                             : "all",
                           r.classification_seconds);
     if (*r.class_filter != apq::v1::CLASS_FILTER_ALL && r.unclassified_paths > 0) {
       absl::StrAppend(&out, "  ", UnclassifiedLine(r.unclassified_bytes, r.unclassified_paths, style));
@@ -335,7 +337,8 @@ std::string FormatTable(const Report& r, const TableStyle& style) {
       absl::StrAppend(&out, " (the rest of the other kernel pages is not attributable)\n");
     }
     if (!r.held_at_start_holders_unavailable.empty()) {
-      absl::StrAppend(&out, "  holders of pipes and sockets at start not found: ", r.held_at_start_holders_unavailable, "\n");
+      absl::StrAppend(&out, "  holders of pipes and sockets at start not found: ", r.held_at_start_holders_unavailable,
+                      "\n");
     }
     for (size_t i = 0; i < r.held_at_start_holders.size() && i < kProcessesPerPath; ++i) {
       absl::StrAppend(&out, "  held at start by ", DescribeStartHolder(r.held_at_start_holders[i]), "\n");
@@ -361,9 +364,9 @@ std::string FormatJson(const Report& r) {
   j["sample_bytes"] = r.sample_bytes;
   j["seconds_tracing"] = r.seconds_tracing;
   j["interval_seconds"] = r.interval_seconds;
-  j["events"] = {{"alloc", r.alloc_events}, {"alloc_pages", r.alloc_pages},  {"free", r.free_events},
+  j["events"] = {{"alloc", r.alloc_events},    {"alloc_pages", r.alloc_pages},    {"free", r.free_events},
                  {"free_pages", r.free_pages}, {"failed_alloc", r.failed_allocs}, {"stacks_walked", r.sampled_allocs},
-                 {"bulk_pages", r.bulk_pages}, {"contig_pages", r.contig_pages}, {"migrated_pages", r.migrated_pages}};
+                 {"bulk_pages", r.bulk_pages}, {"contig_pages", r.contig_pages},  {"migrated_pages", r.migrated_pages}};
   j["tracked_bytes_outstanding"] = r.tracked_bytes_outstanding;
   j["unsampled_bytes_outstanding"] = r.unsampled_bytes_outstanding;
   j["total_paths"] = r.total_paths;
@@ -394,8 +397,7 @@ std::string FormatJson(const Report& r) {
     j["class_bytes"] = ClassesJson(r, r.class_bytes);
     j["unclassified_bytes"] = r.unclassified_bytes;
     j["unclassified_paths"] = r.unclassified_paths;
-    j["classification"] = {{"seconds", r.classification_seconds},
-                           {"free_pages_still_owned", r.free_pages_still_owned}};
+    j["classification"] = {{"seconds", r.classification_seconds}, {"free_pages_still_owned", r.free_pages_still_owned}};
   }
   nlohmann::json losses = nlohmann::json::object();
   for (const auto& [name, value] : LossValues(r.losses)) losses[name] = value;

@@ -34,12 +34,12 @@ struct ProcessShare {
 
 // One kernel call path (allocator frames removed), summed over processes.
 struct PathStats {
-  std::vector<std::string> frames;  // root first
+  std::vector<std::string> frames;         // root first
   std::vector<std::string> frame_objects;  // each frame's code object: "vmlinux", a module, "" (not code)
-  std::string folded;               // frames joined by ';'
-  double bytes_outstanding = 0;     // exact, or the unbiased estimate when sampled
-  double variance = 0;              // of the estimate; 0 in exact mode
-  double bytes_allocated = 0;       // since tracing started
+  std::string folded;                      // frames joined by ';'
+  double bytes_outstanding = 0;            // exact, or the unbiased estimate when sampled
+  double variance = 0;                     // of the estimate; 0 in exact mode
+  double bytes_allocated = 0;              // since tracing started
   double bytes_freed = 0;
   double alloc_bytes_per_second = 0;  // over the last interval
   double free_bytes_per_second = 0;

@@ -2,8 +2,7 @@
 
 namespace apq {
 
-ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes,
-                           std::function<std::string(uint64_t)> cgroup_name)
+ReportStream::ReportStream(FrameEncoder* frames, size_t budget_bytes, std::function<std::string(uint64_t)> cgroup_name)
     : frames_(frames), budget_bytes_(budget_bytes), cgroup_name_(std::move(cgroup_name)) {}
 
 apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full, const ClassifiedPages* classified) {
@@ -41,10 +40,8 @@ apq::v1::Report ReportStream::Build(const TrackerSnapshot& snapshot, bool full, 
     sent.seen_in_build = build;
     const apq_owner_counters& now = owner.counters;
     bool changed = now.pages_outstanding != sent.counters.pages_outstanding ||
-                   now.pages_allocated != sent.counters.pages_allocated ||
-                   now.allocations != sent.counters.allocations;
-    if (!changed && sent.series_id != 0 && now.pages_outstanding == 0 &&
-        ++sent.idle_reports >= kIdleReportsToRetire) {
+                   now.pages_allocated != sent.counters.pages_allocated || now.allocations != sent.counters.allocations;
+    if (!changed && sent.series_id != 0 && now.pages_outstanding == 0 && ++sent.idle_reports >= kIdleReportsToRetire) {
       if (!full) report.add_retired_series(sent.series_id);
       sent.series_id = 0;
       sent.classes.reset();

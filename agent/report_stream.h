@@ -50,8 +50,7 @@ struct ClassifiedPages {
 class ReportStream {
  public:
   // cgroup_name names a cgroup id for the wire (its path); null sends the id.
-  ReportStream(FrameEncoder* frames, size_t budget_bytes,
-               std::function<std::string(uint64_t)> cgroup_name = nullptr);
+  ReportStream(FrameEncoder* frames, size_t budget_bytes, std::function<std::string(uint64_t)> cgroup_name = nullptr);
 
   // Builds the next report from a snapshot and queues it. Series whose stack
   // has not been delivered are held back (with their counts) until it is.
@@ -73,10 +72,10 @@ class ReportStream {
 
  private:
   struct Sent {
-    apq_owner_counters counters{};  // as of the last report that carried them
-    uint32_t series_id = 0;         // 0: no series (retired, or never sent)
-    int idle_reports = 0;           // reports since it last changed, while it holds no pages
-    uint64_t seen_in_build = 0;     // the last Build whose snapshot had this owner
+    apq_owner_counters counters{};           // as of the last report that carried them
+    uint32_t series_id = 0;                  // 0: no series (retired, or never sent)
+    int idle_reports = 0;                    // reports since it last changed, while it holds no pages
+    uint64_t seen_in_build = 0;              // the last Build whose snapshot had this owner
     std::optional<ClassPageCounts> classes;  // as last sent; none since the series began
   };
   apq::v1::Report Build(const TrackerSnapshot& snapshot, bool full, const ClassifiedPages* classified);

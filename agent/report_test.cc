@@ -42,7 +42,8 @@ class ReportTest : public ::testing::Test {
     symbols_ = *KernelSymbols::Parse(kKallsyms);
     snapshot_.monotonic_seconds = 20;
     // Two stacks through the pipe that differ only inside the allocator.
-    snapshot_.new_stacks[1] = {0xffffffff81004010, 0xffffffff81003010, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
+    snapshot_.new_stacks[1] = {0xffffffff81004010, 0xffffffff81003010, 0xffffffff81002010, 0xffffffff81001010,
+                               0xffffffff81000010};
     snapshot_.new_stacks[2] = {0xffffffff81003020, 0xffffffff81002010, 0xffffffff81001010, 0xffffffff81000010};
     snapshot_.new_stacks[3] = {0xffffffff81005010, 0xffffffff81001010, 0xffffffff81000010};
     snapshot_.owners = {MakeOwner(2, 1, 100, 0, 200, 300), MakeOwner(3, 2, 101, 0, 56, 56),

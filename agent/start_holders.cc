@@ -57,7 +57,7 @@ absl::StatusOr<std::vector<apq::v1::StartHolder>> FindStartHolders() {
     return absl::UnavailableError("this kernel refuses tracing programs, so BPF iterators (lockdown, or before 5.5)");
   }
   std::unique_ptr<start_holders_bpf, decltype(&start_holders_bpf__destroy)> skel(start_holders_bpf__open_and_load(),
-                                                                                  &start_holders_bpf__destroy);
+                                                                                 &start_holders_bpf__destroy);
   if (!skel) return ErrnoStatus(errno, "load the task_file iterator (kernel 5.8+)");
   std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> link(
       bpf_program__attach_iter(skel->progs.apq_held_files, nullptr), &bpf_link__destroy);

@@ -24,13 +24,10 @@ apq_held_record Record(uint32_t kind, uint64_t object, uint32_t tgid, bool write
 // readers to the lower tgid; a socket open twice in one process counts once.
 TEST(StartHoldersTest, EachPipeAndSocketCountsOnceForOneProcess) {
   std::vector<apq_held_record> records = {
-      Record(APQ_HELD_PIPE, 0xa, 10, false, 4, 0, "reader"),
-      Record(APQ_HELD_PIPE, 0xa, 20, true, 4, 0, "writer"),
-      Record(APQ_HELD_PIPE, 0xb, 30, false, 2, 0, "late"),
-      Record(APQ_HELD_PIPE, 0xb, 5, false, 2, 0, "early"),
+      Record(APQ_HELD_PIPE, 0xa, 10, false, 4, 0, "reader"),     Record(APQ_HELD_PIPE, 0xa, 20, true, 4, 0, "writer"),
+      Record(APQ_HELD_PIPE, 0xb, 30, false, 2, 0, "late"),       Record(APQ_HELD_PIPE, 0xb, 5, false, 2, 0, "early"),
       Record(APQ_HELD_SOCKET, 0xa, 7, false, 0, 9000, "server"),  // same address, other kind: another object
-      Record(APQ_HELD_SOCKET, 0xa, 7, false, 0, 9000, "server"),
-      Record(APQ_HELD_PIPE, 0xc, 20, true, 1, 0, "writer"),
+      Record(APQ_HELD_SOCKET, 0xa, 7, false, 0, 9000, "server"), Record(APQ_HELD_PIPE, 0xc, 20, true, 1, 0, "writer"),
   };
   std::vector<apq::v1::StartHolder> holders = HoldersOf(records);
   ASSERT_EQ(holders.size(), 3u);

@@ -46,10 +46,10 @@ struct TrackerSnapshot {
   // How meminfo counts the owned pages, when this snapshot was classified.
   struct PageClassification {
     absl::flat_hash_map<uint32_t, OwnerPageClasses> owners;  // by BPF owner id (low half of the serial)
-    uint64_t free_pages_still_owned = 0;  // free by their flags: a free not seen (yet)
-    uint64_t pfns_read = 0;               // of /proc/kpageflags, by this pass
-    bool full = false;                    // every page's flags read again, not only the changed ones'
-    double seconds = 0;                   // what the walk cost
+    uint64_t free_pages_still_owned = 0;                     // free by their flags: a free not seen (yet)
+    uint64_t pfns_read = 0;                                  // of /proc/kpageflags, by this pass
+    bool full = false;   // every page's flags read again, not only the changed ones'
+    double seconds = 0;  // what the walk cost
   };
   std::optional<PageClassification> page_classes;
 };

@@ -39,7 +39,8 @@ PeerGrants PeerGrants::FromAltNames(const std::vector<std::string>& names) {
   for (const std::string& name : names) {
     if (absl::StartsWith(name, kAgentPrefix)) {
       std::vector<std::string> parts = absl::StrSplit(name.substr(kAgentPrefix.size()), '/');
-      if (parts.size() == 2 && !parts[0].empty() && !parts[1].empty()) grants.report_as_.emplace_back(parts[0], parts[1]);
+      if (parts.size() == 2 && !parts[0].empty() && !parts[1].empty())
+        grants.report_as_.emplace_back(parts[0], parts[1]);
     } else if (absl::StartsWith(name, kReaderPrefix)) {
       std::string cluster = name.substr(kReaderPrefix.size());
       if (!cluster.empty() && !absl::StrContains(cluster, '/')) grants.read_.push_back(std::move(cluster));
@@ -60,8 +61,8 @@ absl::Status PeerGrants::MayReport(const std::string& cluster, const std::string
   for (const auto& [granted_cluster, granted_host] : report_as_) {
     if (granted_cluster == cluster && (granted_host == "*" || granted_host == host)) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat("this certificate may not report as cluster '", cluster,
-                                                  "' host '", host, "'; it grants: ", Granted()));
+  return absl::PermissionDeniedError(absl::StrCat("this certificate may not report as cluster '", cluster, "' host '",
+                                                  host, "'; it grants: ", Granted()));
 }
 
 absl::Status PeerGrants::MayRead(const std::string& cluster) const {

@@ -20,7 +20,7 @@
 namespace apq {
 
 // Why a peer was turned away: X(enumerator, metric label).
-#define APQ_REFUSALS(X)                                                                        \
+#define APQ_REFUSALS(X)                                                                           \
   X(kReportNotGranted, "report_not_granted") /* the certificate does not name the cluster/host */ \
   X(kReadNotGranted, "read_not_granted")     /* the certificate does not name the cluster */      \
   X(kInvalidMessage, "invalid_message")      /* malformed, or over a size limit */                \

@@ -21,13 +21,13 @@ namespace {
 class AuthorizationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
-                                     absl::StrCat("apq-authz-", getpid()));
+    dir_ =
+        new std::filesystem::path(std::filesystem::path(::testing::TempDir()) / absl::StrCat("apq-authz-", getpid()));
     const std::string certs = absl::StrCat(APQ_SOURCE_DIR, "/deploy/apq-certs ");
     const std::string command =
         absl::StrCat("(", certs, "init ", dir_->string(), " && ", certs, "aggregator ", dir_->string(),
-                     " localhost 127.0.0.1 && ", certs, "agent ", dir_->string(), " prod web-1 && ", certs,
-                     "reader ", dir_->string(), " alice prod) > /dev/null");
+                     " localhost 127.0.0.1 && ", certs, "agent ", dir_->string(), " prod web-1 && ", certs, "reader ",
+                     dir_->string(), " alice prod) > /dev/null");
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
   static void TearDownTestSuite() {
@@ -61,8 +61,8 @@ class AuthorizationTest : public ::testing::Test {
 
   std::shared_ptr<grpc::Channel> ChannelAs(const std::string& holder) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        ChannelTo(absl::StrCat("127.0.0.1:", port_),
-                  {File("ca.crt"), File(holder + ".crt"), File(holder + ".key"), ""}, grpc::ChannelArguments());
+        ChannelTo(absl::StrCat("127.0.0.1:", port_), {File("ca.crt"), File(holder + ".crt"), File(holder + ".key"), ""},
+                  grpc::ChannelArguments());
     EXPECT_TRUE(channel.ok()) << channel.status();
     return channel.ok() ? *channel : nullptr;
   }

@@ -25,7 +25,8 @@ absl::Status ValidateHello(const apq::v1::Hello& hello) {
                                    &hello.kernel().build_id()}) {
     if (field->size() > kMaxNameBytes) return absl::InvalidArgumentError("hello field longer than 256 bytes");
   }
-  if (hello.cluster().empty() || hello.host().empty()) return absl::InvalidArgumentError("hello needs cluster and host");
+  if (hello.cluster().empty() || hello.host().empty())
+    return absl::InvalidArgumentError("hello needs cluster and host");
   return absl::OkStatus();
 }
 
@@ -39,8 +40,8 @@ Fleet::Fleet(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock, Cl
       limits_(limits),
       clock_(std::move(clock)) {}
 
-absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store, int64_t fresh_millis,
-                                                    Clock clock, ClusterLimits limits) {
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock,
+                                                    ClusterLimits limits) {
   std::unique_ptr<Fleet> fleet(new Fleet(std::move(store), fresh_millis, std::move(clock), limits));
   {
     absl::MutexLock store_lock(&fleet->store_mu_);
@@ -52,8 +53,14 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(std::unique_ptr<Store> store
       absl::MutexLock lock(&fleet->state_mu_);
       Live& live = fleet->epochs_[info.epoch_id];
       live.stored_sequence = state->last_sequence();
-      live.epoch = {info.epoch_id, info.host_id, std::move(info.cluster), std::move(info.host),
-                    std::move(info.build_id), info.sample_bytes, info.last_report_ms, std::move(*state)};
+      live.epoch = {info.epoch_id,
+                    info.host_id,
+                    std::move(info.cluster),
+                    std::move(info.host),
+                    std::move(info.build_id),
+                    info.sample_bytes,
+                    info.last_report_ms,
+                    std::move(*state)};
       fleet->AddLive(live, info.epoch_id);
     }
   }
@@ -95,8 +102,8 @@ absl::StatusOr<int64_t> Fleet::Attach(const apq::v1::Hello& hello, uint64_t* las
   auto [live, opened] = epochs_.try_emplace(info->epoch_id);
   if (opened) {  // otherwise memory already holds it, as new as the file or newer
     live->second.stored_sequence = loaded.last_sequence();
-    live->second.epoch = {info->epoch_id, info->host_id, info->cluster, info->host, info->build_id,
-                          info->sample_bytes, info->last_report_ms, std::move(loaded)};
+    live->second.epoch = {info->epoch_id, info->host_id,      info->cluster,        info->host,
+                          info->build_id, info->sample_bytes, info->last_report_ms, std::move(loaded)};
     AddLive(live->second, info->epoch_id);
   }
   ++live->second.streams;
@@ -119,7 +126,8 @@ void Fleet::Restack(const std::string& cluster, size_t before, size_t after) {
 void Fleet::ForgetLive(const Live& live, int64_t epoch_id) {
   Restack(live.epoch.cluster, live.epoch.state.stacks().size(), 0);
   ClusterLoad& load = clusters_[live.epoch.cluster];
-  if (auto newest = newest_epoch_.find(live.epoch.host_id); newest != newest_epoch_.end() && newest->second == epoch_id) {
+  if (auto newest = newest_epoch_.find(live.epoch.host_id);
+      newest != newest_epoch_.end() && newest->second == epoch_id) {
     newest_epoch_.erase(newest);
     load.hosts.erase(live.epoch.host);
   }
@@ -324,7 +332,8 @@ absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& reque
   if (request.cluster().empty()) return absl::InvalidArgumentError("top needs a cluster");
   if (request.at_unix_millis() != 0 || request.since_unix_millis() != 0) {
     if (request.with_allocated()) {
-      return absl::InvalidArgumentError("history keeps outstanding bytes only: allocations (pprof) answer for now only");
+      return absl::InvalidArgumentError(
+          "history keeps outstanding bytes only: allocations (pprof) answer for now only");
     }
     if (request.pid() != 0) return absl::InvalidArgumentError("history keeps no processes: --pid answers for now only");
     if (request.class_filter() != apq::v1::CLASS_FILTER_ALL) {

@@ -43,8 +43,8 @@ class Fleet {
  public:
   using Clock = std::function<int64_t()>;  // unix milliseconds
   // Loads the epochs that reported within fresh_millis and starts the committer.
-  static absl::StatusOr<std::unique_ptr<Fleet>> Start(std::unique_ptr<Store> store, int64_t fresh_millis,
-                                                      Clock clock, ClusterLimits limits = {});
+  static absl::StatusOr<std::unique_ptr<Fleet>> Start(std::unique_ptr<Store> store, int64_t fresh_millis, Clock clock,
+                                                      ClusterLimits limits = {});
   ~Fleet();  // commits what is queued, then stops
 
   absl::StatusOr<int64_t> Attach(const apq::v1::Hello& hello, uint64_t* last_sequence);

@@ -47,7 +47,8 @@ absl::Status ValidateMemory(const apq::v1::HostMemory& memory) {
     return absl::InvalidArgumentError(absl::StrCat("host memory: ", memory.meminfo_size(), " meminfo fields"));
   }
   for (const apq::v1::MeminfoField& field : memory.meminfo()) {
-    if (field.name().size() > kMaxMeminfoNameBytes) return absl::InvalidArgumentError("host memory: field name too long");
+    if (field.name().size() > kMaxMeminfoNameBytes)
+      return absl::InvalidArgumentError("host memory: field name too long");
   }
   return absl::OkStatus();
 }
@@ -70,7 +71,8 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
       return absl::InvalidArgumentError(absl::StrCat("stack id ", stack.id(), " is reserved"));
     }
     for (const apq::v1::Frame& frame : stack.frames()) {
-      if (!objects_here.contains(frame.object_id()) && (report.full_snapshot() || !objects_.contains(frame.object_id()))) {
+      if (!objects_here.contains(frame.object_id()) &&
+          (report.full_snapshot() || !objects_.contains(frame.object_id()))) {
         return absl::InvalidArgumentError(
             absl::StrCat("stack ", stack.id(), " refers to unknown code object ", frame.object_id()));
       }
@@ -113,8 +115,8 @@ absl::Status EpochState::Validate(const apq::v1::Report& report) const {
   };
   for (const auto& total : totals) {
     if (total.held + total.added > total.limit) {
-      return absl::InvalidArgumentError(absl::StrCat("the epoch would hold ", total.held + total.added, " ",
-                                                       total.what, ", over the aggregator's limit of ", total.limit));
+      return absl::InvalidArgumentError(absl::StrCat("the epoch would hold ", total.held + total.added, " ", total.what,
+                                                     ", over the aggregator's limit of ", total.limit));
     }
   }
   return absl::OkStatus();
@@ -150,8 +152,7 @@ absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& rep
   return Outcome::kApplied;
 }
 
-EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
-                   int64_t received_millis) {
+EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report, int64_t received_millis) {
   EpochWrite write;
   write.epoch_id = epoch_id;
   write.sequence = report.sequence();
@@ -184,8 +185,8 @@ EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Rep
 }
 
 absl::StatusOr<Store::EpochInfo> OpenEpochState(Store& store, const apq::v1::Hello& hello, EpochState* state) {
-  const EpochIdentity identity{hello.cluster(),         hello.host(),
-                               hello.epoch().boot_id(), hello.epoch().agent_instance(),
+  const EpochIdentity identity{hello.cluster(),          hello.host(),
+                               hello.epoch().boot_id(),  hello.epoch().agent_instance(),
                                hello.kernel().release(), hello.kernel().build_id(),
                                hello.sample_bytes()};
   APQ_ASSIGN_OR_RETURN(Store::EpochInfo info, store.OpenEpoch(identity));
@@ -223,8 +224,7 @@ absl::StatusOr<EpochState> LoadEpochState(Store& store, int64_t epoch_id) {
     if (!split.ParseFromString(*row.class_pages)) return corrupt(absl::StrCat("classes of series ", row.id));
     s.class_pages = PagesOfClasses(split);
   }
-  return EpochState(stored.last_sequence, std::move(series), std::move(stacks), std::move(objects),
-                    std::move(memory));
+  return EpochState(stored.last_sequence, std::move(series), std::move(stacks), std::move(objects), std::move(memory));
 }
 
 }  // namespace apq

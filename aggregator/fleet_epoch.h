@@ -37,10 +37,12 @@ class EpochState {
   // An epoch as it was stored.
   EpochState(uint64_t last_sequence, absl::flat_hash_map<uint32_t, Series> series,
              absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks,
-             absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects,
-             std::optional<apq::v1::HostMemory> memory)
-      : last_sequence_(last_sequence), series_(std::move(series)), stacks_(std::move(stacks)),
-        objects_(std::move(objects)), memory_(std::move(memory)) {}
+             absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects, std::optional<apq::v1::HostMemory> memory)
+      : last_sequence_(last_sequence),
+        series_(std::move(series)),
+        stacks_(std::move(stacks)),
+        objects_(std::move(objects)),
+        memory_(std::move(memory)) {}
 
   // Errors (InvalidArgument) name what is wrong with the report.
   absl::StatusOr<Outcome> Apply(const apq::v1::Report& report);
@@ -76,8 +78,7 @@ struct HostEpoch {
 // The fleet's epochs and the store's rows, each way.
 // What storing `report`, just applied to `state`, writes: the series it
 // changed as they now are, and those it retired.
-EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report,
-                   int64_t received_millis);
+EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report, int64_t received_millis);
 // The epoch a Hello names, created or reloaded from the file; fills *state.
 absl::StatusOr<Store::EpochInfo> OpenEpochState(Store& store, const apq::v1::Hello& hello, EpochState* state);
 // An epoch as stored; DataLoss names a row that does not parse.

@@ -82,7 +82,6 @@ void Deliver(ReportStream& stream, EpochState& state, std::mt19937& rng, bool lo
 
 TEST(ReportStreamTest, AggregatorEndsWithExactlyWhatTheAgentCounted) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
-
     FakeFrames frames;
     ReportStream stream(&frames, /*budget_bytes=*/4096);
     // What every report carries besides its series counts toward the budget too.

@@ -51,8 +51,11 @@ class PipeHost {
  public:
   PipeHost(const std::string& name, uint64_t base, const std::string& build = "build-1",
            const std::string& pipe_writer = "anon_pipe_write")
-      : base_(base), symbols_(*KernelSymbols::Parse(Kallsyms(base, pipe_writer))),
-        frames_(&symbols_, [build](const std::string&) { return build; }), stream_(&frames_, 1 << 20), build_(build) {
+      : base_(base),
+        symbols_(*KernelSymbols::Parse(Kallsyms(base, pipe_writer))),
+        frames_(&symbols_, [build](const std::string&) { return build; }),
+        stream_(&frames_, 1 << 20),
+        build_(build) {
     hello_.set_cluster("prod");
     hello_.set_host(name);
     hello_.mutable_epoch()->set_boot_id("boot-" + name);
@@ -271,7 +274,8 @@ TEST_F(FleetTest, TopOfOneProcess) {
 TEST_F(FleetTest, ClustersSayWhichHostsReportNow) {
   std::unique_ptr<Fleet> fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
-  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull), db("db-1", 0xffffffff82000000ull);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull),
+      db("db-1", 0xffffffff82000000ull);
   db.MoveToCluster("staging");
   absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2),
                           epoch3 = Attach(fleet.get(), db);
@@ -305,7 +309,8 @@ ClassifiedPages Classified(uint64_t hidden, uint64_t anon, uint64_t total_mib, u
   ClassifiedPages classified;
   classified.owners[2][apq::v1::PAGE_CLASS_HIDDEN] = hidden;
   classified.owners[2][apq::v1::PAGE_CLASS_ANON] = anon;
-  for (auto [name, mib] : {std::pair<const char*, uint64_t>{"MemTotal", total_mib}, {"MemFree", free_mib}, {field, field_mib}}) {
+  for (auto [name, mib] :
+       {std::pair<const char*, uint64_t>{"MemTotal", total_mib}, {"MemFree", free_mib}, {field, field_mib}}) {
     apq::v1::MeminfoField* f = classified.memory.add_meminfo();
     f->set_name(name);
     f->set_bytes(mib << 20);
@@ -346,11 +351,13 @@ TEST_F(FleetTest, EachGroupKeepsItsOwnCodeObjectsWhileSymbolsArePending) {
 TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   std::unique_ptr<Fleet> fleet = StartFleet();
   ASSERT_NE(fleet, nullptr);
-  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull), web3("web-3", 0xffffffff81000000ull);
+  PipeHost web1("web-1", 0xffffffff81000000ull), web2("web-2", 0xffffffffa2000000ull),
+      web3("web-3", 0xffffffff81000000ull);
   absl::StatusOr<int64_t> epoch1 = Attach(fleet.get(), web1), epoch2 = Attach(fleet.get(), web2),
                           epoch3 = Attach(fleet.get(), web3);
   ASSERT_TRUE(epoch1.ok() && epoch2.ok() && epoch3.ok());
-  const ClassifiedPages one = Classified(256, 0, 1024, 512, "Slab", 100), two = Classified(384, 128, 2048, 1024, "Active(anon)", 200);
+  const ClassifiedPages one = Classified(256, 0, 1024, 512, "Slab", 100),
+                        two = Classified(384, 128, 2048, 1024, "Active(anon)", 200);
   Report(fleet.get(), *epoch1, &web1, 256, &one);
   Report(fleet.get(), *epoch2, &web2, 512, &two);
   Report(fleet.get(), *epoch3, &web3, 10);  // never classified
@@ -538,11 +545,13 @@ TEST_F(FleetTest, GroupCommitAppliesEveryReportOnce) {
         if (!epoch.ok()) return failures.fetch_add(1), void();
         for (int r = 0; r < kReports; ++r) {
           stream.Add(trackers[i].Next(), {}, {}, r);
-          absl::StatusOr<EpochState::Outcome> outcome = ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
+          absl::StatusOr<EpochState::Outcome> outcome =
+              ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
           if (!outcome.ok() || *outcome != EpochState::Outcome::kApplied) failures.fetch_add(1);
           // Every third ack is lost: the resend must be a duplicate.
           if (r % 3 == 0) {
-            absl::StatusOr<EpochState::Outcome> again = ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
+            absl::StatusOr<EpochState::Outcome> again =
+                ApplyAndWait(fleet.get(), *epoch, stream.unacknowledged().back());
             if (!again.ok() || *again != EpochState::Outcome::kDuplicate) failures.fetch_add(1);
           }
           stream.Acknowledge(stream.unacknowledged().back().sequence());
@@ -593,8 +602,10 @@ TEST_F(FleetTest, AFailedCommitIsRefusedAndItsResendAppliedOnce) {
     }
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.string().c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE UPDATE ON epochs BEGIN SELECT RAISE(ABORT, 'injected'); END",
-                           nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE UPDATE ON epochs BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK);
     stream.Add(tracker.Next(), {}, {}, 5);
     absl::StatusOr<EpochState::Outcome> refused = send();
     EXPECT_FALSE(refused.ok()) << "acknowledged a report the file refused";
@@ -702,7 +713,13 @@ TEST_F(FleetTest, HistoryAnswersAtAndSince) {
 
   apq::v1::TopRequest by_process = at;
   by_process.set_group_by(apq::v1::GROUP_BY_PROCESS);
-  EXPECT_EQ(fleet->Top([&] { by_process.set_cluster("prod"); return by_process; }()).status().code(),
+  EXPECT_EQ(fleet
+                ->Top([&] {
+                  by_process.set_cluster("prod");
+                  return by_process;
+                }())
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
   apq::v1::TopRequest backwards;
   backwards.set_cluster("prod");
@@ -848,7 +865,8 @@ TEST_F(FleetTest, ASymbolTableNamesOnlyItsUploadersCluster) {
   EXPECT_EQ(fleet->NeedSymbols("vmlinux", "build-1", *staging), Need::kStored);
   apq::v1::TopResponse unnamed = Top(fleet.get(), {});
   ASSERT_EQ(unnamed.entries_size(), 1);
-  EXPECT_EQ(unnamed.entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310") << "staging's table names none of prod's";
+  EXPECT_EQ(unnamed.entries(0).key(), "vmlinux+0x110;vmlinux+0x210;vmlinux+0x310")
+      << "staging's table names none of prod's";
   EXPECT_EQ(unnamed.symbols_pending_size(), 1);
   ASSERT_NO_FATAL_FAILURE(Upload(fleet.get(), *prod, &web1));
   EXPECT_EQ(Top(fleet.get(), {}).entries(0).key(), "ksys_write;anon_pipe_write");

@@ -29,7 +29,8 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
     if (epoch_ == 0) return OnHello();
     if (!rate_->Take(host_key_, in_.ByteSizeLong(), fleet_->NowMillis())) {
       return Refuse(Refusal::kHostRate, absl::ResourceExhaustedError(absl::StrCat(
-                                            "host ", host_key_, " sent more than the aggregator's "
+                                            "host ", host_key_,
+                                            " sent more than the aggregator's "
                                             "--max-host-bytes-per-second: this stream ends, reconnect later")));
     }
     if (in_.has_symbols()) {
@@ -177,9 +178,9 @@ class IngestReactor final : public grpc::ServerBidiReactor<apq::v1::AgentMessage
   Fleet* const fleet_;
   const PeerGrants grants_;
   HostRateLimiter* const rate_;
-  std::string host_key_;      // cluster/host, from the Hello
-  apq::v1::AgentMessage in_;  // one read at a time
-  int64_t epoch_ = 0;         // 0 until the Hello; touched only between reads
+  std::string host_key_;                                             // cluster/host, from the Hello
+  apq::v1::AgentMessage in_;                                         // one read at a time
+  int64_t epoch_ = 0;                                                // 0 until the Hello; touched only between reads
   absl::flat_hash_set<std::pair<std::string, std::string>> wanted_;  // tables not stored yet, likewise
 
   absl::Mutex mu_;

@@ -57,7 +57,8 @@ ABSL_FLAG(double, max_host_bytes_per_second, 1 << 20,
 namespace {
 
 absl::StatusOr<apq::ClusterLimits> ClusterLimitsFromFlags() {
-  const int64_t hosts = absl::GetFlag(FLAGS_max_hosts_per_cluster), stacks = absl::GetFlag(FLAGS_max_stacks_per_cluster);
+  const int64_t hosts = absl::GetFlag(FLAGS_max_hosts_per_cluster),
+                stacks = absl::GetFlag(FLAGS_max_stacks_per_cluster);
   if (hosts < 1 || stacks < 1) {
     return absl::InvalidArgumentError("--max-hosts-per-cluster and --max-stacks-per-cluster must be at least 1");
   }
@@ -84,7 +85,7 @@ absl::Status Run() {
   }
   const auto sample_millis = static_cast<int64_t>(sample_seconds * 1000);
   const apq::ServerTls tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                            absl::GetFlag(FLAGS_tls_client_ca)};
+                           absl::GetFlag(FLAGS_tls_client_ca)};
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = apq::ServerCredentialsFor(tls);
   if (!credentials.ok()) return credentials.status();
   const std::string listen = absl::GetFlag(FLAGS_listen);
@@ -132,7 +133,10 @@ absl::Status Run() {
     std::cerr << "apq-aggregator: http on port " << http->port() << " (/ the web view, /metrics)" << std::endl;
   }
   std::cerr << "apq-aggregator: listening on port " << port << ", "
-            << (tls.cert.empty() ? "plaintext" : tls.client_ca.empty() ? "TLS" : "mutual TLS") << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
+            << (tls.cert.empty()        ? "plaintext"
+                : tls.client_ca.empty() ? "TLS"
+                                        : "mutual TLS")
+            << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
   apq::ReadyFacts ready = {{"grpc_port", port}};
   if (http) ready.emplace_back("http_port", http->port());
   APQ_RETURN_IF_ERROR(apq::AnnounceReady(apq::ReadyFileFromFlag(), ready));
@@ -165,12 +169,13 @@ absl::Status Run() {
 const apq::ProgramHelp kHelp = {
     "apq-aggregator",
     "receives the agents' streams, keeps the fleet's state and history in SQLite, and answers apq's queries.",
-    {{"", "apq-aggregator [--listen HOST:PORT] [--db PATH] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]",
+    {{"",
+      "apq-aggregator [--listen HOST:PORT] [--db PATH] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]",
       "Serves agents (ingest) and the apq command (queries) on one port until SIGINT or SIGTERM. An agent's report "
       "is acknowledged once stored: a restart loses nothing acknowledged.",
-      {"listen", "tls_cert", "tls_key", "tls_client_ca", "http", "db", "fresh_seconds", "sample_seconds", "keep_minutes",
-       "keep_hours", "keep_host_hours", "max_hosts_per_cluster", "max_stacks_per_cluster", "max_host_bytes_per_second",
-       "ready_file"}}},
+      {"listen", "tls_cert", "tls_key", "tls_client_ca", "http", "db", "fresh_seconds", "sample_seconds",
+       "keep_minutes", "keep_hours", "keep_host_hours", "max_hosts_per_cluster", "max_stacks_per_cluster",
+       "max_host_bytes_per_second", "ready_file"}}},
     {},
     ""};
 
@@ -185,7 +190,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::vector<std::string> positional = apq::ParseFlagsOrHelp(argc, argv, kHelp);
   if (positional.size() > 1) {
-    std::cerr << "apq-aggregator: unexpected argument '" << positional[1] << "' (apq-aggregator --help lists the flags)\n";
+    std::cerr << "apq-aggregator: unexpected argument '" << positional[1]
+              << "' (apq-aggregator --help lists the flags)\n";
     return apq::kExitBadUsage;
   }
   return apq::ExitStatusOf("apq-aggregator", Run());

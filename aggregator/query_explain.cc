@@ -77,7 +77,8 @@ void MergePaths(PathSums from, PathSums* into) {
 void KeepLargestStartHolders(apq::v1::Explanation* e) {
   auto* holders = e->mutable_held_at_start_holders();
   std::sort(holders->begin(), holders->end(), [](const auto& a, const auto& b) {
-    return a.bytes() != b.bytes() ? a.bytes() > b.bytes() : std::make_tuple(a.host(), a.tgid()) < std::make_tuple(b.host(), b.tgid());
+    return a.bytes() != b.bytes() ? a.bytes() > b.bytes()
+                                  : std::make_tuple(a.host(), a.tgid()) < std::make_tuple(b.host(), b.tgid());
   });
   if (holders->size() > static_cast<int>(kMaxHoldersPerPath)) {
     holders->DeleteSubrange(kMaxHoldersPerPath, holders->size() - static_cast<int>(kMaxHoldersPerPath));
@@ -92,18 +93,18 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
   if (!memory) return std::nullopt;
   double hidden = 0, hidden_variance = 0, unknown = 0;
   // As classified: the pages of the moment its meminfo was read.
-  absl::Status status = ForEachHeldSeries({&epoch}, namer, apq::v1::CLASS_FILTER_HIDDEN, ClassBasis::kAsClassified,
-                                          [&](const SeriesBytes& held) {
-    hidden += held.class_bytes[apq::v1::PAGE_CLASS_HIDDEN];
-    hidden_variance += held.class_variance[apq::v1::PAGE_CLASS_HIDDEN];
-    unknown += held.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN];
-    PathSum& path = (*paths)[held.path->folded];
-    if (path.frames.empty()) path.frames = held.path->frames;
-    path.bytes += held.bytes;
-    path.variance += held.variance;
-    path.holders[{epoch.host, held.series->key.tgid(), held.series->key.comm(), held.series->key.cgroup()}] +=
-        held.bytes;
-  });
+  absl::Status status = ForEachHeldSeries(
+      {&epoch}, namer, apq::v1::CLASS_FILTER_HIDDEN, ClassBasis::kAsClassified, [&](const SeriesBytes& held) {
+        hidden += held.class_bytes[apq::v1::PAGE_CLASS_HIDDEN];
+        hidden_variance += held.class_variance[apq::v1::PAGE_CLASS_HIDDEN];
+        unknown += held.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN];
+        PathSum& path = (*paths)[held.path->folded];
+        if (path.frames.empty()) path.frames = held.path->frames;
+        path.bytes += held.bytes;
+        path.variance += held.variance;
+        path.holders[{epoch.host, held.series->key.tgid(), held.series->key.comm(), held.series->key.cgroup()}] +=
+            held.bytes;
+      });
   if (!status.ok()) return status;
   absl::flat_hash_map<std::string, uint64_t> meminfo;
   for (const apq::v1::MeminfoField& field : memory->meminfo()) meminfo[field.name()] = field.bytes();
@@ -116,7 +117,8 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
   e.set_hidden_traced_standard_error(std::sqrt(hidden_variance));
   e.set_traced_unknown_class_bytes(unknown);
   e.set_classified_unix_millis(memory->classified_unix_millis());
-  if (!memory->held_at_start_known()) e.add_notes("the census of pages in use at start failed: held at start counted 0");
+  if (!memory->held_at_start_known())
+    e.add_notes("the census of pages in use at start failed: held at start counted 0");
   for (const apq::v1::StartHolder& holder : memory->held_at_start_holders()) {
     // The host is the epoch's, whatever the agent wrote: an agent speaks for its own host alone.
     apq::v1::StartHolder* kept = e.add_held_at_start_holders();

@@ -25,16 +25,22 @@ absl::StatusOr<apq::v1::TopResponse> TopOf(Fleet& fleet, const std::string& clus
 
 absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_t now_millis) {
   const Fleet::Stats stats = fleet.GetStats();
-  std::vector<MetricFamily> families = {
-      {"apq_aggregator_reports_stored_total", "Agent reports stored (and acknowledged) since start.", "counter",
-       {{{}, static_cast<double>(stats.reports_stored)}}},
-      {"apq_aggregator_commit_failures_total", "Group commits that failed (their agents resend).", "counter",
-       {{{}, static_cast<double>(stats.commits_failed)}}},
-      {"apq_aggregator_symbol_tables", "Symbol tables stored (one per cluster, code object and build).", "gauge",
-       {{{}, static_cast<double>(stats.symbol_tables)}}}};
+  std::vector<MetricFamily> families = {{"apq_aggregator_reports_stored_total",
+                                         "Agent reports stored (and acknowledged) since start.",
+                                         "counter",
+                                         {{{}, static_cast<double>(stats.reports_stored)}}},
+                                        {"apq_aggregator_commit_failures_total",
+                                         "Group commits that failed (their agents resend).",
+                                         "counter",
+                                         {{{}, static_cast<double>(stats.commits_failed)}}},
+                                        {"apq_aggregator_symbol_tables",
+                                         "Symbol tables stored (one per cluster, code object and build).",
+                                         "gauge",
+                                         {{{}, static_cast<double>(stats.symbol_tables)}}}};
   MetricFamily refused{"apq_aggregator_refused_total",
                        "Peers and messages refused since start, by reason (certificate grants, size and rate limits).",
-                       "counter", {}};
+                       "counter",
+                       {}};
   for (int r = 0; r < kNumRefusals; ++r) {
     const auto refusal = static_cast<Refusal>(r);
     refused.samples.push_back({{{"reason", RefusalLabel(refusal)}}, static_cast<double>(fleet.refusals().Of(refusal))});
@@ -42,9 +48,10 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
   families.push_back(std::move(refused));
   MetricFamily hosts{"apq_cluster_hosts", "Hosts part of \"now\" (reported within --fresh-seconds).", "gauge", {}};
   MetricFamily streams{"apq_cluster_streams", "Agent streams connected.", "gauge", {}};
-  MetricFamily age{"apq_host_last_report_age_seconds", "Seconds since the host's last stored report (ingest lag).",
-                   "gauge", {}};
-  MetricFamily sequence{"apq_host_stored_sequence", "The host's last stored report sequence in its epoch.", "gauge", {}};
+  MetricFamily age{
+      "apq_host_last_report_age_seconds", "Seconds since the host's last stored report (ingest lag).", "gauge", {}};
+  MetricFamily sequence{
+      "apq_host_stored_sequence", "The host's last stored report sequence in its epoch.", "gauge", {}};
   std::map<std::string, std::pair<double, double>> per_cluster;  // hosts, streams
   for (const Fleet::Stats::Host& host : stats.hosts) {
     const Labels labels = {{"cluster", host.cluster}, {"host", host.host}, {"build", host.build_hex}};
@@ -54,14 +61,19 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
     fresh += host.fresh ? 1 : 0;
     connected += host.streams;
   }
-  MetricFamily host_bytes{"apq_host_outstanding_bytes", "Bytes the host's page-allocator pages hold now, by class (hidden, visible, or unclassified: allocated "
-                          "since the host's last classification) "
-                          "(estimated when sampled).", "gauge", {}};
-  MetricFamily cluster_bytes{"apq_cluster_outstanding_bytes", "Bytes the cluster's pages hold now, by class.", "gauge",
-                             {}};
+  MetricFamily host_bytes{
+      "apq_host_outstanding_bytes",
+      "Bytes the host's page-allocator pages hold now, by class (hidden, visible, or unclassified: allocated "
+      "since the host's last classification) "
+      "(estimated when sampled).",
+      "gauge",
+      {}};
+  MetricFamily cluster_bytes{
+      "apq_cluster_outstanding_bytes", "Bytes the cluster's pages hold now, by class.", "gauge", {}};
   MetricFamily paths{"apq_cluster_function_bytes",
                      "Bytes held now by the cluster's largest functions (first caller outside the memory APIs).",
-                     "gauge", {}};
+                     "gauge",
+                     {}};
   for (const auto& [cluster, counts] : per_cluster) {
     hosts.samples.push_back({{{"cluster", cluster}}, counts.first});
     streams.samples.push_back({{{"cluster", cluster}}, counts.second});
@@ -78,8 +90,8 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
         unclassified[entry.key()] += sign * entry.bytes_outstanding();
         total += entry.bytes_outstanding();
         if (filter == apq::v1::CLASS_FILTER_ALL) continue;
-        host_bytes.samples.push_back(
-            {{{"cluster", cluster}, {"host", entry.key()}, {"class", ClassFilterName(filter)}}, entry.bytes_outstanding()});
+        host_bytes.samples.push_back({{{"cluster", cluster}, {"host", entry.key()}, {"class", ClassFilterName(filter)}},
+                                      entry.bytes_outstanding()});
       }
       unclassified_total += sign * total;
       if (filter == apq::v1::CLASS_FILTER_ALL) continue;
@@ -91,9 +103,9 @@ absl::StatusOr<std::vector<MetricFamily>> AggregatorMetrics(Fleet& fleet, int64_
     }
     cluster_bytes.samples.push_back(
         {{{"cluster", cluster}, {"class", "unclassified"}}, std::max(unclassified_total, 0.0)});
-    APQ_ASSIGN_OR_RETURN(const apq::v1::TopResponse functions,
-                         TopOf(fleet, cluster, apq::v1::GROUP_BY_FUNCTION, apq::v1::CLASS_FILTER_ALL,
-                               kMetricsPathsPerCluster));
+    APQ_ASSIGN_OR_RETURN(
+        const apq::v1::TopResponse functions,
+        TopOf(fleet, cluster, apq::v1::GROUP_BY_FUNCTION, apq::v1::CLASS_FILTER_ALL, kMetricsPathsPerCluster));
     for (const apq::v1::TopEntry& entry : functions.entries()) {
       paths.samples.push_back({{{"cluster", cluster}, {"function", entry.key()}}, entry.bytes_outstanding()});
     }

@@ -32,8 +32,7 @@ bool EstimateClasses(const SamplingPlan& plan, int order, const EpochState::Seri
     const double bytes = plan.EstimateBytes(order, pages), variance = plan.EstimateVariance(order, pages);
     // Estimates are linear in pages: each class gets its share of the
     // series as last classified; with no share known, all are unknown.
-    const uint64_t classified_total =
-        classified ? SumSelected(apq::v1::CLASS_FILTER_ALL, *classified) : 0;
+    const uint64_t classified_total = classified ? SumSelected(apq::v1::CLASS_FILTER_ALL, *classified) : 0;
     for (int c = 0; c < kNumPageClasses; ++c) {
       const double share = classified_total == 0 ? (c == apq::v1::PAGE_CLASS_UNKNOWN ? 1.0 : 0.0)
                                                  : static_cast<double>((*classified)[c]) / classified_total;
@@ -98,49 +97,61 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   absl::flat_hash_set<std::string> unclassified_paths;  // folded
   // Every class, so that the pages of no known class are seen too; the
   // filter is applied here.
-  absl::Status status = ForEachHeldSeries(epochs, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
-                                          [&](const SeriesBytes& all) {
-    pending.insert(all.path->tables_pending.begin(), all.path->tables_pending.end());
-    if (request.pid() != 0 && all.series->key.tgid() != request.pid()) return;
-    const std::vector<std::string>& frames = all.path->frames;
-    if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
-          return f.find(substring) != std::string::npos;
-        })) {
-      return;
-    }
-    SeriesBytes held = all;
-    if (filter != apq::v1::CLASS_FILTER_ALL) {
-      if (const double unknown = all.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN]; unknown > 0) {
-        unclassified_bytes += unknown;
-        unclassified_paths.insert(all.path->folded);
-      }
-      held.bytes = SumSelected(filter, all.class_bytes);
-      held.variance = SumSelected(filter, all.class_variance);
-      if (held.bytes <= 0 && (!request.with_allocated() || all.allocated_bytes <= 0)) return;
-    }
-    absl::string_view key;
-    switch (request.group_by()) {
-      case apq::v1::GROUP_BY_FUNCTION: key = held.path->function; break;
-      case apq::v1::GROUP_BY_HOST: key = held.host->host; break;
-      case apq::v1::GROUP_BY_PROCESS: key = held.series->key.comm(); break;
-      case apq::v1::GROUP_BY_CGROUP: key = held.series->key.cgroup(); break;
-      case apq::v1::GROUP_BY_BUILD:
-        if (build_of != held.host) build_hex = absl::BytesToHexString((build_of = held.host)->build_id);
-        key = build_hex;
-        break;
-      default: key = held.path->folded; break;
-    }
-    Group& group = groups[key];  // heterogeneous: a string is made only for a new group
-    group.bytes += held.bytes;
-    group.allocated += held.allocated_bytes;
-    if (request.group_by() == apq::v1::GROUP_BY_STACK && group.objects.empty()) group.objects = held.path->objects;
-    group.variance += held.variance;
-    for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
-    if (group.last_host != held.host->host_id) {
-      group.last_host = held.host->host_id;
-      ++group.hosts;
-    }
-  }, request.with_allocated() ? IdleSeries::kIncludeIdle : IdleSeries::kSkip);
+  absl::Status status = ForEachHeldSeries(
+      epochs, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
+      [&](const SeriesBytes& all) {
+        pending.insert(all.path->tables_pending.begin(), all.path->tables_pending.end());
+        if (request.pid() != 0 && all.series->key.tgid() != request.pid()) return;
+        const std::vector<std::string>& frames = all.path->frames;
+        if (!substring.empty() && std::none_of(frames.begin(), frames.end(), [&](const std::string& f) {
+              return f.find(substring) != std::string::npos;
+            })) {
+          return;
+        }
+        SeriesBytes held = all;
+        if (filter != apq::v1::CLASS_FILTER_ALL) {
+          if (const double unknown = all.class_bytes[apq::v1::PAGE_CLASS_UNKNOWN]; unknown > 0) {
+            unclassified_bytes += unknown;
+            unclassified_paths.insert(all.path->folded);
+          }
+          held.bytes = SumSelected(filter, all.class_bytes);
+          held.variance = SumSelected(filter, all.class_variance);
+          if (held.bytes <= 0 && (!request.with_allocated() || all.allocated_bytes <= 0)) return;
+        }
+        absl::string_view key;
+        switch (request.group_by()) {
+          case apq::v1::GROUP_BY_FUNCTION:
+            key = held.path->function;
+            break;
+          case apq::v1::GROUP_BY_HOST:
+            key = held.host->host;
+            break;
+          case apq::v1::GROUP_BY_PROCESS:
+            key = held.series->key.comm();
+            break;
+          case apq::v1::GROUP_BY_CGROUP:
+            key = held.series->key.cgroup();
+            break;
+          case apq::v1::GROUP_BY_BUILD:
+            if (build_of != held.host) build_hex = absl::BytesToHexString((build_of = held.host)->build_id);
+            key = build_hex;
+            break;
+          default:
+            key = held.path->folded;
+            break;
+        }
+        Group& group = groups[key];  // heterogeneous: a string is made only for a new group
+        group.bytes += held.bytes;
+        group.allocated += held.allocated_bytes;
+        if (request.group_by() == apq::v1::GROUP_BY_STACK && group.objects.empty()) group.objects = held.path->objects;
+        group.variance += held.variance;
+        for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
+        if (group.last_host != held.host->host_id) {
+          group.last_host = held.host->host_id;
+          ++group.hosts;
+        }
+      },
+      request.with_allocated() ? IdleSeries::kIncludeIdle : IdleSeries::kSkip);
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
   response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
@@ -177,19 +188,18 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
   return response;
 }
 
-absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
-                                        int64_t minute) {
+absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, int64_t minute) {
   FleetSample sample;
   sample.minute = minute;
   for (const HostEpoch* epoch : epochs) {
     FleetSample::Host host;
     host.build_id = epoch->build_id;
-    absl::Status status = ForEachHeldSeries({epoch}, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive,
-                                            [&](const SeriesBytes& held) {
-      FleetSample::Cell& cell = host.paths[held.path->folded];
-      cell.bytes += held.bytes;
-      cell.variance += held.variance;
-    });
+    absl::Status status =
+        ForEachHeldSeries({epoch}, namer, apq::v1::CLASS_FILTER_ALL, ClassBasis::kLive, [&](const SeriesBytes& held) {
+          FleetSample::Cell& cell = host.paths[held.path->folded];
+          cell.bytes += held.bytes;
+          cell.variance += held.variance;
+        });
     if (!status.ok()) return status;
     for (const auto& [path, cell] : host.paths) {
       FleetSample::Cell& sum = sample.clusters[{epoch->cluster, epoch->build_id, path}];

@@ -26,8 +26,8 @@ struct SeriesBytes {
   const HostEpoch* host;
   const EpochState::Series* series;
   const NamedPath* path;
-  double bytes;     // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
-  double variance;  // of that estimate
+  double bytes;            // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
+  double variance;         // of that estimate
   double allocated_bytes;  // allocated since the agent started, estimated alike (all classes)
   // The series' estimated bytes by class (all classes).
   std::array<double, kNumPageClasses> class_bytes{};
@@ -61,8 +61,7 @@ absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, Path
 absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpoch*>& epochs,
                                                  const apq::v1::TopRequest& request, PathNamer* namer);
 
-absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer,
-                                        int64_t minute);
+absl::StatusOr<FleetSample> SampleFleet(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, int64_t minute);
 
 }  // namespace apq
 

@@ -38,8 +38,7 @@ class PathNamer {
   // Gives the stored symbol table of a key, or nullopt if no agent of its
   // cluster has uploaded it yet. Tables arrive only through Add, so a
   // missing one is not asked for again.
-  using TableSource =
-      std::function<absl::StatusOr<std::optional<apq::v1::SymbolTable>>(const SymbolTableKey& key)>;
+  using TableSource = std::function<absl::StatusOr<std::optional<apq::v1::SymbolTable>>(const SymbolTableKey& key)>;
   explicit PathNamer(TableSource source) : source_(std::move(source)) {}
 
   // A table just uploaded by an agent of `cluster`: used from now on

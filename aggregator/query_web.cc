@@ -21,7 +21,8 @@ constexpr char kJson[] = "application/json";
 RequestParams ParamsOf(const Params& params) { return RequestParams(params.begin(), params.end()); }
 
 absl::StatusOr<std::string> Top(Fleet* fleet, const Params& params, int64_t now_millis) {
-  APQ_ASSIGN_OR_RETURN(const apq::v1::TopRequest request, TopRequestOf(ParamsOf(params), absl::FromUnixMillis(now_millis)));
+  APQ_ASSIGN_OR_RETURN(const apq::v1::TopRequest request,
+                       TopRequestOf(ParamsOf(params), absl::FromUnixMillis(now_millis)));
   APQ_ASSIGN_OR_RETURN(apq::v1::TopResponse response, fleet->Top(request));
   return ProtoJson(response);
 }
@@ -46,7 +47,8 @@ absl::StatusOr<std::string> Explain(Fleet* fleet, const Params& params) {
 }
 
 absl::StatusOr<std::string> Diff(Fleet* fleet, const Params& params, int64_t now_millis) {
-  APQ_ASSIGN_OR_RETURN(const apq::v1::DiffRequest request, DiffRequestOf(ParamsOf(params), absl::FromUnixMillis(now_millis)));
+  APQ_ASSIGN_OR_RETURN(const apq::v1::DiffRequest request,
+                       DiffRequestOf(ParamsOf(params), absl::FromUnixMillis(now_millis)));
   APQ_ASSIGN_OR_RETURN(apq::v1::DiffResponse response, fleet->Diff(request));
   return ProtoJson(response);
 }

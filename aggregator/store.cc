@@ -224,8 +224,9 @@ absl::StatusOr<Store::EpochInfo> Store::OpenEpoch(const EpochIdentity& identity)
   APQ_ASSIGN_OR_RETURN(row, epoch.Step());
   if (!row) return absl::InternalError("no epoch id");
   // A resumed epoch keeps what it was opened with.
-  EpochInfo info{epoch.Int(0), host_id, identity.cluster, identity.host, epoch.Text(1),
-                 static_cast<uint64_t>(epoch.Int(2)), epoch.Int(3)};
+  EpochInfo info{epoch.Int(0),  host_id,       identity.cluster,
+                 identity.host, epoch.Text(1), static_cast<uint64_t>(epoch.Int(2)),
+                 epoch.Int(3)};
   epoch.Reset();
   APQ_RETURN_IF_ERROR(transaction.Commit());
   return info;
@@ -300,7 +301,8 @@ absl::Status Store::StoreReport(const EpochWrite& write) {
         object.Bind(1, epoch_id).Bind(2, static_cast<int64_t>(o.id)).Bind(3, o.name).BindBlob(4, o.build_id).Run());
   }
   APQ_ASSIGN_OR_RETURN(
-      Statement stack, db_.Prepare("INSERT OR REPLACE INTO stacks (epoch_id, stack_id, definition) VALUES (?1, ?2, ?3)"));
+      Statement stack,
+      db_.Prepare("INSERT OR REPLACE INTO stacks (epoch_id, stack_id, definition) VALUES (?1, ?2, ?3)"));
   for (const EpochRows::Stack& s : write.rows.stacks) {
     stack.Reset();
     APQ_RETURN_IF_ERROR(stack.Bind(1, epoch_id).Bind(2, static_cast<int64_t>(s.id)).BindBlob(3, s.definition).Run());
@@ -446,8 +448,13 @@ absl::Status Store::WriteSample(const FleetSample& sample) {
     if (!path.ok()) return fail(path.status());
     for (auto [statement, time] : {std::pair{&*minute_row, minute}, std::pair{&*hour_row, hour}}) {
       statement->Reset();
-      statement->Bind(1, time).Bind(2, cluster).BindBlob(3, build_id).Bind(4, *path).Bind(5, cell.bytes)
-          .Bind(6, cell.variance).Bind(7, static_cast<int64_t>(cell.hosts));
+      statement->Bind(1, time)
+          .Bind(2, cluster)
+          .BindBlob(3, build_id)
+          .Bind(4, *path)
+          .Bind(5, cell.bytes)
+          .Bind(6, cell.variance)
+          .Bind(7, static_cast<int64_t>(cell.hosts));
       if (absl::Status status = statement->Run(); !status.ok()) return fail(status);
     }
   }
@@ -456,7 +463,11 @@ absl::Status Store::WriteSample(const FleetSample& sample) {
       absl::StatusOr<int64_t> path = PathId(folded);
       if (!path.ok()) return fail(path.status());
       host_row->Reset();
-      host_row->Bind(1, hour).Bind(2, host_id).Bind(3, *path).BindBlob(4, host.build_id).Bind(5, cell.bytes)
+      host_row->Bind(1, hour)
+          .Bind(2, host_id)
+          .Bind(3, *path)
+          .BindBlob(4, host.build_id)
+          .Bind(5, cell.bytes)
           .Bind(6, cell.variance);
       if (absl::Status status = host_row->Run(); !status.ok()) return fail(status);
     }
@@ -481,12 +492,11 @@ absl::Status Store::PruneEpochs(int64_t now_millis, const absl::flat_hash_set<in
       "OR epoch_id < (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id))");
   if (!old.ok()) return old.status();
   std::vector<int64_t> doomed;
-  absl::Status status = old->Bind(1, now_millis - kOldEpochMillis)
-                            .Bind(2, now_millis - retention_.host_hour_millis)
-                            .ForEachRow([&] {
-                              if (!attached.contains(old->Int(0))) doomed.push_back(old->Int(0));
-                              return absl::OkStatus();
-                            });
+  absl::Status status =
+      old->Bind(1, now_millis - kOldEpochMillis).Bind(2, now_millis - retention_.host_hour_millis).ForEachRow([&] {
+        if (!attached.contains(old->Int(0))) doomed.push_back(old->Int(0));
+        return absl::OkStatus();
+      });
   if (!status.ok() || doomed.empty()) return status;
   absl::StatusOr<Transaction> transaction = Transaction::Begin(&db_);
   if (!transaction.ok()) return transaction.status();

@@ -91,8 +91,8 @@ struct EpochWrite {
   bool replaces_epoch = false;
   EpochRows rows;
   std::vector<uint32_t> retired_series;
-  std::string losses, coverage;  // apq.v1.Losses, apq.v1.Coverage
-  bool memory_changes = false;   // set memory to `memory` (none: clear it)
+  std::string losses, coverage;       // apq.v1.Losses, apq.v1.Coverage
+  bool memory_changes = false;        // set memory to `memory` (none: clear it)
   std::optional<std::string> memory;  // apq.v1.HostMemory
 };
 
@@ -117,7 +117,7 @@ struct FleetSample {
   int64_t minute = 0;  // unix minutes: the fleet's state at minute * 60 s
   // (cluster, build ID, folded path) -> cell
   absl::flat_hash_map<std::tuple<std::string, std::string, std::string>, Cell> clusters;
-  absl::flat_hash_map<int64_t, Host> hosts;  // by host ID
+  absl::flat_hash_map<int64_t, Host> hosts;                  // by host ID
   absl::flat_hash_map<std::string, uint32_t> cluster_hosts;  // hosts sampled per cluster
 };
 
@@ -154,8 +154,7 @@ struct DiffSide {
 // queries never wait for a commit.
 class Store {
  public:
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
-                                                     const Retention& retention = Retention());
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const Retention& retention = Retention());
 
   // Who an epoch is, as stored.
   struct EpochInfo {

@@ -45,8 +45,8 @@ absl::StatusOr<std::vector<Store::ClusterRow>> Store::Clusters(int64_t reporting
   query.Bind(1, reporting_since_ms);
   std::vector<ClusterRow> rows;
   APQ_RETURN_IF_ERROR(query.ForEachRow([&] {
-    rows.push_back({query.Text(0), static_cast<uint32_t>(query.Int(1)), static_cast<uint32_t>(query.Int(2)),
-                    query.Int(3)});
+    rows.push_back(
+        {query.Text(0), static_cast<uint32_t>(query.Int(1)), static_cast<uint32_t>(query.Int(2)), query.Int(3)});
     return absl::OkStatus();
   }));
   return rows;
@@ -82,26 +82,34 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
 
   std::string key;
   switch (by) {
-    case apq::v1::GROUP_BY_FUNCTION: key = "p.leaf"; break;
-    case apq::v1::GROUP_BY_BUILD: key = "lower(hex(c.build_id))"; break;
-    case apq::v1::GROUP_BY_HOST: key = "n.name"; break;
-    default: key = "p.folded"; break;
+    case apq::v1::GROUP_BY_FUNCTION:
+      key = "p.leaf";
+      break;
+    case apq::v1::GROUP_BY_BUILD:
+      key = "lower(hex(c.build_id))";
+      break;
+    case apq::v1::GROUP_BY_HOST:
+      key = "n.name";
+      break;
+    default:
+      key = "p.folded";
+      break;
   }
-  const std::string filters =
-      "AND (length(?4) = 0 OR c.build_id = ?4) AND (?5 = '' OR instr(p.folded, ?5) > 0) ";
+  const std::string filters = "AND (length(?4) = 0 OR c.build_id = ?4) AND (?5 = '' OR instr(p.folded, ?5) > 0) ";
   // Each group's value per sample, then its largest over the samples (one
   // sample for "at"); the bare columns come from that largest row.
   if (by == apq::v1::GROUP_BY_HOST || !request.host().empty()) {
     const int64_t first = FloorDiv(range ? since : at, kHourMillis), last = FloorDiv(at, kHourMillis);
     const char* value = range ? "c.peak_bytes" : "c.bytes";
     const char* variance = range ? "c.peak_variance" : "c.variance";
-    return HistoryRows(request,
-                       absl::StrCat("SELECT key, max(b), v, h, t FROM (SELECT c.hour t, ", key, " key, sum(", value,
-                                    ") b, sum(", variance, ") v, count(DISTINCT c.host_id) h ",
-                                    "FROM host_hours c JOIN hosts n USING (host_id) JOIN paths p USING (path_id) "
-                                    "WHERE c.hour BETWEEN ?1 AND ?2 AND n.cluster = ?3 AND (?7 = '' OR n.name = ?7) ",
-                                    filters, "GROUP BY c.hour, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
-                       first, last, kHourMillis, 0);
+    return HistoryRows(
+        request,
+        absl::StrCat("SELECT key, max(b), v, h, t FROM (SELECT c.hour t, ", key, " key, sum(", value, ") b, sum(",
+                     variance, ") v, count(DISTINCT c.host_id) h ",
+                     "FROM host_hours c JOIN hosts n USING (host_id) JOIN paths p USING (path_id) "
+                     "WHERE c.hour BETWEEN ?1 AND ?2 AND n.cluster = ?3 AND (?7 = '' OR n.name = ?7) ",
+                     filters, "GROUP BY c.hour, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
+        first, last, kHourMillis, 0);
   }
   int64_t first = FloorDiv(since, kMinuteMillis), last = FloorDiv(at, kMinuteMillis);
   if (!range) {  // the newest sample at or before "at"
@@ -120,10 +128,12 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
     first = FloorDiv(first * kMinuteMillis, kHourMillis);
     last = FloorDiv(last * kMinuteMillis, kHourMillis);
   }
-  absl::StatusOr<Statement> hosts = reader_.Prepare(
-      "SELECT max(hosts) FROM cluster_samples WHERE cluster = ?1 AND minute BETWEEN ?2 AND ?3");
+  absl::StatusOr<Statement> hosts =
+      reader_.Prepare("SELECT max(hosts) FROM cluster_samples WHERE cluster = ?1 AND minute BETWEEN ?2 AND ?3");
   if (!hosts.ok()) return hosts.status();
-  hosts->Bind(1, request.cluster()).Bind(2, first * unit / kMinuteMillis).Bind(3, (last + 1) * unit / kMinuteMillis - 1);
+  hosts->Bind(1, request.cluster())
+      .Bind(2, first * unit / kMinuteMillis)
+      .Bind(3, (last + 1) * unit / kMinuteMillis - 1);
   absl::StatusOr<bool> row = hosts->Step();
   if (!row.ok()) return row.status();
   const auto hosts_sampled = static_cast<uint32_t>(hosts->Int(0));
@@ -132,20 +142,20 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
   const char* value = !minutes && range ? "peak_" : "";
   return HistoryRows(
       request,
-      absl::StrCat("SELECT key, max(b), v, h, t FROM (SELECT t, key, sum(b) b, sum(v) v, sum(h) h FROM (SELECT c.", time,
-                   " t, ", key, " key, c.build_id, sum(c.", value, "bytes) b, sum(c.", value, "variance) v, max(c.", value,
-                   "hosts) h FROM ", table, " c JOIN paths p USING (path_id) WHERE c.", time,
-                   " BETWEEN ?1 AND ?2 AND c.cluster = ?3 ", filters,
-                   "GROUP BY t, key, c.build_id) GROUP BY t, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
+      absl::StrCat(
+          "SELECT key, max(b), v, h, t FROM (SELECT t, key, sum(b) b, sum(v) v, sum(h) h FROM (SELECT c.", time, " t, ",
+          key, " key, c.build_id, sum(c.", value, "bytes) b, sum(c.", value, "variance) v, max(c.", value,
+          "hosts) h FROM ", table, " c JOIN paths p USING (path_id) WHERE c.", time,
+          " BETWEEN ?1 AND ?2 AND c.cluster = ?3 ", filters,
+          "GROUP BY t, key, c.build_id) GROUP BY t, key) GROUP BY key HAVING max(b) > 0 ORDER BY 2 DESC, 1 LIMIT ?6"),
       first, last, unit, hosts_sampled);
 }
 
 absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const apq::v1::DiffSelector& selector,
                                                apq::v1::GroupBy by, int64_t now_millis, int64_t* resolution_millis) {
   const std::string& prefix = selector.build_hex_prefix();
-  if (prefix.size() > 80 || !std::all_of(prefix.begin(), prefix.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-      })) {
+  if (prefix.size() > 80 || !std::all_of(prefix.begin(), prefix.end(),
+                                         [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
     return absl::InvalidArgumentError("build= takes lower-case hex");
   }
   const bool point = selector.from_unix_millis() == selector.to_unix_millis();
@@ -160,21 +170,29 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
   *resolution_millis = unit;
   std::string key;
   switch (by) {
-    case apq::v1::GROUP_BY_FUNCTION: key = "p.leaf"; break;
-    case apq::v1::GROUP_BY_BUILD: key = "lower(hex(c.build_id))"; break;
-    case apq::v1::GROUP_BY_HOST: key = "n.name"; break;
-    case apq::v1::GROUP_BY_STACK: key = "p.folded"; break;
-    default: return absl::InvalidArgumentError("diff groups by stack, function, host or build: history keeps no more");
+    case apq::v1::GROUP_BY_FUNCTION:
+      key = "p.leaf";
+      break;
+    case apq::v1::GROUP_BY_BUILD:
+      key = "lower(hex(c.build_id))";
+      break;
+    case apq::v1::GROUP_BY_HOST:
+      key = "n.name";
+      break;
+    case apq::v1::GROUP_BY_STACK:
+      key = "p.folded";
+      break;
+    default:
+      return absl::InvalidArgumentError("diff groups by stack, function, host or build: history keeps no more");
   }
   const char* time = per_host ? "c.hour" : minutes ? "c.minute" : "c.hour";
-  const std::string from_clause =
-      per_host ? "host_hours c JOIN hosts n USING (host_id)"
-               : absl::StrCat(minutes ? "cluster_minutes" : "cluster_hours", " c");
-  const std::string where = absl::StrCat(
-      per_host ? "n.cluster = ?1" : "c.cluster = ?1", " AND ", time, " BETWEEN ?2 AND ?3 ",
-      "AND (?4 = '' OR lower(hex(c.build_id)) LIKE ?4 || '%') ",
-      "AND (?5 = '' OR c.build_id IN (SELECT build_id FROM epochs WHERE kernel_release = ?5)) ",
-      per_host ? "AND (?6 = '' OR n.name = ?6) " : "");
+  const std::string from_clause = per_host ? "host_hours c JOIN hosts n USING (host_id)"
+                                           : absl::StrCat(minutes ? "cluster_minutes" : "cluster_hours", " c");
+  const std::string where =
+      absl::StrCat(per_host ? "n.cluster = ?1" : "c.cluster = ?1", " AND ", time, " BETWEEN ?2 AND ?3 ",
+                   "AND (?4 = '' OR lower(hex(c.build_id)) LIKE ?4 || '%') ",
+                   "AND (?5 = '' OR c.build_id IN (SELECT build_id FROM epochs WHERE kernel_release = ?5)) ",
+                   per_host ? "AND (?6 = '' OR n.name = ?6) " : "");
   auto bind = [&](Statement& statement, int64_t first, int64_t last) {
     statement.Bind(1, cluster).Bind(2, first).Bind(3, last).Bind(4, prefix).Bind(5, selector.release());
     if (per_host) statement.Bind(6, selector.host());
@@ -191,8 +209,9 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
   // holds later samples, so "at or before" takes the hour before it.
   if (point && !minutes && to < now_millis - kMinuteMillis) --last;
   if (point) {  // the newest sample at or before (with hosts): one lookup, not a scan of the past
-    APQ_ASSIGN_OR_RETURN(Statement newest, reader_.Prepare(absl::StrCat("SELECT max(", time, ") FROM ", from_clause,
-                                                                        " WHERE ", where, per_host ? "" : "AND c.hosts > 0")));
+    APQ_ASSIGN_OR_RETURN(Statement newest,
+                         reader_.Prepare(absl::StrCat("SELECT max(", time, ") FROM ", from_clause, " WHERE ", where,
+                                                      per_host ? "" : "AND c.hosts > 0")));
     bind(newest, 0, last);
     APQ_ASSIGN_OR_RETURN(bool row, newest.Step());
     if (!row || newest.IsNull(0)) return DiffSide();

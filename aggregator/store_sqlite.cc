@@ -13,8 +13,8 @@ namespace apq {
 
 absl::Status Statement::Check(int rc, const char* what) const {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
-  std::string message = absl::StrCat("sqlite ", what, " of '", absl::string_view(sqlite3_sql(stmt_.get())).substr(0, 80),
-                                     "': ", sqlite3_errmsg(db_));
+  std::string message = absl::StrCat(
+      "sqlite ", what, " of '", absl::string_view(sqlite3_sql(stmt_.get())).substr(0, 80), "': ", sqlite3_errmsg(db_));
   return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? absl::UnavailableError(message) : absl::InternalError(message);
 }
 
@@ -30,8 +30,8 @@ Statement& Statement::Bind(int index, double value) {
 
 Statement& Statement::Bind(int index, absl::string_view text) {
   if (bind_status_.ok()) {
-    bind_status_ = Check(
-        sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8), "bind");
+    bind_status_ =
+        Check(sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8), "bind");
   }
   return *this;
 }
@@ -100,7 +100,8 @@ std::string OpenError(const std::string& path, absl::string_view sqlite_message)
 
 absl::StatusOr<Database> Database::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   Database db(raw);
   if (rc != SQLITE_OK) {
     return absl::UnavailableError(

@@ -76,7 +76,8 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
     ASSERT_TRUE(epoch.ok()) << epoch.status();
     // Reports 1..25 are stored; the acks of 21..25 never reach the agent.
     for (int i = 0; i < 25; ++i) {
-      absl::StatusOr<EpochState::Outcome> outcome = ApplyAndStore(store.get(), epoch->epoch_id, &state, stream.unacknowledged()[i], 1000);
+      absl::StatusOr<EpochState::Outcome> outcome =
+          ApplyAndStore(store.get(), epoch->epoch_id, &state, stream.unacknowledged()[i], 1000);
       ASSERT_TRUE(outcome.ok()) << outcome.status();
       ASSERT_EQ(*outcome, EpochState::Outcome::kApplied);
     }
@@ -242,7 +243,8 @@ TEST_F(StoreTest, NewAgentInstanceIsANewEpoch) {
   EpochState first;
   absl::StatusOr<Store::EpochInfo> epoch = OpenEpochState(*store, hello_, &first);
   ASSERT_TRUE(epoch.ok());
-  for (const auto& report : stream.unacknowledged()) ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &first, report, 1000).ok());
+  for (const auto& report : stream.unacknowledged())
+    ASSERT_TRUE(ApplyAndStore(store.get(), epoch->epoch_id, &first, report, 1000).ok());
 
   hello_.mutable_epoch()->set_agent_instance(8);  // the agent restarted
   EpochState second;
@@ -270,9 +272,9 @@ TEST_F(StoreTest, SymbolTablesAreKeptPerClusterAndBuild) {
   absl::StatusOr<std::optional<apq::v1::SymbolTable>> read = store->ReadSymbolTable(key);
   ASSERT_TRUE(read.ok() && read->has_value());
   EXPECT_EQ((*read)->SerializeAsString(), table.SerializeAsString());
-  for (const SymbolTableKey& other : {SymbolTableKey{"prod", "vmlinux", "other"},
-                                      SymbolTableKey{"staging", "vmlinux", table.build_id()},
-                                      SymbolTableKey{"prod", "nf_tables", table.build_id()}}) {
+  for (const SymbolTableKey& other :
+       {SymbolTableKey{"prod", "vmlinux", "other"}, SymbolTableKey{"staging", "vmlinux", table.build_id()},
+        SymbolTableKey{"prod", "nf_tables", table.build_id()}}) {
     read = store->ReadSymbolTable(other);
     ASSERT_TRUE(read.ok());
     EXPECT_FALSE(read->has_value()) << other.cluster << " " << other.object;

@@ -49,8 +49,9 @@ ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
 ABSL_FLAG(uint32_t, pid, 0, "top: only pages taken by this process ID (now only; with --host, that host's process).");
-ABSL_FLAG(std::string, at, "", "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
-                                 "time ago (90m, 6h).");
+ABSL_FLAG(std::string, at, "",
+          "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
+          "time ago (90m, 6h).");
 ABSL_FLAG(std::string, since, "", "top: each group's peak from then until --at (or now), same formats.");
 ABSL_FLAG(std::string, before, "",
           "diff: the history to compare against: parts joined by commas, all of which must hold: a time (at that "
@@ -174,8 +175,9 @@ absl::Status RunExplain(apq::v1::Query::Stub* stub, const std::string& format) {
   apq::v1::ExplainResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Explain, stub, request, &response, "explain"));
   if (response.explanations().empty()) {
-    return absl::NotFoundError("no host of the selection has classified its pages yet (agents classify every "
-                               "--classify-interval seconds)");
+    return absl::NotFoundError(
+        "no host of the selection has classified its pages yet (agents classify every "
+        "--classify-interval seconds)");
   }
   // json: one object per explanation, a line each.
   for (const apq::v1::Explanation& explanation : response.explanations()) {
@@ -228,8 +230,8 @@ absl::Status Run(const std::vector<std::string>& positional) {
   const bool paths = positional[1] == "top" || positional[1] == "diff";  // folded stacks to print
   if (format != "table" && format != "json" && (format != "folded" || !paths) &&
       (format != "pprof" || positional[1] != "top")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--format must be table, json, (top, diff) folded or (top) pprof, not '", format, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format must be table, json, (top, diff) folded or (top) pprof, not '", format, "'"));
   }
   double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout > 0 && timeout < 3600)) return absl::InvalidArgumentError("--timeout must be in (0, 3600)");
@@ -260,7 +262,8 @@ const ProgramHelp& ApqHelp() {
         "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
         "--since a time.",
         {"by", "class", "top", "host", "build", "frame", "pid", "at", "since", "format", "bytes", "wide"}},
-       {"explain", "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
+       {"explain",
+        "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
         "Each host's /proc/meminfo reconciled with its traced pages: MemTotal = MemFree + visible fields + hidden "
         "traced (by path) + hidden not traced.",
         {"host", "by", "top", "format"}},
@@ -270,9 +273,12 @@ const ProgramHelp& ApqHelp() {
         "Two selections of history compared group by group, in bytes per host of each side: what a kernel upgrade, "
         "or the time between, changed.",
         {"before", "after", "by", "top", "format", "bytes", "wide"}},
-       {"hosts", "apq hosts --cluster NAME [--format table|json]",
-        "The cluster's hosts: kernel release and build, last report, last classification, losses.", {"format"}},
-       {"clusters", "apq clusters [--format table|json]",
+       {"hosts",
+        "apq hosts --cluster NAME [--format table|json]",
+        "The cluster's hosts: kernel release and build, last report, last classification, losses.",
+        {"format"}},
+       {"clusters",
+        "apq clusters [--format table|json]",
         "The clusters the aggregator holds (those you may read): hosts, hosts reporting now, newest report.",
         {"format"}}},
       {"aggregator", "cluster", "timeout", "tls_ca", "tls_cert", "tls_key", "tls_server_name"},
@@ -285,8 +291,6 @@ const ProgramHelp& ApqHelp() {
   return *help;
 }
 
-int RunApq(int argc, char** argv) {
-  return ExitStatusOf("apq", Run(ParseFlagsOrHelp(argc, argv, ApqHelp())));
-}
+int RunApq(int argc, char** argv) { return ExitStatusOf("apq", Run(ParseFlagsOrHelp(argc, argv, ApqHelp()))); }
 
 }  // namespace apq

@@ -18,7 +18,8 @@ std::string ClassesShown(ClassFilter filter) {
       return "hidden (counted by no /proc/meminfo field)";
     case apq::v1::CLASS_FILTER_VISIBLE:
       return "visible (counted by a /proc/meminfo field)";
-    default: return "all";
+    default:
+      return "all";
   }
 }
 
@@ -74,8 +75,8 @@ std::string SymbolsPending(const apq::v1::TopResponse& response) {
 
 std::string FormatTopTable(const apq::v1::TopRequest& request, const apq::v1::TopResponse& response,
                            const std::string& group_title, const TableStyle& style) {
-  std::string out = absl::StrFormat("%d hosts, %s, pages: %s\n", response.hosts_selected(), WhenShown(request, response),
-                                    ClassesShown(request.class_filter()));
+  std::string out = absl::StrFormat("%d hosts, %s, pages: %s\n", response.hosts_selected(),
+                                    WhenShown(request, response), ClassesShown(request.class_filter()));
   if (request.class_filter() != apq::v1::CLASS_FILTER_ALL && response.unclassified_paths() > 0) {
     out += UnclassifiedLine(response.unclassified_bytes(), response.unclassified_paths(), style);
   }
@@ -87,8 +88,11 @@ std::string FormatTopTable(const apq::v1::TopRequest& request, const apq::v1::To
     // A stack's key is folded (root;...;leaf; no frame holds a ';').
     std::vector<std::string> path =
         by_stack ? std::vector<std::string>(absl::StrSplit(entry.key(), ';')) : std::vector<std::string>{entry.key()};
-    out += table.Line({entry.bytes_outstanding(), entry.standard_error(), {absl::StrCat(entry.hosts())},
-                       LargestClassOf(entry), std::move(path)});
+    out += table.Line({entry.bytes_outstanding(),
+                       entry.standard_error(),
+                       {absl::StrCat(entry.hosts())},
+                       LargestClassOf(entry),
+                       std::move(path)});
   }
   return out;
 }
@@ -104,22 +108,21 @@ std::string FormatDiffTable(const apq::v1::DiffRequest& request, const apq::v1::
   const int width = style.exact_bytes ? 16 : 11;
   auto cells = [&](const std::string& before, const std::string& after, const std::string& change,
                    const std::string& error, const std::string& hosts, const std::string& status) {
-    return absl::StrFormat("%*s %*s %*s %*s %11s %-9s ", width, before, width, after, width, change, width, error, hosts,
-                           status);
+    return absl::StrFormat("%*s %*s %*s %*s %11s %-9s ", width, before, width, after, width, change, width, error,
+                           hosts, status);
   };
   out += FitLine(cells("BEFORE", "AFTER", "CHANGE", "STD.ERR", "HOSTS B/A", "") +
                      (by_stack ? "CALL PATH (leaf <- callers)" : group_title),
                  style) +
          "\n";
   for (const apq::v1::DiffEntry& e : response.entries()) {
-    const std::string row = cells(
-        ShownBytes(e.before_bytes_per_host(), style), ShownBytes(e.after_bytes_per_host(), style),
-        absl::StrCat(e.change_per_host() > 0 ? "+" : "", ShownBytes(e.change_per_host(), style)),
-        e.standard_error() > 0 ? absl::StrCat("±", ShownBytes(e.standard_error(), style)) : "",
-        absl::StrFormat("%5d/%-5d", e.before_hosts(), e.after_hosts()), e.status());
+    const std::string row =
+        cells(ShownBytes(e.before_bytes_per_host(), style), ShownBytes(e.after_bytes_per_host(), style),
+              absl::StrCat(e.change_per_host() > 0 ? "+" : "", ShownBytes(e.change_per_host(), style)),
+              e.standard_error() > 0 ? absl::StrCat("±", ShownBytes(e.standard_error(), style)) : "",
+              absl::StrFormat("%5d/%-5d", e.before_hosts(), e.after_hosts()), e.status());
     const size_t columns = style.width > row.size() ? style.width - row.size() : (style.width == 0 ? 0 : 1);
-    const std::string group =
-        by_stack ? CallerChain(absl::StrSplit(e.key(), ';'), columns) : e.key();
+    const std::string group = by_stack ? CallerChain(absl::StrSplit(e.key(), ';'), columns) : e.key();
     out += FitLine(row + group, style) + "\n";
   }
   return out;

@@ -53,7 +53,7 @@ void CgroupNames::Scan() {
   if (mount_.empty()) return;
   std::error_code error;
   auto add = [&](const fs::path& dir, const std::string& name) {
-    struct stat st {};
+    struct stat st{};
     if (::stat(dir.c_str(), &st) == 0) names_.emplace(static_cast<uint64_t>(st.st_ino), name);
   };
   add(mount_, "/");

@@ -10,7 +10,7 @@ namespace apq {
 namespace {
 
 uint64_t InodeOf(const std::filesystem::path& path) {
-  struct stat st {};
+  struct stat st{};
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
   return st.st_ino;
 }
@@ -36,8 +36,8 @@ TEST(CgroupNamesTest, FindsCgroup2MountInMountinfo) {
   EXPECT_EQ(Cgroup2MountFromMountinfo(""), "");
   // Memory cgroups: the v1 memory hierarchy where there is one.
   EXPECT_EQ(MemoryCgroupMountFromMountinfo(kHybrid), "/sys/fs/cgroup/unified");
-  EXPECT_EQ(MemoryCgroupMountFromMountinfo(std::string(kHybrid) +
-                                           "42 30 0:39 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"),
+  EXPECT_EQ(MemoryCgroupMountFromMountinfo(
+                std::string(kHybrid) + "42 30 0:39 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"),
             "/sys/fs/cgroup/memory");
 }
 

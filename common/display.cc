@@ -31,7 +31,8 @@ TableStyle StdoutTableStyle(bool exact_bytes, bool wide) {
     return style;
   }
   winsize size{};
-  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) style.width = size.ws_col;
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
+    style.width = size.ws_col;
   return style;
 }
 
@@ -93,10 +94,9 @@ std::string PathTable::Header() const {
 }
 
 std::string PathTable::Line(const Row& row) const {
-  const std::string cells =
-      Cells(ShownBytes(row.bytes, style_),
-            row.standard_error > 0 ? absl::StrCat("±", ShownBytes(row.standard_error, style_)) : "", row.own,
-            row.page_class);
+  const std::string cells = Cells(
+      ShownBytes(row.bytes, style_),
+      row.standard_error > 0 ? absl::StrCat("±", ShownBytes(row.standard_error, style_)) : "", row.own, row.page_class);
   // The group gets what the cells leave, at least enough for a leaf.
   constexpr size_t kLeastForThePath = 24;
   const size_t columns =

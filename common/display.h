@@ -42,10 +42,10 @@ class PathTable {
  public:
   struct Row {
     double bytes = 0;
-    double standard_error = 0;         // 0: exact
-    std::vector<std::string> own;      // one cell per own column
-    std::string page_class;            // the class holding most of the bytes; "" when not split
-    std::vector<std::string> path;     // root first; one element for a function, host, ...
+    double standard_error = 0;      // 0: exact
+    std::vector<std::string> own;   // one cell per own column
+    std::string page_class;         // the class holding most of the bytes; "" when not split
+    std::vector<std::string> path;  // root first; one element for a function, host, ...
   };
 
   PathTable(TableStyle style, std::vector<std::string> own_titles, std::string group_title);

@@ -64,10 +64,12 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
   for (const auto& [field, bytes] : host.visible()) (*sum->mutable_visible())[field] += bytes;
   sum->set_visible_bytes(sum->visible_bytes() + host.visible_bytes());
   sum->set_hidden_traced_bytes(sum->hidden_traced_bytes() + host.hidden_traced_bytes());
-  sum->set_hidden_traced_standard_error(std::hypot(sum->hidden_traced_standard_error(), host.hidden_traced_standard_error()));
+  sum->set_hidden_traced_standard_error(
+      std::hypot(sum->hidden_traced_standard_error(), host.hidden_traced_standard_error()));
   sum->set_hidden_untraced_bytes(sum->hidden_untraced_bytes() + host.hidden_untraced_bytes());
   for (const apq::v1::UntracedPart& part : host.hidden_untraced_parts()) {
-    AddNamed(sum->mutable_hidden_untraced_parts(), part.what(), part.bytes(), [](auto* p) { return p->mutable_what(); });
+    AddNamed(sum->mutable_hidden_untraced_parts(), part.what(), part.bytes(),
+             [](auto* p) { return p->mutable_what(); });
   }
   sum->set_traced_unknown_class_bytes(sum->traced_unknown_class_bytes() + host.traced_unknown_class_bytes());
   for (const std::string& note : host.notes()) {
@@ -86,15 +88,16 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
 std::string FormatExplanationTable(const apq::v1::Explanation& e) {
   std::string out = absl::StrFormat("apq explain  %s  mode=%s", Scope(e), e.mode());
   if (e.classified_unix_millis() != 0) {
-    absl::StrAppend(&out, "  classified at ",
-                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.classified_unix_millis()),
-                                     absl::UTCTimeZone()),
-                    e.host().empty() && e.hosts() > 1 ? " or later" : "");
+    absl::StrAppend(
+        &out, "  classified at ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.classified_unix_millis()), absl::UTCTimeZone()),
+        e.host().empty() && e.hosts() > 1 ? " or later" : "");
   }
   // Largest first (a map has no order of its own).
   std::vector<std::pair<std::string, uint64_t>> visible(e.visible().begin(), e.visible().end());
-  std::sort(visible.begin(), visible.end(),
-            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  std::sort(visible.begin(), visible.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
   std::vector<std::string> fields;
   for (const auto& [field, bytes] : visible) {
     if (bytes) fields.push_back(absl::StrCat(field, " ", MiB(static_cast<double>(bytes))));
@@ -103,17 +106,20 @@ std::string FormatExplanationTable(const apq::v1::Explanation& e) {
                         MiB(static_cast<double>(e.mem_total_bytes())), MiB(static_cast<double>(e.mem_free_bytes())),
                         MiB(static_cast<double>(e.visible_bytes())), absl::StrJoin(fields, ", "));
   absl::StrAppendFormat(&out, "\n  + hidden, traced %s", MiB(e.hidden_traced_bytes()));
-  if (e.hidden_traced_standard_error() > 0) absl::StrAppendFormat(&out, " (+- %s)", MiB(e.hidden_traced_standard_error()));
+  if (e.hidden_traced_standard_error() > 0)
+    absl::StrAppendFormat(&out, " (+- %s)", MiB(e.hidden_traced_standard_error()));
   absl::StrAppendFormat(&out, " (by path below)\n  + hidden, not traced %s\n", MiB(e.hidden_untraced_bytes()));
   for (int i = 0; i < e.hidden_untraced_parts_size(); ++i) {
-    absl::StrAppendFormat(&out, "      %s: %s\n", e.hidden_untraced_parts(i).what(), MiB(e.hidden_untraced_parts(i).bytes()));
+    absl::StrAppendFormat(&out, "      %s: %s\n", e.hidden_untraced_parts(i).what(),
+                          MiB(e.hidden_untraced_parts(i).bytes()));
     if (i != 0) continue;  // the holders found at start are within the first part
     for (const apq::v1::StartHolder& holder : e.held_at_start_holders()) {
       absl::StrAppend(&out, "        held then by ", DescribeStartHolder(holder), "\n");
     }
   }
   if (e.traced_unknown_class_bytes() > 0) {
-    absl::StrAppendFormat(&out, "  traced pages of unknown class (stack lost or owner table full), in neither term: %s\n",
+    absl::StrAppendFormat(&out,
+                          "  traced pages of unknown class (stack lost or owner table full), in neither term: %s\n",
                           MiB(e.traced_unknown_class_bytes()));
   }
   absl::StrAppend(&out, "why it does not close exactly: ", absl::StrJoin(e.notes(), "; "), "\n");
@@ -123,7 +129,8 @@ std::string FormatExplanationTable(const apq::v1::Explanation& e) {
     absl::StrAppendFormat(&out, "%12s  %s\n", MiB(p.bytes()), absl::StrJoin(leaf_first, " <- "));
     for (const apq::v1::PathHolder& h : p.processes()) {
       absl::StrAppendFormat(&out, "%12s    %spid %d %s  %s\n", MiB(h.bytes()),
-                            h.host().empty() ? "" : absl::StrCat("host ", h.host(), " "), h.tgid(), h.comm(), h.cgroup());
+                            h.host().empty() ? "" : absl::StrCat("host ", h.host(), " "), h.tgid(), h.comm(),
+                            h.cgroup());
     }
   }
   return out;
@@ -136,8 +143,8 @@ std::string DescribeStartHolder(const apq::v1::StartHolder& h) {
 }
 
 nlohmann::json StartHolderJson(const apq::v1::StartHolder& h) {
-  nlohmann::json j = {{"kind", h.kind()}, {"tgid", h.tgid()}, {"comm", h.comm()}, {"bytes", h.bytes()},
-                      {"objects", h.objects()}};
+  nlohmann::json j = {
+      {"kind", h.kind()}, {"tgid", h.tgid()}, {"comm", h.comm()}, {"bytes", h.bytes()}, {"objects", h.objects()}};
   if (!h.host().empty()) j["host"] = h.host();
   return j;
 }

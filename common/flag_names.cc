@@ -31,7 +31,8 @@ absl::Status CheckLine(const std::string& path, int number, absl::string_view li
     return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;  // UTF-8 passes; control bytes do not
   });
   if (line.empty() || line[0] == '#' || (line[0] == '-' && printable)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("flag file ", path, " line ", number, " is not a flag (--name=value) or a comment"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("flag file ", path, " line ", number, " is not a flag (--name=value) or a comment"));
 }
 
 struct FlagFileWalk {

@@ -11,7 +11,7 @@ namespace {
 
 TEST(FlagNamesTest, DashesInNamesOnly) {
   std::vector<std::string> in = {"apq-agent", "--sample-bytes=524288", "--max-owners", "12", "-log-dir=/a-b",
-                                 "--", "--not-a-flag"};
+                                 "--",        "--not-a-flag"};
   std::vector<char*> argv;
   for (std::string& s : in) argv.push_back(s.data());
   EXPECT_THAT(NormalizeFlagNames(static_cast<int>(argv.size()), argv.data()),
@@ -62,10 +62,13 @@ TEST(FlagFilesTest, DepthFanOutAndSizeAreBounded) {
   EXPECT_NE(CheckFlagFiles({"apq", "--flagfile=f0"}, Files(chain)).message().find("deeper than 16"), std::string::npos);
   // Each file names the next one twice: 2^12 visits without a cycle.
   std::map<std::string, std::string> fan;
-  for (int i = 0; i < 12; ++i) fan["g" + std::to_string(i)] = "--flagfile=g" + std::to_string(i + 1) + ",g" + std::to_string(i + 1);
+  for (int i = 0; i < 12; ++i)
+    fan["g" + std::to_string(i)] = "--flagfile=g" + std::to_string(i + 1) + ",g" + std::to_string(i + 1);
   EXPECT_NE(CheckFlagFiles({"apq", "--flagfile=g0"}, Files(fan)).message().find("more than 256 files"),
             std::string::npos);
-  EXPECT_NE(CheckFlagFiles({"apq", "--flagfile=big"}, Files({{"big", std::string((1 << 20) + 1, 'a')}})).message().find("over 1 MiB"),
+  EXPECT_NE(CheckFlagFiles({"apq", "--flagfile=big"}, Files({{"big", std::string((1 << 20) + 1, 'a')}}))
+                .message()
+                .find("over 1 MiB"),
             std::string::npos);
 }
 

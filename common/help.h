@@ -12,9 +12,9 @@ namespace apq {
 // once; these tables only say which command reads which flags. The man
 // pages are made from the same output (help2man, at build time).
 struct CommandHelp {
-  std::string name;      // "top"; empty for a program without commands
-  std::string synopsis;  // "apq top --cluster NAME [flags]"
-  std::string summary;   // one line
+  std::string name;                // "top"; empty for a program without commands
+  std::string synopsis;            // "apq top --cluster NAME [flags]"
+  std::string summary;             // one line
   std::vector<std::string> flags;  // abseil names (underscores)
 };
 
@@ -23,7 +23,7 @@ struct ProgramHelp {
   std::string summary;  // one line
   std::vector<CommandHelp> commands;
   std::vector<std::string> common_flags;  // read by every command
-  std::string notes;    // trailing paragraphs: examples, files
+  std::string notes;                      // trailing paragraphs: examples, files
   // The first argument names a command (apq top); otherwise the commands
   // are modes chosen by flags (apq-agent --local).
   bool takes_command = false;
@@ -31,8 +31,8 @@ struct ProgramHelp {
 
 // Exit statuses, the same for every apq binary.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;    // could not do it: unreachable server, missing kernel feature...
-inline constexpr int kExitBadUsage = 2;   // a flag, value or command that is not understood
+inline constexpr int kExitFailure = 1;   // could not do it: unreachable server, missing kernel feature...
+inline constexpr int kExitBadUsage = 2;  // a flag, value or command that is not understood
 
 // The help of one command (its synopsis and flags, then the common ones), or
 // with an empty command the whole program: every command and flag. Flags are

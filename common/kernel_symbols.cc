@@ -25,9 +25,8 @@ absl::StatusOr<KernelSymbols> KernelSymbols::Parse(absl::string_view text) {
     if (line.empty()) continue;
     std::vector<absl::string_view> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (fields.size() < 3 || fields.size() > 4 || fields[1].size() != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kallsyms line ", line_number, ": expected 'ADDR TYPE NAME [MODULE]', got '",
-                       line.substr(0, 120), "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kallsyms line ", line_number, ": expected 'ADDR TYPE NAME [MODULE]', got '", line.substr(0, 120), "'"));
     }
     uint64_t addr = 0;
     auto [end, ec] = std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), addr, 16);
@@ -49,8 +48,7 @@ absl::StatusOr<KernelSymbols> KernelSymbols::Parse(absl::string_view text) {
     result.symbols_.push_back({addr, std::string(fields[2]), std::string(module)});
   }
   if (!any_nonzero) {
-    return absl::PermissionDeniedError(
-        "kallsyms addresses are all zero: kernel.kptr_restrict hides them; run as root");
+    return absl::PermissionDeniedError("kallsyms addresses are all zero: kernel.kptr_restrict hides them; run as root");
   }
   std::stable_sort(result.symbols_.begin(), result.symbols_.end(),
                    [](const Symbol& a, const Symbol& b) { return a.addr < b.addr; });
@@ -98,8 +96,8 @@ KernelSymbols KernelSymbols::FromOffsets(const std::vector<std::pair<uint64_t, s
 }
 
 std::optional<ResolvedSymbol> KernelSymbols::Resolve(uint64_t addr) const {
-  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), addr,
-                             [](uint64_t a, const Symbol& s) { return a < s.addr; });
+  auto it =
+      std::upper_bound(symbols_.begin(), symbols_.end(), addr, [](uint64_t a, const Symbol& s) { return a < s.addr; });
   if (it == symbols_.begin()) return std::nullopt;
   --it;
   return ResolvedSymbol{it->name, it->module, addr - it->addr};

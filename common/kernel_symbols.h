@@ -15,7 +15,7 @@ namespace apq {
 struct ResolvedSymbol {
   absl::string_view name;
   absl::string_view module;  // empty for the kernel image
-  uint64_t offset = 0;      // from the symbol's start
+  uint64_t offset = 0;       // from the symbol's start
 };
 
 // Kernel text symbols, as /proc/kallsyms lists them.

@@ -14,8 +14,8 @@ namespace {
 // (all on the LRU lists already), SReclaimable/SUnreclaim/KReclaimable
 // (parts of Slab), *HugePages (parts of the LRU or of Hugetlb).
 constexpr absl::string_view kVisibleFields[] = {
-    "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)", "Unevictable", "Slab",
-    "PageTables",   "SecPageTables",  "KernelStack",  "VmallocUsed",    "Percpu",      "Hugetlb",
+    "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)",    "Unevictable", "Slab",
+    "PageTables",   "SecPageTables",  "KernelStack",  "VmallocUsed",       "Percpu",      "Hugetlb",
     "Zswap",        "Balloon",        "Unaccepted",   "HardwareCorrupted",
 };
 
@@ -25,7 +25,8 @@ absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> ParseMeminfo(absl::st
   absl::flat_hash_map<std::string, uint64_t> fields;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
     size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) return absl::InvalidArgumentError(absl::StrCat("meminfo: bad line '", line, "'"));
+    if (colon == absl::string_view::npos)
+      return absl::InvalidArgumentError(absl::StrCat("meminfo: bad line '", line, "'"));
     absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
     const bool kib = absl::ConsumeSuffix(&value, "kB");
     uint64_t number = 0;

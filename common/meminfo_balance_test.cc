@@ -66,7 +66,8 @@ TEST(MeminfoBalanceTest, ClosesOnTheRecorded618Sample) {
   const double hidden_traced = 20 << 20;
   auto b = BalanceMeminfo(*fields, hidden_traced, 500 << 20);
   ASSERT_TRUE(b.ok()) << b.status();
-  // Active/Inactive x2, Unevictable, Slab, KernelStack, PageTables, SecPageTables, VmallocUsed, Percpu, Hugetlb, Zswap, Balloon.
+  // Active/Inactive x2, Unevictable, Slab, KernelStack, PageTables, SecPageTables, VmallocUsed, Percpu, Hugetlb, Zswap,
+  // Balloon.
   EXPECT_EQ(b->visible.size(), 14u);
   const uint64_t visible_kib = 1512 + 88464 + 437148 + 871308 + 10668 + 132328 + 1424 + 2328 + 178020 + 848;
   EXPECT_EQ(b->visible_sum, visible_kib * 1024);
@@ -98,7 +99,8 @@ TEST(MeminfoBalanceTest, OlderKernelsFallBackToTheHugepagePool) {
     }
   }
   EXPECT_TRUE(hugetlb);
-  EXPECT_EQ(b->visible_sum, (10000 + 20000 + 30000 + 40000 + 1000 + 50000 + 2000 + 3000 + 60000 + 500 + 4096) * 1024ull);
+  EXPECT_EQ(b->visible_sum,
+            (10000 + 20000 + 30000 + 40000 + 1000 + 50000 + 2000 + 3000 + 60000 + 500 + 4096) * 1024ull);
 }
 
 TEST(MeminfoBalanceTest, MissingTotalsAreAnError) {
@@ -141,7 +143,8 @@ TEST(ExplanationTest, HostsOfDifferentKernelsSumTermByTerm) {
   EXPECT_EQ(fields_sum, sum.visible_bytes());
   ASSERT_EQ(sum.hidden_untraced_parts_size(), 2);
   EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes(), (500 << 20) + (3 << 20));
-  EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes() + sum.hidden_untraced_parts(1).bytes(), sum.hidden_untraced_bytes());
+  EXPECT_DOUBLE_EQ(sum.hidden_untraced_parts(0).bytes() + sum.hidden_untraced_parts(1).bytes(),
+                   sum.hidden_untraced_bytes());
   EXPECT_EQ(sum.notes_size(), host618.notes_size());  // the same reasons, once
 }
 

@@ -24,9 +24,9 @@ namespace {
 
 // The census's classes: the flag classes of page_classes.h, then pages
 // that are offline or reserved.
-constexpr PageClass kFlagClasses[] = {apq::v1::PAGE_CLASS_SLAB,        apq::v1::PAGE_CLASS_PAGE_TABLES,
-                                      apq::v1::PAGE_CLASS_HUGETLB,     apq::v1::PAGE_CLASS_ANON,
-                                      apq::v1::PAGE_CLASS_FILE,        apq::v1::PAGE_CLASS_UNEVICTABLE};
+constexpr PageClass kFlagClasses[] = {apq::v1::PAGE_CLASS_SLAB,    apq::v1::PAGE_CLASS_PAGE_TABLES,
+                                      apq::v1::PAGE_CLASS_HUGETLB, apq::v1::PAGE_CLASS_ANON,
+                                      apq::v1::PAGE_CLASS_FILE,    apq::v1::PAGE_CLASS_UNEVICTABLE};
 constexpr size_t kOffline = std::size(kFlagClasses), kReserved = kOffline + 1, kNumClasses = kReserved + 1;
 
 }  // namespace

@@ -92,9 +92,12 @@ bool Selected(ClassFilter filter, PageClass page_class) {
   switch (filter) {
     // Only what is known to be hidden: a page not classified yet may be
     // page cache or anonymous memory.
-    case apq::v1::CLASS_FILTER_HIDDEN: return page_class == apq::v1::PAGE_CLASS_HIDDEN;
-    case apq::v1::CLASS_FILTER_VISIBLE: return IsVisibleInMeminfo(page_class);
-    default: return true;
+    case apq::v1::CLASS_FILTER_HIDDEN:
+      return page_class == apq::v1::PAGE_CLASS_HIDDEN;
+    case apq::v1::CLASS_FILTER_VISIBLE:
+      return IsVisibleInMeminfo(page_class);
+    default:
+      return true;
   }
 }
 
@@ -108,7 +111,8 @@ std::optional<PageClass> FlagClassOf(uint64_t f) {
   // SWAPBACKED tell it anyway, and a page cache page is up to date or dirty,
   // which no page-allocator user without a mapping marks its pages.
   if (kpf::Has(f, kpf::kAnon) || kpf::Has(f, kpf::kSwapBacked)) return apq::v1::PAGE_CLASS_ANON;
-  if (kpf::Has(f, kpf::kLru) || kpf::Has(f, kpf::kUptodate) || kpf::Has(f, kpf::kDirty)) return apq::v1::PAGE_CLASS_FILE;
+  if (kpf::Has(f, kpf::kLru) || kpf::Has(f, kpf::kUptodate) || kpf::Has(f, kpf::kDirty))
+    return apq::v1::PAGE_CLASS_FILE;
   return std::nullopt;
 }
 
@@ -136,10 +140,9 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
     // must be of the ids fingerprinted.
     std::copy_n(owner_of_pfn + first, count, owners.begin());
     const bool owned = std::any_of(owners.begin(), owners.begin() + count, [](uint32_t owner) { return owner != 0; });
-    const uint64_t fingerprint =
-        owned ? absl::Hash<absl::string_view>{}(absl::string_view(reinterpret_cast<const char*>(owners.data()),
-                                                                  count * sizeof(uint32_t)))
-              : 0;
+    const uint64_t fingerprint = owned ? absl::Hash<absl::string_view>{}(absl::string_view(
+                                             reinterpret_cast<const char*>(owners.data()), count * sizeof(uint32_t)))
+                                       : 0;
     Chunk& chunk = chunks_[i];
     const bool same_owners = chunk.read && chunk.fingerprint == fingerprint;
     if (same_owners && chunk.settled && (!full || !owned)) continue;

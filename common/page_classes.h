@@ -50,8 +50,8 @@ T SumSelected(ClassFilter filter, const std::array<T, kNumPageClasses>& amounts)
 
 // Bits of /proc/kpageflags (Documentation/admin-guide/mm/pagemap.rst).
 namespace kpf {
-inline constexpr int kUptodate = 3, kDirty = 4, kLru = 5, kSlab = 7, kBuddy = 10, kAnon = 12, kSwapBacked = 14, kHuge = 17,
-                     kUnevictable = 18, kNoPage = 20, kOffline = 23, kPgtable = 26, kReserved = 32;
+inline constexpr int kUptodate = 3, kDirty = 4, kLru = 5, kSlab = 7, kBuddy = 10, kAnon = 12, kSwapBacked = 14,
+                     kHuge = 17, kUnevictable = 18, kNoPage = 20, kOffline = 23, kPgtable = 26, kReserved = 32;
 inline bool Has(uint64_t flags, int bit) { return (flags >> bit) & 1; }
 }  // namespace kpf
 

@@ -25,15 +25,16 @@ TEST(PageClassesTest, FlagsDecideWhereTheyCan) {
   using namespace kpf;
   EXPECT_EQ(FlagClassOf(Bits({kSlab})), apq::v1::PAGE_CLASS_SLAB);
   EXPECT_EQ(FlagClassOf(Bits({kPgtable})), apq::v1::PAGE_CLASS_PAGE_TABLES);
-  EXPECT_EQ(FlagClassOf(Bits({kHuge, 15})), apq::v1::PAGE_CLASS_HUGETLB);      // hugetlb head
+  EXPECT_EQ(FlagClassOf(Bits({kHuge, 15})), apq::v1::PAGE_CLASS_HUGETLB);            // hugetlb head
   EXPECT_EQ(FlagClassOf(Bits({kHuge, kLru, kAnon, 22})), apq::v1::PAGE_CLASS_ANON);  // THP
   EXPECT_EQ(FlagClassOf(Bits({kLru, kUnevictable, kAnon})), apq::v1::PAGE_CLASS_UNEVICTABLE);
   EXPECT_EQ(FlagClassOf(Bits({kLru, kAnon, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);
-  EXPECT_EQ(FlagClassOf(Bits({kLru, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);  // shmem
-  EXPECT_EQ(FlagClassOf(Bits({kAnon, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);  // not on the LRU yet
+  EXPECT_EQ(FlagClassOf(Bits({kLru, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);       // shmem
+  EXPECT_EQ(FlagClassOf(Bits({kAnon, kSwapBacked})), apq::v1::PAGE_CLASS_ANON);      // not on the LRU yet
   EXPECT_EQ(FlagClassOf(Bits({kSwapBacked, kUptodate})), apq::v1::PAGE_CLASS_ANON);  // shmem, not on the LRU yet
   EXPECT_EQ(FlagClassOf(Bits({kLru})), apq::v1::PAGE_CLASS_FILE);
-  EXPECT_EQ(FlagClassOf(Bits({kUptodate, kDirty})), apq::v1::PAGE_CLASS_FILE);  // written page cache, not on the LRU yet
+  EXPECT_EQ(FlagClassOf(Bits({kUptodate, kDirty})),
+            apq::v1::PAGE_CLASS_FILE);               // written page cache, not on the LRU yet
   EXPECT_EQ(FlagClassOf(0), std::nullopt);           // a pipe buffer page
   EXPECT_EQ(FlagClassOf(Bits({15})), std::nullopt);  // head of a large kmalloc
 }
@@ -64,8 +65,8 @@ PageClassTally::FlagReader ReaderOf(const std::vector<uint64_t>& kpageflags) {
 TEST(PageClassesTest, OwnedPagesAreCountedByFlagsOrLeftToTheirPath) {
   using namespace kpf;
   const std::vector<uint32_t> owners = {0, 2, 2, 2, 3, 3, 2};
-  const std::vector<uint64_t> flags = {Bits({kSlab}), 0, Bits({kLru, kAnon}), Bits({kBuddy}), Bits({kSlab}), 0,
-                                       Bits({kNoPage})};
+  const std::vector<uint64_t> flags = {Bits({kSlab}), 0, Bits({kLru, kAnon}), Bits({kBuddy}),
+                                       Bits({kSlab}), 0, Bits({kNoPage})};
   PageClassTally tally(owners.size());
   ASSERT_TRUE(tally.Pass(owners.data(), /*full=*/false, ReaderOf(flags)).ok());
   EXPECT_EQ(tally.free_pages_still_owned(), 2u);
@@ -95,7 +96,8 @@ bool SameCounts(const absl::flat_hash_map<uint32_t, OwnerPageClasses>& a,
 TEST(PageClassesTest, TallyReadsOnlyChangedChunksAndAgreesWithAFreshOne) {
   using namespace kpf;
   const uint64_t kPfns = 10 * PageClassTally::kChunkPfns + 77;  // the last chunk partial
-  const uint64_t kFlagChoices[] = {0, Bits({kSlab}), Bits({kLru, kAnon}), Bits({kLru}), Bits({kBuddy}), Bits({kPgtable})};
+  const uint64_t kFlagChoices[] = {
+      0, Bits({kSlab}), Bits({kLru, kAnon}), Bits({kLru}), Bits({kBuddy}), Bits({kPgtable})};
   std::mt19937_64 random(17);
   std::vector<uint32_t> owners(kPfns);
   std::vector<uint64_t> flags(kPfns);
@@ -114,7 +116,8 @@ TEST(PageClassesTest, TallyReadsOnlyChangedChunksAndAgreesWithAFreshOne) {
     // Allocations and frees in a few chunks: new owners, cleared entries.
     const uint64_t chunk = random() % 11;
     for (int change = 0; change < 20; ++change) {
-      const uint64_t pfn = std::min(kPfns - 1, chunk * PageClassTally::kChunkPfns + random() % PageClassTally::kChunkPfns);
+      const uint64_t pfn =
+          std::min(kPfns - 1, chunk * PageClassTally::kChunkPfns + random() % PageClassTally::kChunkPfns);
       owners[pfn] = random() % 2 ? 0 : static_cast<uint32_t>(1 + random() % 60);
       flags[pfn] = kFlagChoices[random() % std::size(kFlagChoices)];
     }

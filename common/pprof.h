@@ -18,10 +18,10 @@ struct ProfileFrame {
 };
 
 struct ProfileSample {
-  std::vector<ProfileFrame> frames;  // root first, as apq's paths
-  double inuse_bytes = 0;            // outstanding
-  double alloc_bytes = 0;            // allocated since tracing started
-  std::vector<std::pair<std::string, std::string>> labels;  // process, cgroup, host, class...
+  std::vector<ProfileFrame> frames;                             // root first, as apq's paths
+  double inuse_bytes = 0;                                       // outstanding
+  double alloc_bytes = 0;                                       // allocated since tracing started
+  std::vector<std::pair<std::string, std::string>> labels;      // process, cgroup, host, class...
   std::vector<std::pair<std::string, int64_t>> numeric_labels;  // pid (pprof -tagfocus=pid=N matches numbers)
 };
 

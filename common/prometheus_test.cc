@@ -13,10 +13,13 @@ namespace apq {
 namespace {
 
 std::vector<MetricFamily> Families() {
-  return {{"apq_host_outstanding_bytes", "Bytes\\held \"now\"\nper host.", "gauge",
-           {{{{"cluster", "prod"}, {"host", "web-1"}}, 16777216}, {{{"cluster", "prod"}, {"host", "we\"b\\2\n"}}, 0.5}}},
-          {"apq_reports_total", "Reports stored.", "counter", {{{}, 12}}},
-          {"apq_empty", "Nothing.", "gauge", {}}};
+  return {
+      {"apq_host_outstanding_bytes",
+       "Bytes\\held \"now\"\nper host.",
+       "gauge",
+       {{{{"cluster", "prod"}, {"host", "web-1"}}, 16777216}, {{{"cluster", "prod"}, {"host", "we\"b\\2\n"}}, 0.5}}},
+      {"apq_reports_total", "Reports stored.", "counter", {{{}, 12}}},
+      {"apq_empty", "Nothing.", "gauge", {}}};
 }
 
 TEST(PrometheusTest, TextFormatEscapesAndSkipsEmptyFamilies) {

@@ -73,7 +73,8 @@ absl::Status AnnounceReady(const std::string& path, const ReadyFacts& facts) {
     const std::string text = ReadyText(facts);
     const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
     const int error = errno;
-    if (std::fclose(file) != 0 || !written) return ErrnoStatus(written ? errno : error, absl::StrCat("write ", temporary));
+    if (std::fclose(file) != 0 || !written)
+      return ErrnoStatus(written ? errno : error, absl::StrCat("write ", temporary));
     if (std::rename(temporary.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, absl::StrCat("rename to ", path));
   }
   return NotifySystemd();

@@ -26,7 +26,8 @@ TEST(ReadyFileTest, FactsRoundTripAndReadyComesLast) {
 }
 
 TEST(ReadyFileTest, TheFileIsWrittenWholeAndSystemdIsTold) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / ("apq-ready-" + std::to_string(getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ("apq-ready-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   // systemd's end: a datagram socket named by NOTIFY_SOCKET.
   const std::string socket_path = (dir / "notify").string();

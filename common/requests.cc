@@ -80,7 +80,8 @@ absl::StatusOr<apq::v1::TopRequest> TopRequestOf(const RequestParams& params, ab
   request.set_frame_substring(Param(params, "frame"));
   const std::string pid = Param(params, "pid", "0");
   uint32_t tgid = 0;
-  if (!absl::SimpleAtoi(pid, &tgid)) return absl::InvalidArgumentError(absl::StrCat("pid must be a process ID, not '", pid, "'"));
+  if (!absl::SimpleAtoi(pid, &tgid))
+    return absl::InvalidArgumentError(absl::StrCat("pid must be a process ID, not '", pid, "'"));
   request.set_pid(tgid);
   APQ_ASSIGN_OR_RETURN(const int64_t at, WhenParam(params, "at", now));
   APQ_ASSIGN_OR_RETURN(const int64_t since, WhenParam(params, "since", now));
@@ -116,7 +117,8 @@ absl::StatusOr<apq::v1::DiffRequest> DiffRequestOf(const RequestParams& params, 
   request.set_top(top);
   // No after: the newest sample.
   const std::string before = Param(params, "before"), after = Param(params, "after");
-  if (before.empty()) return absl::InvalidArgumentError("diff needs before (a selector of the history to compare against)");
+  if (before.empty())
+    return absl::InvalidArgumentError("diff needs before (a selector of the history to compare against)");
   absl::StatusOr<apq::v1::DiffSelector> selector = ParseDiffSelector(before, now);
   if (!selector.ok()) return absl::InvalidArgumentError(absl::StrCat("before: ", selector.status().message()));
   *request.mutable_before() = *std::move(selector);

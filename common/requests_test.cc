@@ -41,8 +41,13 @@ TEST(RequestsTest, TopDefaultsToTheHiddenViewNowAndToAllClassesInHistory) {
   EXPECT_EQ(top->class_filter(), apq::v1::CLASS_FILTER_HIDDEN);
   EXPECT_EQ(top->top(), 20u);
   EXPECT_EQ(top->at_unix_millis(), 0);
-  top = TopRequestOf({{"since", "2h"}, {"by", "function"}, {"top", "0"}, {"build", "ABcd"}, {"pid", "77"},
-                      {"frame", "pipe"}, {"host", "web-1"}},
+  top = TopRequestOf({{"since", "2h"},
+                      {"by", "function"},
+                      {"top", "0"},
+                      {"build", "ABcd"},
+                      {"pid", "77"},
+                      {"frame", "pipe"},
+                      {"host", "web-1"}},
                      now);
   ASSERT_TRUE(top.ok()) << top.status();
   EXPECT_EQ(top->class_filter(), apq::v1::CLASS_FILTER_ALL) << "history keeps every class together";
@@ -62,17 +67,17 @@ TEST(RequestsTest, TopDefaultsToTheHiddenViewNowAndToAllClassesInHistory) {
 TEST(RequestsTest, BadParametersSayWhichAndWhy) {
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   for (const RequestParams& bad : std::vector<RequestParams>{{{"by", "stacks"}},
-                                                            {{"by", "STACK"}},
-                                                            {{"top", "-1"}},
-                                                            {{"top", "1000001"}},
-                                                            {{"top", "ten"}},
-                                                            {{"build", "abc"}},
-                                                            {{"build", "zz"}},
-                                                            {{"pid", "-3"}},
-                                                            {{"pid", "4294967296"}},
-                                                            {{"class", "hiden"}},
-                                                            {{"at", "yesterday"}},
-                                                            {{"since", "-5m"}}}) {
+                                                             {{"by", "STACK"}},
+                                                             {{"top", "-1"}},
+                                                             {{"top", "1000001"}},
+                                                             {{"top", "ten"}},
+                                                             {{"build", "abc"}},
+                                                             {{"build", "zz"}},
+                                                             {{"pid", "-3"}},
+                                                             {{"pid", "4294967296"}},
+                                                             {{"class", "hiden"}},
+                                                             {{"at", "yesterday"}},
+                                                             {{"since", "-5m"}}}) {
     absl::StatusOr<apq::v1::TopRequest> top = TopRequestOf(bad, now);
     ASSERT_FALSE(top.ok()) << bad.begin()->first << "=" << bad.begin()->second;
     EXPECT_EQ(top.status().code(), absl::StatusCode::kInvalidArgument);

@@ -9,12 +9,19 @@ namespace {
 using ::testing::ElementsAre;
 
 TEST(StackPathsTest, DropsInnermostTracingAndAllocatorFrames) {
-  std::vector<std::string> innermost_first = {
-      "bpf_prog_abc_apq_page_alloc", "trace_call_bpf", "perf_trace_mm_page_alloc",
-      "__alloc_frozen_pages_noprof", "alloc_pages_mpol", "alloc_pages_noprof",
-      "anon_pipe_write", "vfs_write", "ksys_write", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"};
-  EXPECT_THAT(CallPathRootFirst(innermost_first),
-              ElementsAre("entry_SYSCALL_64_after_hwframe", "do_syscall_64", "ksys_write", "vfs_write", "anon_pipe_write"));
+  std::vector<std::string> innermost_first = {"bpf_prog_abc_apq_page_alloc",
+                                              "trace_call_bpf",
+                                              "perf_trace_mm_page_alloc",
+                                              "__alloc_frozen_pages_noprof",
+                                              "alloc_pages_mpol",
+                                              "alloc_pages_noprof",
+                                              "anon_pipe_write",
+                                              "vfs_write",
+                                              "ksys_write",
+                                              "do_syscall_64",
+                                              "entry_SYSCALL_64_after_hwframe"};
+  EXPECT_THAT(CallPathRootFirst(innermost_first), ElementsAre("entry_SYSCALL_64_after_hwframe", "do_syscall_64",
+                                                              "ksys_write", "vfs_write", "anon_pipe_write"));
 }
 
 TEST(StackPathsTest, KeepsAllocatorNamesAboveTheCaller) {

@@ -2,7 +2,8 @@
 
 #include "absl/flags/flag.h"
 
-ABSL_FLAG(bool, bytes, false, "Tables: sizes as exact byte counts instead of IEC units (12.0 MiB); json always has bytes.");
+ABSL_FLAG(bool, bytes, false,
+          "Tables: sizes as exact byte counts instead of IEC units (12.0 MiB); json always has bytes.");
 ABSL_FLAG(bool, wide, false,
           "Tables: whole call paths, however long (default: cut to the terminal's width, from COLUMNS or the tty).");
 

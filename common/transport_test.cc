@@ -24,16 +24,15 @@ class OneHostQuery final : public apq::v1::Query::Service {
 class TransportTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
-                                     absl::StrCat("apq-certs-", getpid()));
+    dir_ =
+        new std::filesystem::path(std::filesystem::path(::testing::TempDir()) / absl::StrCat("apq-certs-", getpid()));
     // The fleet's CA with an aggregator for localhost and 127.0.0.1 and an
     // agent; and a rogue CA, unrelated, with an agent of its own.
     const std::string certs = absl::StrCat(APQ_SOURCE_DIR, "/deploy/apq-certs ");
     const std::string fleet = dir_->string(), rogue = (*dir_ / "rogue").string();
-    const std::string command =
-        absl::StrCat("(", certs, "init ", fleet, " && ", certs, "aggregator ", fleet, " localhost 127.0.0.1 && ",
-                     certs, "agent ", fleet, " prod web-1 && ", certs, "init ", rogue, " && ", certs, "agent ", rogue,
-                     " prod web-1) > /dev/null");
+    const std::string command = absl::StrCat(
+        "(", certs, "init ", fleet, " && ", certs, "aggregator ", fleet, " localhost 127.0.0.1 && ", certs, "agent ",
+        fleet, " prod web-1 && ", certs, "init ", rogue, " && ", certs, "agent ", rogue, " prod web-1) > /dev/null");
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
   static void TearDownTestSuite() {
@@ -84,7 +83,8 @@ TEST_F(TransportTest, MutualTlsAdmitsOnlyClientsOfItsCa) {
   EXPECT_FALSE(Reaches({})) << "plaintext";
   EXPECT_FALSE(Reaches({File("rogue/ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}))
       << "server not signed by the CA the client trusts";
-  EXPECT_FALSE(Reaches({File("ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), "aggregator.example"}))
+  EXPECT_FALSE(
+      Reaches({File("ca.crt"), File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), "aggregator.example"}))
       << "server certificate for another name";
   server->Shutdown();
 }
@@ -117,7 +117,8 @@ TEST_F(TransportTest, BadSettingsAreOneLineErrorsNamingTheFlag) {
   std::ofstream(File("garbage.pem")) << "not a certificate";
   expect_error(ServerCredentialsFor({File("garbage.pem"), File("aggregator.key"), ""}).status(), "not a PEM file");
   grpc::ChannelArguments arguments;
-  expect_error(ChannelTo("127.0.0.1:1", {"", File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}, arguments).status(),
+  expect_error(ChannelTo("127.0.0.1:1", {"", File("agent-prod-web-1.crt"), File("agent-prod-web-1.key"), ""}, arguments)
+                   .status(),
                "needs --tls-ca");
   expect_error(ChannelTo("127.0.0.1:1", {File("ca.crt"), "", File("agent-prod-web-1.key"), ""}, arguments).status(),
                "--tls-cert and --tls-key");

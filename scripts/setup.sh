@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ninja-build
-  clang-19 llvm-19 libclang-rt-19-dev bpftool libbpf-dev libelf-dev zlib1g-dev
+  clang-19 llvm-19 libclang-rt-19-dev clang-format-19 bpftool libbpf-dev libelf-dev zlib1g-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev nlohmann-json3-dev

@@ -96,7 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     default: {
-      static const std::vector<apq::HttpServer::Route> routes = apq::HttpRoutes(fleet, [] { return now_millis.load(); });
+      static const std::vector<apq::HttpServer::Route> routes =
+          apq::HttpRoutes(fleet, [] { return now_millis.load(); });
       const char* paths[] = {"/api/top", "/api/hosts", "/api/explain", "/api/diff", "/api/clusters"};
       apq::HttpServer::Params params;
       for (absl::string_view pair : absl::StrSplit(rest, '&')) {

@@ -164,8 +164,16 @@ class AgentRootTest : public ::testing::Test {
   // stops on SIGTERM, see FinalReport), never after a fixed time: loading
   // and verifying the programs takes 0.8 s here and 8-10 s in a TCG guest.
   std::unique_ptr<Subprocess> StartAgent(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0",
-                                     "--duration", "3600", "--class", "all"};
+    std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"),
+                                     "--local",
+                                     "--format",
+                                     "json",
+                                     "--top",
+                                     "0",
+                                     "--duration",
+                                     "3600",
+                                     "--class",
+                                     "all"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     std::string ready;
     auto agent = std::make_unique<Subprocess>(WithReadyFile(argv, &ready));
@@ -207,9 +215,9 @@ class AgentRootTest : public ::testing::Test {
   // fires in an interrupt while the program runs on that CPU is skipped.
   static void ExpectNothingLostSilently(const nlohmann::json& report) {
     const auto& losses = report["losses"];
-    for (const char* counter : {"stack_walk_failed", "stack_truncated", "stack_table_full", "owner_table_full",
-                                "pfn_out_of_range", "order_too_large", "bulk_too_large", "contig_too_large",
-                                "uncalibrated"}) {
+    for (const char* counter :
+         {"stack_walk_failed", "stack_truncated", "stack_table_full", "owner_table_full", "pfn_out_of_range",
+          "order_too_large", "bulk_too_large", "contig_too_large", "uncalibrated"}) {
       EXPECT_EQ(losses[counter].get<int64_t>(), 0) << counter;
     }
     // Skipped runs are counted on every kernel: by the kernel from 6.7, by
@@ -313,8 +321,10 @@ TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
   constexpr int kPipes = 8, kMaxBurst = 400;
   // One json report a line, every second, so that the burst can watch.
   std::string ready;
-  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "1",
-                    "--max-owners", "256", "--class", "all"}, &ready));
+  Subprocess agent(
+      WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top",
+                                             "0", "--interval", "1", "--max-owners", "256", "--class", "all"},
+                    &ready));
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto table_full = [&] {
     nlohmann::json latest = LatestReport(agent);
@@ -353,7 +363,8 @@ TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
 
 TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
   constexpr int kPipes = 16;
-  std::vector<std::string> argv = {BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "3600"};
+  std::vector<std::string> argv = {
+      BuiltBinary("agent/apq-agent"), "--local", "--format", "folded", "--duration", "3600"};
   std::string ready;
   Subprocess agent(WithReadyFile(argv, &ready));
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
@@ -381,7 +392,8 @@ TEST_F(AgentRootTest, FoldedOutputSumsThePipePath) {
 TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
   constexpr int kPipes = 16;
   std::string ready;
-  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "pprof"}, &ready));
+  Subprocess agent(
+      WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "pprof"}, &ready));
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto workload = StartPipes(kPipes, 300);
   agent.Signal(SIGTERM);
@@ -389,8 +401,8 @@ TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
   const std::string profile = ::testing::TempDir() + "/apq-agent-" + std::to_string(getpid()) + ".pb.gz";
   std::ofstream(profile, std::ios::binary) << agent.Stdout();
   auto pprof = [&](std::vector<std::string> options) {
-    std::vector<std::string> argv = {"/usr/bin/env", "GOCACHE=" + ::testing::TempDir() + "/apq-gocache", "go", "tool",
-                                     "pprof", "-top", "-unit=B"};
+    std::vector<std::string> argv = {
+        "/usr/bin/env", "GOCACHE=" + ::testing::TempDir() + "/apq-gocache", "go", "tool", "pprof", "-top", "-unit=B"};
     argv.insert(argv.end(), options.begin(), options.end());
     argv.push_back(profile);
     Subprocess go(argv);
@@ -402,7 +414,8 @@ TEST_F(AgentRootTest, PprofProfileIsReadByGoToolPprof) {
   EXPECT_THAT(pipes, HasSubstr(absl::StrCat("Showing nodes accounting for ", kPipes * kMiB, "B"))) << pipes;
   // Its largest function is the pipe writer, as in apq's own table.
   const std::string top = pprof({pid});
-  EXPECT_THAT(top, ::testing::ContainsRegex(absl::StrCat(kPipes * kMiB, "B +[0-9.]+% +[0-9.]+% +[0-9]+B +[0-9.]+% +(anon_)?pipe_write")))
+  EXPECT_THAT(top, ::testing::ContainsRegex(
+                       absl::StrCat(kPipes * kMiB, "B +[0-9.]+% +[0-9.]+% +[0-9]+B +[0-9.]+% +(anon_)?pipe_write")))
       << top;
   EXPECT_THAT(pprof({"-sample_index=alloc_space"}), HasSubstr("Type: alloc_space"));
   std::remove(profile.c_str());
@@ -434,7 +447,8 @@ TEST_F(AgentRootTest, TableIsALiveViewOnATerminalAndALogWhenPiped) {
 
 // The variance of a sampled estimate of `pipes` MiB-pipes' bytes (order-0 buffers).
 double PipesTrueVariance(int pipes, uint64_t sample_bytes) {
-  return SamplingPlan::ForSampleBytes(sample_bytes)->EstimateVariance(0, static_cast<uint64_t>(pipes) * kMiB / kPageSize);
+  return SamplingPlan::ForSampleBytes(sample_bytes)
+      ->EstimateVariance(0, static_cast<uint64_t>(pipes) * kMiB / kPageSize);
 }
 
 TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
@@ -482,7 +496,8 @@ class PipeRingsOfEveryOrder : public AgentRootTest {
     AgentRootTest::SetUp();
     std::ifstream(kPipeMaxSize) >> saved_pipe_max_size_;
     ASSERT_FALSE(saved_pipe_max_size_.empty());
-    ASSERT_NO_FATAL_FAILURE(WriteFile(kPipeMaxSize, std::to_string((kMiB << kRingLoads[std::size(kRingLoads) - 1].order) >> 2)));
+    ASSERT_NO_FATAL_FAILURE(
+        WriteFile(kPipeMaxSize, std::to_string((kMiB << kRingLoads[std::size(kRingLoads) - 1].order) >> 2)));
   }
   void TearDown() override {
     workloads_.clear();
@@ -501,9 +516,9 @@ class PipeRingsOfEveryOrder : public AgentRootTest {
       ASSERT_GT(ring_pages, 2u);
       ASSERT_LE(ring_pages, uint64_t{1} << load.order);
       ASSERT_GT(ring_pages, uint64_t{1} << (load.order - 1));
-      workloads_.push_back(StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(load.pipes),
-                                          "--pipe-bytes", std::to_string(pipe_bytes), "--fill-bytes", "0",
-                                          "--hold-seconds", "120"}));
+      workloads_.push_back(
+          StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(load.pipes), "--pipe-bytes",
+                         std::to_string(pipe_bytes), "--fill-bytes", "0", "--hold-seconds", "120"}));
       ASSERT_FALSE(HasFailure()) << "order " << load.order;
     }
   }
@@ -522,7 +537,8 @@ TEST_F(PipeRingsOfEveryOrder, ExactToTheByte) {
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
   for (size_t i = 0; i < std::size(kRingLoads); ++i) {
     EXPECT_EQ(BytesOfProcess(report, workloads_[i]->pid(), OnRingPath), TruthBytes(kRingLoads[i]))
-        << "order " << kRingLoads[i].order << "\n" << PathsOfProcess(report, workloads_[i]->pid());
+        << "order " << kRingLoads[i].order << "\n"
+        << PathsOfProcess(report, workloads_[i]->pid());
   }
   ExpectNothingLostSilently(report);
 }
@@ -572,9 +588,9 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
   // value) bytes, small enough that its page-pointer array is a kmalloc.
   const uint64_t map_bytes = (header + uint64_t{kEntries} * kValueSize + 4095) / 4096 * 4096;
   auto agent = StartAgent({"--interval", "1"});
-  auto workload = StartWorkload({BuiltBinary("tests/apq-hold-maps"), "--maps", std::to_string(kMaps), "--entries",
-                                 std::to_string(kEntries), "--value-size", std::to_string(kValueSize),
-                                 "--hold-seconds", "600"});
+  auto workload =
+      StartWorkload({BuiltBinary("tests/apq-hold-maps"), "--maps", std::to_string(kMaps), "--entries",
+                     std::to_string(kEntries), "--value-size", std::to_string(kValueSize), "--hold-seconds", "600"});
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
   double bytes = BytesOfProcess(report, workload->pid(), [](const auto& p) {
@@ -609,15 +625,16 @@ TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
   // moved nothing (seen on 6.6) proves nothing, and is tried again.
   for (int attempt = 1; attempt <= 3; ++attempt) {
     auto agent = StartAgent({"--interval", "1"});
-    auto workload = StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kMiBHeld),
-                                   "--hold-seconds", "600"});
+    auto workload =
+        StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kMiBHeld), "--hold-seconds", "600"});
     for (int i = 0; i < 2; ++i) WriteFile("/proc/sys/vm/compact_memory", "1");
     nlohmann::json report;
     ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
     ExpectNothingLostSilently(report);
     if (!Hooked(report, "page migration")) {
       ASSERT_TRUE(ReportedBlind(report, "page migration"));
-      GTEST_SKIP() << "migration cannot be followed here, as the report says: " << BlindReason(report, "page migration");
+      GTEST_SKIP() << "migration cannot be followed here, as the report says: "
+                   << BlindReason(report, "page migration");
     }
     if (report["events"]["migrated_pages"].get<uint64_t>() == 0 && attempt < 3) continue;
     EXPECT_GT(report["events"]["migrated_pages"].get<uint64_t>(), 0u) << "compaction moved nothing in 3 runs";
@@ -738,8 +755,9 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
   std::vector<std::unique_ptr<Subprocess>> loads;
   loads.push_back(StartPipes(32, 600));
   for (int order = 2; order <= 6; ++order) {
-    loads.push_back(StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", "16", "--pipe-bytes",
-                                   std::to_string((kMiB << order) >> 2), "--fill-bytes", "0", "--hold-seconds", "600"}));
+    loads.push_back(
+        StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", "16", "--pipe-bytes",
+                       std::to_string((kMiB << order) >> 2), "--fill-bytes", "0", "--hold-seconds", "600"}));
   }
   loads.push_back(StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", "32", "--hold-seconds", "600"}));
   ASSERT_FALSE(HasFailure());
@@ -781,8 +799,9 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
       EXPECT_TRUE(kernel_after <= apq && apq <= kernel_before)
           << path.name << " of " << load->Stdout() << "apq " << apq << ", page_owner before " << kernel_before
           << " and after " << kernel_after << ", recursion misses " << misses << "\napq:\n"
-          << PathsOfProcess(report, tgid) << "page_owner before:\n" << PageOwnerPathsOf(before, tgid)
-          << "page_owner after:\n" << PageOwnerPathsOf(after, tgid);
+          << PathsOfProcess(report, tgid) << "page_owner before:\n"
+          << PageOwnerPathsOf(before, tgid) << "page_owner after:\n"
+          << PageOwnerPathsOf(after, tgid);
     }
   }
 }
@@ -814,7 +833,8 @@ TEST_F(AgentRootTest, PagesAreClassifiedByHowMeminfoCountsThem) {
   auto pipes = StartPipes(kPipes, 300);
   auto sockets = StartWorkload({BuiltBinary("tests/apq-hold-sockets"), "--connections", std::to_string(kConnections),
                                 "--bytes", std::to_string(4 * kMiB), "--hold-seconds", "120"});
-  auto anon = StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kAnonMiB), "--hold-seconds", "120"});
+  auto anon =
+      StartWorkload({BuiltBinary("tests/apq-hold-anon"), "--mib", std::to_string(kAnonMiB), "--hold-seconds", "120"});
   auto maps = StartWorkload({BuiltBinary("tests/apq-hold-maps"), "--maps", "8", "--entries", "500", "--value-size",
                              "4096", "--hold-seconds", "120"});
   ASSERT_FALSE(HasFailure()) << "a workload did not start";
@@ -835,8 +855,9 @@ TEST_F(AgentRootTest, PagesAreClassifiedByHowMeminfoCountsThem) {
   EXPECT_EQ(ClassBytesOfProcess(report, pipes->pid(), "hidden", OnPipeWritePath), kPipes * kMiB);
   EXPECT_EQ(BytesOfProcess(report, pipes->pid(), OnPipeWritePath), kPipes * kMiB);
   // Pipe rings are large kmallocs, which Slab counts.
-  EXPECT_EQ(ClassBytesOfProcess(report, pipes->pid(), "slab", [](const auto& p) { return OnPath(p, "pipe_resize_ring"); }),
-            kPipes * kPipeRingBytes);
+  EXPECT_EQ(
+      ClassBytesOfProcess(report, pipes->pid(), "slab", [](const auto& p) { return OnPath(p, "pipe_resize_ring"); }),
+      kPipes * kPipeRingBytes);
 
   // Unread socket data: in page frags of the sender (one frag partly filled at most per connection).
   const double sent = std::stod(sockets->Stdout().substr(sockets->Stdout().rfind(' ') + 1));
@@ -889,8 +910,10 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   const uint64_t sample_bytes = GetParam();
   constexpr int kPipes = 16, kRings = 64;
   std::string ready;
-  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top", "0", "--interval", "2",
-                    "--sample-bytes", std::to_string(sample_bytes)}, &ready));
+  Subprocess agent(
+      WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--format", "json", "--top",
+                                             "0", "--interval", "2", "--sample-bytes", std::to_string(sample_bytes)},
+                    &ready));
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto pipes = StartPipes(kPipes, 300);
   auto rings = StartWorkload({BuiltBinary("tests/apq-hold-pipes"), "--pipes", std::to_string(kRings), "--pipe-bytes",
@@ -918,7 +941,8 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   for (size_t line = first; line <= first + 1; ++line) {
     const nlohmann::json report = ReportLine(agent, line);
     ASSERT_TRUE(report.is_object() && report.contains("paths")) << "report " << line;
-    SCOPED_TRACE(absl::StrCat("report line ", line, ", sample bytes ", sample_bytes, ", losses ", report["losses"].dump()));
+    SCOPED_TRACE(
+        absl::StrCat("report line ", line, ", sample bytes ", sample_bytes, ", losses ", report["losses"].dump()));
     EXPECT_EQ(report["class"], "hidden");
     // None of the other loads' bytes. A page whose free a skipped run missed
     // stays owned, and shows no flag once on a per-CPU free list: such pages
@@ -1073,7 +1097,9 @@ TEST_F(AgentRootTest, PipesAndSocketsHeldBeforeTracingAreFoundWithTheirProcesses
 TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
   constexpr int kPipes = 64;
   std::string ready;
-  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--explain", "--format", "json", "--duration", "3600"}, &ready));
+  Subprocess agent(WithReadyFile(std::vector<std::string>{BuiltBinary("agent/apq-agent"), "--local", "--explain",
+                                                          "--format", "json", "--duration", "3600"},
+                                 &ready));
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto pipes = StartPipes(kPipes, 300);
   nlohmann::json explained;
@@ -1102,10 +1128,11 @@ TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
   // What no term explains stays small: measured at 0.1% of MemTotal here (docs/tracker.md).
   const double rest = explained["hidden_untraced_parts"][1]["bytes"].get<double>();
   EXPECT_LT(std::fabs(rest), 0.05 * total) << agent.Stdout();
-  std::printf("explain: MemTotal %.1f MiB, hidden traced %.1f MiB, not traced %.1f MiB, of which held at start %.1f MiB "
-              "and unexplained %.1f MiB (%.2f%% of MemTotal)\n",
-              total / kMiB, traced / kMiB, untraced / kMiB, explained["hidden_untraced_parts"][0]["bytes"].get<double>() / kMiB,
-              rest / kMiB, 100 * rest / total);
+  std::printf(
+      "explain: MemTotal %.1f MiB, hidden traced %.1f MiB, not traced %.1f MiB, of which held at start %.1f MiB "
+      "and unexplained %.1f MiB (%.2f%% of MemTotal)\n",
+      total / kMiB, traced / kMiB, untraced / kMiB, explained["hidden_untraced_parts"][0]["bytes"].get<double>() / kMiB,
+      rest / kMiB, 100 * rest / total);
 }
 
 TEST_F(AgentRootTest, BadFlagsGetOneLineAndExitTwo) {
@@ -1143,7 +1170,8 @@ TEST_F(AgentRootTest, UnprivilegedUserIsToldWhatIsMissing) {
 bool AllThreadsHoldOnly(pid_t pid, uint64_t capabilities, std::string* seen) {
   for (int i = 0; i < 600; ++i) {
     const std::vector<uint64_t> threads = ThreadCapabilities(pid);
-    if (!threads.empty() && std::all_of(threads.begin(), threads.end(), [&](uint64_t c) { return c == capabilities; })) {
+    if (!threads.empty() &&
+        std::all_of(threads.begin(), threads.end(), [&](uint64_t c) { return c == capabilities; })) {
       return true;
     }
     *seen = absl::StrJoin(threads, " ", [](std::string* out, uint64_t c) { absl::StrAppend(out, absl::Hex(c)); });

@@ -70,9 +70,17 @@ class FleetRootTest : public ::testing::Test {
   }
 
   std::unique_ptr<Subprocess> StartAgent(const std::string& host, const std::vector<std::string>& flags = {}) {
-    std::vector<std::string> command = {BuiltBinary("agent/apq-agent"), "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--host", host,
-                                        "--interval", "1", "--sample-bytes", "0"};
+    std::vector<std::string> command = {BuiltBinary("agent/apq-agent"),
+                                        "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_),
+                                        "--cluster",
+                                        "ci",
+                                        "--host",
+                                        host,
+                                        "--interval",
+                                        "1",
+                                        "--sample-bytes",
+                                        "0"};
     command.insert(command.end(), flags.begin(), flags.end());
     std::filesystem::remove(ReadyPath(host));
     command.insert(command.end(), {"--ready-file", ReadyPath(host)});
@@ -94,9 +102,16 @@ class FleetRootTest : public ::testing::Test {
 
   // `apq top --format json --top 0 [flags]`: each entry's key and bytes.
   std::vector<std::pair<std::string, double>> TopEntries(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"), "top", "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "json",
-                                        "--top", "0"};
+    std::vector<std::string> command = {BuiltBinary("cli/apq"),
+                                        "top",
+                                        "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_),
+                                        "--cluster",
+                                        "ci",
+                                        "--format",
+                                        "json",
+                                        "--top",
+                                        "0"};
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess top(command);
     EXPECT_EQ(top.Wait(30), 0) << top.Stderr();
@@ -111,8 +126,14 @@ class FleetRootTest : public ::testing::Test {
 
   // Bytes on pipe-write paths in `apq top --format folded [flags]`.
   uint64_t PipeBytes(const std::vector<std::string>& flags = {}) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"), "top", "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "folded"};
+    std::vector<std::string> command = {BuiltBinary("cli/apq"),
+                                        "top",
+                                        "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_),
+                                        "--cluster",
+                                        "ci",
+                                        "--format",
+                                        "folded"};
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess top(command);
     if (top.Wait(30) != 0) {
@@ -154,9 +175,16 @@ class FleetRootTest : public ::testing::Test {
 
   // `apq diff --format json --top 0 [flags]`.
   nlohmann::json Diff(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"), "diff", "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "json",
-                                        "--top", "0"};
+    std::vector<std::string> command = {BuiltBinary("cli/apq"),
+                                        "diff",
+                                        "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_),
+                                        "--cluster",
+                                        "ci",
+                                        "--format",
+                                        "json",
+                                        "--top",
+                                        "0"};
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess diff(command);
     EXPECT_EQ(diff.Wait(30), 0) << diff.Stderr();
@@ -188,8 +216,8 @@ class FleetRootTest : public ::testing::Test {
     EXPECT_EQ(top.Wait(30), 0) << top.Stderr();
     const std::string profile = db_.string() + ".pb.gz";
     std::ofstream(profile, std::ios::binary) << top.Stdout();
-    std::vector<std::string> argv = {"/usr/bin/env", "GOCACHE=" + db_.string() + ".gocache", "go", "tool", "pprof",
-                                     "-top", "-unit=B"};
+    std::vector<std::string> argv = {
+        "/usr/bin/env", "GOCACHE=" + db_.string() + ".gocache", "go", "tool", "pprof", "-top", "-unit=B"};
     argv.insert(argv.end(), options.begin(), options.end());
     argv.push_back(profile);
     Subprocess go(argv);
@@ -207,9 +235,16 @@ class FleetRootTest : public ::testing::Test {
 
   // `apq explain --format json [flags]` summed over the hosts (one object).
   nlohmann::json Explain(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"), "explain", "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_), "--cluster", "ci", "--format", "json",
-                                        "--top", "0"};
+    std::vector<std::string> command = {BuiltBinary("cli/apq"),
+                                        "explain",
+                                        "--aggregator",
+                                        "127.0.0.1:" + std::to_string(port_),
+                                        "--cluster",
+                                        "ci",
+                                        "--format",
+                                        "json",
+                                        "--top",
+                                        "0"};
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess explain(command);
     if (explain.Wait(30) != 0) return nlohmann::json();  // not classified yet
@@ -278,7 +313,8 @@ TEST_F(FleetRootTest, TwoAgentsSumOnThePipePathAndDropAfterExit) {
   };
   nlohmann::json diff;
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-       !pipes_sampled(diff = Diff({"--before", "10m", "--after", "0s"})) && std::chrono::steady_clock::now() < deadline;) {
+       !pipes_sampled(diff = Diff({"--before", "10m", "--after", "0s"})) &&
+       std::chrono::steady_clock::now() < deadline;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   bool pipe_path = false;
@@ -431,22 +467,25 @@ TEST_F(FleetRootTest, AggregatorRestartLosesAndDuplicatesNothing) {
 // cluster and host streams as before; a plaintext agent and a plaintext CLI
 // get nothing in or out, and an agent certified for another host is refused.
 TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
-  const std::string certs = (std::filesystem::path(::testing::TempDir()) /
-                             ("apq-fleet-certs-" + std::to_string(getpid()))).string();
+  const std::string certs =
+      (std::filesystem::path(::testing::TempDir()) / ("apq-fleet-certs-" + std::to_string(getpid()))).string();
   const std::string apq_certs = APQ_SOURCE_DIR "/deploy/apq-certs ";
   ASSERT_EQ(std::system(("(" + apq_certs + "init " + certs + " && " + apq_certs + "aggregator " + certs +
                          " localhost 127.0.0.1 && " + apq_certs + "agent " + certs + " ci host-tls && " + apq_certs +
-                         "reader " + certs + " ci-reader ci) > /dev/null").c_str()),
+                         "reader " + certs + " ci-reader ci) > /dev/null")
+                            .c_str()),
             0);
   auto file = [&](const std::string& name) { return certs + "/" + name; };
   constexpr int kPipes = 8;
-  auto aggregator = StartAggregator({"--tls-cert", file("aggregator.crt"), "--tls-key", file("aggregator.key"),
-                                     "--tls-client-ca", file("ca.crt")});
+  auto aggregator = StartAggregator(
+      {"--tls-cert", file("aggregator.crt"), "--tls-key", file("aggregator.key"), "--tls-client-ca", file("ca.crt")});
   EXPECT_NE(aggregator->Stderr().find("mutual TLS"), std::string::npos) << aggregator->Stderr();
-  const std::vector<std::string> client = {"--tls-ca", file("ca.crt"), "--tls-cert", file("agent-ci-host-tls.crt"),
-                                           "--tls-key", file("agent-ci-host-tls.key")};
-  const std::vector<std::string> reader = {"--tls-ca", file("ca.crt"), "--tls-cert", file("reader-ci-reader.crt"),
-                                           "--tls-key", file("reader-ci-reader.key")};
+  const std::vector<std::string> client = {"--tls-ca",   file("ca.crt"),
+                                           "--tls-cert", file("agent-ci-host-tls.crt"),
+                                           "--tls-key",  file("agent-ci-host-tls.key")};
+  const std::vector<std::string> reader = {"--tls-ca",   file("ca.crt"),
+                                           "--tls-cert", file("reader-ci-reader.crt"),
+                                           "--tls-key",  file("reader-ci-reader.key")};
   auto impostor = StartAgent("host-other", client);
   ASSERT_TRUE(impostor->WaitForOutput("may not report as cluster 'ci' host 'host-other'", 60, true))
       << impostor->Stderr();
@@ -458,8 +497,8 @@ TEST_F(FleetRootTest, MutualTlsCarriesReportsAndShutsOutStrangers) {
   const uint64_t expected = kPipes * kMiB;  // one agent's view: the stranger's reports never land
   EXPECT_EQ(WaitForPipeBytesOf(workload->pid(), expected, 90, reader), expected);
 
-  std::vector<std::string> hosts = {BuiltBinary("cli/apq"), "hosts", "--aggregator",
-                                    "127.0.0.1:" + std::to_string(port_), "--cluster", "ci"};
+  std::vector<std::string> hosts = {
+      BuiltBinary("cli/apq"), "hosts", "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster", "ci"};
   hosts.insert(hosts.end(), reader.begin(), reader.end());
   Subprocess listed(hosts);
   ASSERT_EQ(listed.Wait(30), 0) << listed.Stderr();
@@ -500,13 +539,16 @@ TEST_F(FleetRootTest, PrometheusScrapesTheAggregatorAndAnAgent) {
   for (int port : {aggregator_http, agent_http}) {
     int status = 0;
     const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
-    const std::string out = Shell("curl -sf " + url + " > " + scraped + " && promtool check metrics < " + scraped, &status);
+    const std::string out =
+        Shell("curl -sf " + url + " > " + scraped + " && promtool check metrics < " + scraped, &status);
     EXPECT_EQ(status, 0) << url << ": " << out;
   }
   int status = 0;
-  const std::string metrics = Shell("curl -sf http://127.0.0.1:" + std::to_string(aggregator_http) + "/metrics", &status);
+  const std::string metrics =
+      Shell("curl -sf http://127.0.0.1:" + std::to_string(aggregator_http) + "/metrics", &status);
   EXPECT_NE(metrics.find("apq_host_outstanding_bytes{cluster=\"ci\",host=\"host-a\",class=\"hidden\"}"),
-            std::string::npos) << metrics;
+            std::string::npos)
+      << metrics;
 
   const std::filesystem::path prometheus_dir = db_.string() + ".prometheus";
   std::filesystem::create_directories(prometheus_dir);

@@ -109,9 +109,7 @@ bool WaitForReadyFile(const std::string& path, double timeout_seconds, std::stri
   return false;
 }
 
-std::string BuiltBinary(const std::string& relative_path) {
-  return std::string(APQ_BUILD_DIR) + "/" + relative_path;
-}
+std::string BuiltBinary(const std::string& relative_path) { return std::string(APQ_BUILD_DIR) + "/" + relative_path; }
 
 std::vector<uint64_t> ThreadCapabilities(pid_t pid) {
   std::vector<uint64_t> capabilities;

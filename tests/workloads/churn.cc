@@ -71,8 +71,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto start = std::chrono::steady_clock::now();
-  if (argv[1][2] == 'p') PipeChurn(bytes);
-  else FaultChurn(bytes);
+  if (argv[1][2] == 'p')
+    PipeChurn(bytes);
+  else
+    FaultChurn(bytes);
   std::printf("%.6f\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
 }

@@ -71,10 +71,14 @@ int main(int argc, char** argv) {
   int agents = 50;
   double seconds = 10, interval = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--aggregator")) aggregator = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--agents")) agents = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--interval")) interval = std::atof(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--aggregator"))
+      aggregator = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--agents"))
+      agents = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seconds"))
+      seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--interval"))
+      interval = std::atof(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: apq-fleet-load --aggregator HOST:PORT --agents N --seconds S [--interval S]\n");
       return 2;
@@ -89,8 +93,8 @@ int main(int argc, char** argv) {
   for (int c = 0; c * kAgentsPerConnection < agents; ++c) {
     grpc::ChannelArguments arguments;
     arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
-    stubs.push_back(apq::v1::Ingest::NewStub(
-        grpc::CreateCustomChannel(aggregator, grpc::InsecureChannelCredentials(), arguments)));
+    stubs.push_back(
+        apq::v1::Ingest::NewStub(grpc::CreateCustomChannel(aggregator, grpc::InsecureChannelCredentials(), arguments)));
   }
   const apq::v1::SymbolTable table = KernelTable();
   std::atomic<uint64_t> acked{0}, bytes{0}, tables_sent{0};
@@ -138,8 +142,9 @@ int main(int argc, char** argv) {
         if (interval > 0) std::this_thread::sleep_until(next);
         const Clock::time_point sent = Clock::now();
         if (sent >= deadline) break;
-        int64_t millis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
+        int64_t millis =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         stream.Add(mine.empty() ? first : tracker.Next(), {}, {}, millis);
         apq::v1::AgentMessage message;
         *message.mutable_report() = stream.unacknowledged().back();
@@ -185,12 +190,12 @@ int main(int argc, char** argv) {
   };
   char pacing[64] = "none (as fast as acked)";
   if (interval > 0) std::snprintf(pacing, sizeof(pacing), "%g s", interval);
-  std::printf("%d agents, %.0f s, interval %s: %llu reports acknowledged, %.0f reports/s, %.0f bytes/report, "
-              "ack latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-              agents, seconds, pacing,
-              static_cast<unsigned long long>(acked.load()), acked.load() / seconds,
-              acked ? static_cast<double>(bytes.load()) / acked.load() : 0.0, percentile(0.5) * 1e3,
-              percentile(0.99) * 1e3, percentile(1.0) * 1e3);
+  std::printf(
+      "%d agents, %.0f s, interval %s: %llu reports acknowledged, %.0f reports/s, %.0f bytes/report, "
+      "ack latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+      agents, seconds, pacing, static_cast<unsigned long long>(acked.load()), acked.load() / seconds,
+      acked ? static_cast<double>(bytes.load()) / acked.load() : 0.0, percentile(0.5) * 1e3, percentile(0.99) * 1e3,
+      percentile(1.0) * 1e3);
   std::printf("symbol tables uploaded: %llu of %zu bytes each\n", static_cast<unsigned long long>(tables_sent.load()),
               table.ByteSizeLong());
   return failed ? 1 : 0;

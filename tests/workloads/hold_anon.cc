@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     long value = std::strtol(argv[i + 1], nullptr, 10);
-    if (flag == "--mib") mib = value;
-    else if (flag == "--hold-seconds") hold_seconds = value;
+    if (flag == "--mib")
+      mib = value;
+    else if (flag == "--hold-seconds")
+      hold_seconds = value;
     else {
       std::fprintf(stderr, "usage: apq-hold-anon [--mib M] [--hold-seconds S]\n");
       return 2;

@@ -17,10 +17,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     long value = std::strtol(argv[i + 1], nullptr, 10);
-    if (flag == "--maps") maps = value;
-    else if (flag == "--entries") entries = value;
-    else if (flag == "--value-size") value_size = value;
-    else if (flag == "--hold-seconds") hold_seconds = value;
+    if (flag == "--maps")
+      maps = value;
+    else if (flag == "--entries")
+      entries = value;
+    else if (flag == "--value-size")
+      value_size = value;
+    else if (flag == "--hold-seconds")
+      hold_seconds = value;
     else {
       std::fprintf(stderr, "usage: apq-hold-maps [--maps N] [--entries E] [--value-size V] [--hold-seconds S]\n");
       return 2;

@@ -5,7 +5,8 @@
 // pipe_resize_ring for 1 MiB pipes) and filled with exactly that many bytes
 // in page-multiple writes (--fill-bytes, default all of it), so it holds
 // fill-bytes/4096 pages from the pipe write path. Empty pipes (--fill-bytes
-// 0) hold only their rings: one allocation of a known order each. Prints "ready <pid>" once everything is held, then holds until
+// 0) hold only their rings: one allocation of a known order each. Prints "ready <pid>" once everything is held, then
+// holds until
 // --hold-seconds pass (or SIGTERM), and exits, which frees it all.
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -42,10 +43,14 @@ int main(int argc, char** argv) {
   long pipes = 16, pipe_bytes = 1 << 20, fill_bytes = -1, hold_seconds = 3600;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--pipes") pipes = ParseArg(argv[i], argv[i + 1]);
-    else if (flag == "--pipe-bytes") pipe_bytes = ParseArg(argv[i], argv[i + 1]);
-    else if (flag == "--fill-bytes") fill_bytes = ParseArg(argv[i], argv[i + 1]);
-    else if (flag == "--hold-seconds") hold_seconds = ParseArg(argv[i], argv[i + 1]);
+    if (flag == "--pipes")
+      pipes = ParseArg(argv[i], argv[i + 1]);
+    else if (flag == "--pipe-bytes")
+      pipe_bytes = ParseArg(argv[i], argv[i + 1]);
+    else if (flag == "--fill-bytes")
+      fill_bytes = ParseArg(argv[i], argv[i + 1]);
+    else if (flag == "--hold-seconds")
+      hold_seconds = ParseArg(argv[i], argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: apq-hold-pipes [--pipes N] [--pipe-bytes B] [--fill-bytes B] [--hold-seconds S]\n");
       return 2;
@@ -53,7 +58,8 @@ int main(int argc, char** argv) {
   }
   if (fill_bytes < 0) fill_bytes = pipe_bytes;
   if (argc % 2 == 0 || pipe_bytes % 4096 != 0 || pipe_bytes == 0 || fill_bytes % 4096 != 0 || fill_bytes > pipe_bytes) {
-    std::fprintf(stderr, "apq-hold-pipes: --pipe-bytes must be a positive multiple of 4096, --fill-bytes one up to it\n");
+    std::fprintf(stderr,
+                 "apq-hold-pipes: --pipe-bytes must be a positive multiple of 4096, --fill-bytes one up to it\n");
     return 2;
   }
   rlimit limit{static_cast<rlim_t>(2 * pipes + 64), static_cast<rlim_t>(2 * pipes + 64)};

@@ -32,9 +32,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     long value = std::strtol(argv[i + 1], nullptr, 10);
-    if (flag == "--connections") connections = value;
-    else if (flag == "--bytes") bytes = value;
-    else if (flag == "--hold-seconds") hold_seconds = value;
+    if (flag == "--connections")
+      connections = value;
+    else if (flag == "--bytes")
+      bytes = value;
+    else if (flag == "--hold-seconds")
+      hold_seconds = value;
     else {
       std::fprintf(stderr, "usage: apq-hold-sockets [--connections N] [--bytes B] [--hold-seconds S]\n");
       return 2;

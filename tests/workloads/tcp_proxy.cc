@@ -69,8 +69,10 @@ int main(int argc, char** argv) {
   std::string target;
   int listen_port = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--target") == 0) target = argv[i + 1];
-    else if (std::strcmp(argv[i], "--listen") == 0) listen_port = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--target") == 0)
+      target = argv[i + 1];
+    else if (std::strcmp(argv[i], "--listen") == 0)
+      listen_port = std::atoi(argv[i + 1]);
   }
   const size_t colon = target.rfind(':');
   if (colon == std::string::npos) {
