@@ -66,12 +66,30 @@ absl::StatusOr<std::optional<apq::v1::SymbolTable>> Store::ReadSymbolTable(const
   return table;
 }
 
+namespace {
+
+// The SQL expression history's rows are grouped by (p: paths, c: cluster or
+// host rows, n: hosts). History keeps no processes or cgroups.
+absl::StatusOr<std::string> HistoryGroupKey(apq::v1::GroupBy by) {
+  switch (by) {
+    case apq::v1::GROUP_BY_STACK:
+      return "p.folded";
+    case apq::v1::GROUP_BY_FUNCTION:
+      return "p.leaf";
+    case apq::v1::GROUP_BY_BUILD:
+      return "lower(hex(c.build_id))";
+    case apq::v1::GROUP_BY_HOST:
+      return "n.name";
+    default:
+      return absl::InvalidArgumentError(
+          "history keeps paths, functions, builds and hosts; --by process and --by cgroup answer only for now");
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis) {
   const apq::v1::GroupBy by = request.group_by();
-  if (by == apq::v1::GROUP_BY_PROCESS || by == apq::v1::GROUP_BY_CGROUP) {
-    return absl::InvalidArgumentError(
-        "history keeps paths, functions, builds and hosts; --by process and --by cgroup answer only for now");
-  }
   const int64_t at = request.at_unix_millis() != 0 ? request.at_unix_millis() : now_millis;
   const int64_t since = request.since_unix_millis();
   if (at < 0 || since < 0) return absl::InvalidArgumentError("times must be after 1970");
@@ -80,21 +98,7 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
   const bool range = since != 0;
   const int64_t minute_horizon = FloorDiv(now_millis - retention_.minute_millis, kMinuteMillis) + 1;
 
-  std::string key;
-  switch (by) {
-    case apq::v1::GROUP_BY_FUNCTION:
-      key = "p.leaf";
-      break;
-    case apq::v1::GROUP_BY_BUILD:
-      key = "lower(hex(c.build_id))";
-      break;
-    case apq::v1::GROUP_BY_HOST:
-      key = "n.name";
-      break;
-    default:
-      key = "p.folded";
-      break;
-  }
+  APQ_ASSIGN_OR_RETURN(const std::string key, HistoryGroupKey(by));
   const std::string filters = "AND (length(?4) = 0 OR c.build_id = ?4) AND (?5 = '' OR instr(p.folded, ?5) > 0) ";
   // Each group's value per sample, then its largest over the samples (one
   // sample for "at"); the bare columns come from that largest row.
@@ -168,23 +172,7 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
   const bool minutes = !per_host && FloorDiv(from, kMinuteMillis) >= minute_horizon;
   const int64_t unit = minutes ? kMinuteMillis : kHourMillis;
   *resolution_millis = unit;
-  std::string key;
-  switch (by) {
-    case apq::v1::GROUP_BY_FUNCTION:
-      key = "p.leaf";
-      break;
-    case apq::v1::GROUP_BY_BUILD:
-      key = "lower(hex(c.build_id))";
-      break;
-    case apq::v1::GROUP_BY_HOST:
-      key = "n.name";
-      break;
-    case apq::v1::GROUP_BY_STACK:
-      key = "p.folded";
-      break;
-    default:
-      return absl::InvalidArgumentError("diff groups by stack, function, host or build: history keeps no more");
-  }
+  APQ_ASSIGN_OR_RETURN(const std::string key, HistoryGroupKey(by));
   const char* time = per_host ? "c.hour" : minutes ? "c.minute" : "c.hour";
   const std::string from_clause = per_host ? "host_hours c JOIN hosts n USING (host_id)"
                                            : absl::StrCat(minutes ? "cluster_minutes" : "cluster_hours", " c");

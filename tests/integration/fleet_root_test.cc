@@ -100,18 +100,17 @@ class FleetRootTest : public ::testing::Test {
     return workload;
   }
 
+  // `apq COMMAND` asking this test's aggregator about cluster ci, with flags.
+  std::vector<std::string> Apq(const std::string& command, const std::vector<std::string>& flags) const {
+    std::vector<std::string> argv = {
+        BuiltBinary("cli/apq"), command, "--aggregator", "127.0.0.1:" + std::to_string(port_), "--cluster", "ci"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return argv;
+  }
+
   // `apq top --format json --top 0 [flags]`: each entry's key and bytes.
   std::vector<std::pair<std::string, double>> TopEntries(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"),
-                                        "top",
-                                        "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_),
-                                        "--cluster",
-                                        "ci",
-                                        "--format",
-                                        "json",
-                                        "--top",
-                                        "0"};
+    std::vector<std::string> command = Apq("top", {"--format", "json", "--top", "0"});
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess top(command);
     EXPECT_EQ(top.Wait(30), 0) << top.Stderr();
@@ -126,14 +125,7 @@ class FleetRootTest : public ::testing::Test {
 
   // Bytes on pipe-write paths in `apq top --format folded [flags]`.
   uint64_t PipeBytes(const std::vector<std::string>& flags = {}) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"),
-                                        "top",
-                                        "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_),
-                                        "--cluster",
-                                        "ci",
-                                        "--format",
-                                        "folded"};
+    std::vector<std::string> command = Apq("top", {"--format", "folded"});
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess top(command);
     if (top.Wait(30) != 0) {
@@ -175,16 +167,7 @@ class FleetRootTest : public ::testing::Test {
 
   // `apq diff --format json --top 0 [flags]`.
   nlohmann::json Diff(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"),
-                                        "diff",
-                                        "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_),
-                                        "--cluster",
-                                        "ci",
-                                        "--format",
-                                        "json",
-                                        "--top",
-                                        "0"};
+    std::vector<std::string> command = Apq("diff", {"--format", "json", "--top", "0"});
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess diff(command);
     EXPECT_EQ(diff.Wait(30), 0) << diff.Stderr();
@@ -235,16 +218,7 @@ class FleetRootTest : public ::testing::Test {
 
   // `apq explain --format json [flags]` summed over the hosts (one object).
   nlohmann::json Explain(const std::vector<std::string>& flags) {
-    std::vector<std::string> command = {BuiltBinary("cli/apq"),
-                                        "explain",
-                                        "--aggregator",
-                                        "127.0.0.1:" + std::to_string(port_),
-                                        "--cluster",
-                                        "ci",
-                                        "--format",
-                                        "json",
-                                        "--top",
-                                        "0"};
+    std::vector<std::string> command = Apq("explain", {"--format", "json", "--top", "0"});
     command.insert(command.end(), flags.begin(), flags.end());
     Subprocess explain(command);
     if (explain.Wait(30) != 0) return nlohmann::json();  // not classified yet
