@@ -29,6 +29,7 @@ namespace apq {
 namespace {
 
 using ::apq::testing::BuiltBinary;
+using ::apq::testing::IsPageTableAllocation;
 using ::apq::testing::JsonNumber;
 using ::apq::testing::Subprocess;
 using ::apq::testing::ThreadCapabilities;
@@ -931,12 +932,12 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   agent.Wait(60);
   std::filesystem::remove(file);
   ASSERT_TRUE(reported) << "the agent stopped reporting: " << agent.Stderr();
-  // A process's own top-level page tables are hidden where the kernel counts
-  // them in no field (5.10's PageTables has PTE and PMD pages only: its
-  // pgd_alloc and __pud_alloc pages are hidden, rightly shown as such): they
-  // are not the loads' bytes.
-  auto of_the_load = [](const auto& p) {
-    return !OnPath(p, "pgd_alloc") && !OnPath(p, "__p4d_alloc") && !OnPath(p, "__pud_alloc");
+  // A process's own page tables are not the loads' bytes (IsPageTableAllocation).
+  auto of_the_load = [](const nlohmann::json& p) {
+    for (const auto& frame : p["frames"]) {
+      if (IsPageTableAllocation(frame.get<std::string>())) return false;
+    }
+    return true;
   };
   for (size_t line = first; line <= first + 1; ++line) {
     const nlohmann::json report = ReportLine(agent, line);

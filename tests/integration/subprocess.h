@@ -35,6 +35,18 @@ class Subprocess {
   std::string dir_;
 };
 
+// True for the functions that take a process's page tables (pgd_alloc,
+// __p4d_alloc, __pud_alloc, __pmd_alloc, pte_alloc_one). Its page tables
+// are hidden where the kernel counts them in no field (5.10's PageTables
+// has PTE and PMD pages only), and, on every kernel, between their
+// destructor and their free when the process exits (the free waits for
+// RCU; PageTables no longer counts them): rightly shown so, and not the
+// bytes of the load the process holds.
+inline bool IsPageTableAllocation(const std::string& function) {
+  return function == "pgd_alloc" || function == "__p4d_alloc" || function == "__pud_alloc" ||
+         function == "__pmd_alloc" || function == "pte_alloc_one";
+}
+
 // Waits until a daemon's --ready-file says ready=1 (common/ready_file.h);
 // false on timeout. The file's text into *text.
 bool WaitForReadyFile(const std::string& path, double timeout_seconds, std::string* text);
