@@ -19,6 +19,8 @@ left_running() {
   echo "$left" >&2
   return 1
 }
+# Checked however the tiers end, passed or failed.
+trap 'status=$?; echo "== leftovers (every qemu, agent, aggregator and workload the tests started has stopped?)"; left_running || status=1; exit $status' EXIT
 
 bash scripts/build.sh
 cd build
@@ -32,5 +34,3 @@ echo "== fuzzing (libFuzzer with ASan and UBSan, each target briefly)"
 cd .. && bash scripts/fuzz.sh 20 && cd build
 echo "== guest tier (real BPF programs; Debian 6.1, openEuler 22.03 SP3 and 24.03 under qemu)"
 ctest -L guest --output-on-failure
-echo "== leftovers (every qemu, agent, aggregator and workload the tests started has stopped)"
-left_running
