@@ -48,10 +48,6 @@ std::string LargestClassOf(const apq::v1::TopEntry& entry) {
 
 }  // namespace
 
-std::string Timestamp(int64_t unix_millis) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_millis), absl::UTCTimeZone());
-}
-
 std::string TimeAndAge(int64_t unix_millis, absl::Time now) {
   if (unix_millis == 0) return "never";
   const absl::Time when = absl::FromUnixMillis(unix_millis);

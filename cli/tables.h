@@ -13,8 +13,6 @@
 
 namespace apq {
 
-// "2026-12-02T11:40:00Z".
-std::string Timestamp(int64_t unix_millis);
 // "2026-12-02T11:40:00Z (12s ago)"; "never" for 0.
 std::string TimeAndAge(int64_t unix_millis, absl::Time now);
 

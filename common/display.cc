@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 
 namespace apq {
 namespace {
@@ -34,6 +35,10 @@ TableStyle StdoutTableStyle(bool exact_bytes, bool wide) {
   if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
     style.width = size.ws_col;
   return style;
+}
+
+std::string Timestamp(int64_t unix_millis) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_millis), absl::UTCTimeZone());
 }
 
 std::string ShownBytes(double bytes, const TableStyle& style) {

@@ -20,6 +20,9 @@ struct TableStyle {
 // terminal; no limit when `wide` or when it is not a terminal.
 TableStyle StdoutTableStyle(bool exact_bytes, bool wide);
 
+// "2026-12-02T11:40:00Z": a time as every table shows it (UTC, RFC 3339).
+std::string Timestamp(int64_t unix_millis);
+
 // "512 B", "12.0 KiB", "3.5 GiB"; the byte count with exact_bytes.
 std::string ShownBytes(double bytes, const TableStyle& style);
 

@@ -88,10 +88,8 @@ void AddTerms(const apq::v1::Explanation& host, apq::v1::Explanation* sum) {
 std::string FormatExplanationTable(const apq::v1::Explanation& e) {
   std::string out = absl::StrFormat("apq explain  %s  mode=%s", Scope(e), e.mode());
   if (e.classified_unix_millis() != 0) {
-    absl::StrAppend(
-        &out, "  classified at ",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(e.classified_unix_millis()), absl::UTCTimeZone()),
-        e.host().empty() && e.hosts() > 1 ? " or later" : "");
+    absl::StrAppend(&out, "  classified at ", Timestamp(e.classified_unix_millis()),
+                    e.host().empty() && e.hosts() > 1 ? " or later" : "");
   }
   // Largest first (a map has no order of its own).
   std::vector<std::pair<std::string, uint64_t>> visible(e.visible().begin(), e.visible().end());
