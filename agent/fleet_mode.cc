@@ -13,7 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/classification_schedule.h"
+#include "agent/classifications.h"
 #include "agent/code_objects.h"
 #include "agent/fleet_classes.h"
 #include "agent/report.h"
@@ -144,48 +144,6 @@ class Connection {
   std::thread reader_;
 };
 
-// Classifies snapshots as ClassificationSchedule says: each report's own
-// new pages at once, every page every classify_seconds.
-class Classifications {
- public:
-  Classifications(BpfPageTracker* tracker, FleetClassifier* classifier, double classify_seconds)
-      : tracker_(tracker), classifier_(classifier), schedule_(classify_seconds, kFleetClassifyCpuShare) {}
-
-  // The classification of `snapshot` when one is due; nullopt otherwise, or
-  // when it fails (said once per kind of failure, and tried again next time).
-  std::optional<ClassifiedPages> MaybeClassify(TrackerSnapshot* snapshot) {
-    classifier_->Learn(*snapshot);
-    const ClassificationSchedule::Pass pass = schedule_.Due(snapshot->monotonic_seconds);
-    if (pass == ClassificationSchedule::Pass::kNone) return std::nullopt;
-    absl::StatusOr<ClassifiedPages> classified = Classify(snapshot, pass == ClassificationSchedule::Pass::kFull);
-    if (classified.ok()) {
-      schedule_.Done(pass, snapshot->monotonic_seconds, snapshot->page_classes->seconds);
-      return std::move(*classified);
-    }
-    if (classified.status().message() != last_error_) {
-      last_error_ = std::string(classified.status().message());
-      std::cerr << "apq-agent: pages not classified (the aggregator shows them as not yet classified): " << last_error_
-                << std::endl;
-    }
-    return std::nullopt;
-  }
-  uint64_t done() const { return schedule_.passes(); }
-  double seconds() const { return schedule_.seconds(); }  // the passes' cost in all
-
- private:
-  absl::StatusOr<ClassifiedPages> Classify(TrackerSnapshot* snapshot, bool full) {
-    APQ_RETURN_IF_ERROR(tracker_->ClassifyPages(snapshot, full));
-    absl::StatusOr<std::string> meminfo = ReadFileToString("/proc/meminfo");
-    if (!meminfo.ok()) return meminfo.status();
-    return classifier_->Classify(*snapshot, *meminfo, UnixMillis());
-  }
-
-  BpfPageTracker* tracker_;
-  FleetClassifier* classifier_;
-  ClassificationSchedule schedule_;
-  std::string last_error_;
-};
-
 // PageCensus::HiddenEstimate() at start, in bytes; nullopt if the census failed.
 std::optional<uint64_t> HeldAtStartBytes() {
   absl::StatusOr<PageCensus> census = TakePageCensus();
@@ -209,7 +167,7 @@ absl::Status RunFleet(const FleetOptions& options) {
   if (!symbols.ok()) return symbols.status();
   KallsymsFrameEncoder frames(&*symbols, BuildIdOfLoadedObject);
   FleetClassifier classifier(&*symbols, held_at_start, FindStartHolders());
-  Classifications classifications(tracker->get(), &classifier, options.classify_seconds);
+  Classifications classifications(tracker->get(), &classifier, options.classify_seconds, kFleetClassifyCpuShare);
   absl::Mutex mu;
   CgroupNames cgroups;
   ReportStream reports(&frames, options.buffer_bytes, [&](uint64_t id) { return cgroups.NameOf(id); });

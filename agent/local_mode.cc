@@ -3,45 +3,44 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/classification_schedule.h"
+#include "agent/classifications.h"
 #include "agent/code_objects.h"
-#include "agent/explain.h"
+#include "agent/fleet_classes.h"
+#include "agent/host_of_one.h"
+#include "agent/local_report.h"
 #include "agent/privileges.h"
-#include "common/explanation.h"
 #include "agent/report.h"
 #include "agent/start_holders.h"
-#include "common/files.h"
-#include "common/meminfo_balance.h"
 #include "agent/stop_signals.h"
-#include "common/errors.h"
+#include "common/build_id.h"
+#include "common/explanation.h"
+#include "common/files.h"
 #include "common/kernel_symbols.h"
 #include "common/page_census.h"
 #include "common/proto_json.h"
 #include "common/ready_file.h"
 #include "common/status_macros.h"
+#include "common/top_profile.h"
 
 namespace apq {
 namespace {
 
-absl::Status PrintExplanation(const Report& report, OutputFormat format) {
-  absl::StatusOr<std::string> text = ReadFileToString("/proc/meminfo");
-  if (!text.ok()) return text.status();
-  absl::StatusOr<absl::flat_hash_map<std::string, uint64_t>> meminfo = ParseMeminfo(*text);
-  if (!meminfo.ok()) return meminfo.status();
-  const double held_at_start =
-      report.census_at_start ? static_cast<double>(report.census_at_start->HiddenEstimate()) * kPageSize : 0;
-  absl::StatusOr<MeminfoBalance> balance =
-      BalanceMeminfo(*meminfo, report.class_bytes[apq::v1::PAGE_CLASS_HIDDEN], held_at_start);
-  if (!balance.ok()) return balance.status();
-  const apq::v1::Explanation explanation = ExplainLocally(*balance, report);
-  if (format == OutputFormat::kJson) {
+absl::Status PrintExplanation(HostOfOne& host, const LocalOptions& options, const std::string& why_unclassified) {
+  apq::v1::ExplainRequest request;
+  request.set_top(options.request.top());
+  APQ_ASSIGN_OR_RETURN(const apq::v1::ExplainResponse response, host.Explain(request));
+  // Without a classification there is no hidden term to explain with.
+  if (response.explanations().empty()) {
+    return absl::UnavailableError(absl::StrCat("no classification of the pages to explain with",
+                                               why_unclassified.empty() ? "" : ": ", why_unclassified));
+  }
+  const apq::v1::Explanation& explanation = response.explanations(0);
+  if (options.format == OutputFormat::kJson) {
     APQ_ASSIGN_OR_RETURN(const std::string json, ProtoJson(explanation));
     std::cout << json << "\n" << std::flush;
   } else {
@@ -50,49 +49,48 @@ absl::Status PrintExplanation(const Report& report, OutputFormat format) {
   return absl::OkStatus();
 }
 
-// The census's unflagged pages charged to memory cgroups, by cgroup name,
-// largest first.
-std::vector<std::pair<std::string, uint64_t>> HeldAtStartByCgroup(const PageCensus& census) {
-  CgroupNames memcgs = CgroupNames::ForMemoryCgroups();
-  std::vector<std::pair<std::string, uint64_t>> held;
-  for (const auto& [memcg, pages] : census.unflagged_pages_by_memcg) {
-    held.emplace_back(memcgs.NameOf(memcg), pages * kPageSize);
+absl::Status PrintProfile(const apq::v1::LocalReport& report) {
+  MemoryProfile profile = ProfileOfTop(
+      report.top(), report.request().class_filter(), {},
+      {absl::StrCat("apq-agent --local, mode ", report.mode()),
+       absl::StrCat("pages: ", ClassFilterName(report.request().class_filter())), "objects are 4 KiB pages"});
+  for (const apq::v1::TopEntry& entry : report.top().entries()) {
+    for (const std::string& object : entry.frame_objects()) {
+      if (object.empty() || profile.build_ids.contains(object)) continue;
+      const std::string id = BuildIdOfLoadedObject(object == "vmlinux" ? "" : object);
+      if (!id.empty()) profile.build_ids[object] = HexBuildId(id);
+    }
   }
-  std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
-    return a.second > b.second || (a.second == b.second && a.first < b.first);
-  });
-  return held;
-}
-
-// Cursor home, then erase the screen (ANSI).
-constexpr char kClearScreen[] = "\033[H\033[2J";
-
-void Print(const Report& report, const LocalOptions& options) {
-  switch (options.format) {
-    case OutputFormat::kTable:
-      // On a terminal, a live view redrawn in place (like top); into a pipe
-      // or file, a plain log of one table per interval.
-      if (isatty(STDOUT_FILENO)) std::cout << kClearScreen;
-      std::cout << FormatTable(report, options.table_style) << std::endl;
-      break;
-    case OutputFormat::kJson:
-      std::cout << FormatJson(report) << std::flush;
-      break;
-    case OutputFormat::kFolded:
-      std::cout << FormatFolded(report) << std::flush;
-      std::cerr << FormatLossSummary(report) << std::flush;
-      break;
-    case OutputFormat::kPprof:
-      break;  // binary: written by PrintProfile, once
-  }
-}
-
-absl::Status PrintProfile(const Report& report) {
-  MemoryProfile profile = ProfileOf(report, BuildIdOfLoadedObject);
+  profile.duration_nanos = static_cast<int64_t>(report.seconds_tracing() * 1e9);
   profile.time_nanos = absl::ToUnixNanos(absl::Now());
   APQ_RETURN_IF_ERROR(WriteProfile(profile));
   std::cerr << FormatLossSummary(report) << std::flush;
   return absl::OkStatus();
+}
+
+absl::Status Print(const apq::v1::LocalReport& report, const LocalOptions& options) {
+  switch (options.format) {
+    case OutputFormat::kTable:
+      std::cout << LiveViewRedraw() << FormatLocalTable(report, options.table_style) << std::endl;
+      break;
+    case OutputFormat::kJson: {
+      APQ_ASSIGN_OR_RETURN(const std::string json, ProtoJson(report));
+      std::cout << json << "\n" << std::flush;
+      break;
+    }
+    case OutputFormat::kFolded:
+      std::cout << FoldedOfTop(report.top()) << std::flush;
+      std::cerr << FormatLossSummary(report) << std::flush;
+      break;
+    case OutputFormat::kPprof:
+      return PrintProfile(report);
+  }
+  return absl::OkStatus();
+}
+
+std::string HostName() {
+  char name[256] = {};
+  return gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : "localhost";
 }
 
 }  // namespace
@@ -107,82 +105,76 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
 
 absl::Status RunLocal(const LocalOptions& options) {
   StopSignals signals;
-  absl::StatusOr<std::unique_ptr<BpfPageTracker>> tracker = BpfPageTracker::Start(options.tracker);
-  if (!tracker.ok()) return tracker.status();
-  absl::StatusOr<TrackerSnapshot> first = (*tracker)->Snapshot();
-  if (!first.ok()) return first.status();
+  APQ_ASSIGN_OR_RETURN(std::unique_ptr<BpfPageTracker> tracker, BpfPageTracker::Start(options.tracker));
+  APQ_ASSIGN_OR_RETURN(TrackerSnapshot first, tracker->Snapshot());
   absl::StatusOr<PageCensus> census = TakePageCensus();
   if (!census.ok()) std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << "\n";
-  absl::StatusOr<std::vector<apq::v1::StartHolder>> holders = FindStartHolders();
-  absl::StatusOr<KernelSymbols> symbols = KernelSymbols::LoadFromProc();
-  if (!symbols.ok()) return symbols.status();
+  APQ_ASSIGN_OR_RETURN(const KernelSymbols symbols, KernelSymbols::LoadFromProc());
 
   std::cerr << "apq-agent: tracing started, mode "
             << (options.tracker.sampling.exact()
                     ? "exact"
                     : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
-            << ", hooks: " << (*tracker)->coverage().program_type << std::endl;
+            << ", hooks: " << tracker->coverage().program_type << std::endl;
   APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, {}));
 
+  std::optional<apq::v1::StartCensus> start_census;
+  if (census.ok()) {
+    CgroupNames memcgs = CgroupNames::ForMemoryCgroups();
+    start_census = StartCensusOf(*census, memcgs);
+  }
+  apq::v1::Coverage coverage;
+  for (const std::string& path : tracker->coverage().hooked_paths) coverage.add_hooked(path);
+  for (const std::string& path : tracker->coverage().blind_paths) coverage.add_not_visible(path);
+  KallsymsFrameEncoder frames(&symbols, BuildIdOfLoadedObject);
   CgroupNames cgroups;
-  const std::vector<std::pair<std::string, uint64_t>> held_at_start_by_cgroup =
-      census.ok() ? HeldAtStartByCgroup(*census) : std::vector<std::pair<std::string, uint64_t>>{};
-  ReportBuilder builder(&*symbols, &cgroups, options.tracker.sampling, first->monotonic_seconds);
-  builder.set_class_filter(options.class_filter);
-  builder.Learn(*first);
-  const double first_seconds = first->monotonic_seconds;
-  TrackerSnapshot previous = std::move(*first);
+  HostOfOne host(
+      &frames, [&frames](const std::string& object) { return frames.SymbolTableOf(object); }, HostName(),
+      options.tracker.sampling.sample_bytes(), [&cgroups](uint64_t id) { return cgroups.NameOf(id); });
+  FleetClassifier classifier(&symbols,
+                             census.ok() ? std::optional<uint64_t>(census->HiddenEstimate() * kPageSize) : std::nullopt,
+                             FindStartHolders());
+  // Every printed report is classified (a whole core is the budget: an
+  // operator is waiting for the answer); all pages read again every 30 s.
+  Classifications classifications(tracker.get(), &classifier, kDefaultFullClassifySeconds, /*cpu_share=*/1.0);
+  APQ_RETURN_IF_ERROR(DropCapabilitiesAfterStart());
+
+  const double first_seconds = first.monotonic_seconds;
+  classifications.MaybeClassify(&first, /*wanted=*/false);
+  APQ_RETURN_IF_ERROR(host.Add(first, LossesOf(first), coverage, UnixMillis(), nullptr));
   // A profile is written once, at the end (--duration or SIGINT/SIGTERM).
   const bool final_only = options.format == OutputFormat::kPprof ||
                           (options.duration_seconds > 0 && options.format != OutputFormat::kTable);
-  // Every printed report is classified (a whole core is the budget: an
-  // operator is waiting for the answer); all pages read again every 30 s.
-  ClassificationSchedule classifications(kDefaultFullClassifySeconds, /*cpu_share=*/1.0);
-  if (absl::Status dropped = DropCapabilitiesAfterStart(); !dropped.ok()) return dropped;
+  apq::v1::TopRequest request = options.request;
+  request.set_with_processes(true);
+  request.set_with_allocated(options.format == OutputFormat::kPprof);
+  if (options.format == OutputFormat::kFolded || options.format == OutputFormat::kPprof) request.set_top(0);
   double elapsed = 0;
   bool stop = false;
   while (!stop) {
     double wait = options.interval_seconds;
     if (options.duration_seconds > 0) wait = std::min(wait, options.duration_seconds - elapsed);
     stop = !signals.Sleep(std::max(wait, 0.0));
-    absl::StatusOr<TrackerSnapshot> now = (*tracker)->Snapshot();
-    if (!now.ok()) return now.status();
-    elapsed = now->monotonic_seconds - first_seconds;
+    APQ_ASSIGN_OR_RETURN(TrackerSnapshot now, tracker->Snapshot());
+    elapsed = now.monotonic_seconds - first_seconds;
     if (options.duration_seconds > 0 && elapsed >= options.duration_seconds - 1e-3) stop = true;
     const bool print = stop || !final_only;
     // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
-    const ClassificationSchedule::Pass pass =
-        print ? classifications.Due(now->monotonic_seconds) : ClassificationSchedule::Pass::kNone;
-    if (pass != ClassificationSchedule::Pass::kNone) {
-      if (absl::Status status = (*tracker)->ClassifyPages(&*now, pass == ClassificationSchedule::Pass::kFull);
-          !status.ok()) {
-        // Without classes there is no hidden term to explain with.
-        if (options.explain) return status;
-        std::cerr << "apq-agent: pages not classified (all pages shown): " << status.message() << "\n";
-      } else {
-        classifications.Done(pass, now->monotonic_seconds, now->page_classes->seconds);
-      }
+    const std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&now, print);
+    const apq::v1::Losses losses = LossesOf(now);
+    APQ_RETURN_IF_ERROR(host.Add(now, losses, coverage, UnixMillis(), classified ? &*classified : nullptr));
+    if (!print) continue;
+    if (options.explain) {
+      APQ_RETURN_IF_ERROR(PrintExplanation(host, options, classifications.last_error()));
+      continue;
     }
-    Report report = builder.Build(*now, &previous, options.top);
-    report.hooked_paths = (*tracker)->coverage().hooked_paths;
-    report.blind_paths = (*tracker)->coverage().blind_paths;
-    if (census.ok()) {
-      report.census_at_start = *census;
-      report.held_at_start_by_cgroup = held_at_start_by_cgroup;
-      if (holders.ok()) {
-        report.held_at_start_holders = *holders;
-      } else {
-        report.held_at_start_holders_unavailable = std::string(holders.status().message());
-      }
-    }
-    if (print && options.explain) {
-      APQ_RETURN_IF_ERROR(PrintExplanation(report, options.format));
-    } else if (print && options.format == OutputFormat::kPprof) {
-      APQ_RETURN_IF_ERROR(PrintProfile(report));
-    } else if (print) {
-      Print(report, options);
-    }
-    previous = std::move(*now);
+    apq::v1::LocalReport report = LocalReportOf(now, options.tracker.sampling, elapsed);
+    *report.mutable_coverage() = coverage;
+    if (host.epoch().state.memory()) *report.mutable_memory() = *host.epoch().state.memory();
+    if (start_census) *report.mutable_in_use_at_start() = *start_census;
+    *report.mutable_request() = request;
+    APQ_ASSIGN_OR_RETURN(*report.mutable_top(), host.Top(request));
+    APQ_RETURN_IF_ERROR(Print(report, options));
   }
   return absl::OkStatus();
 }

@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/bpf_page_tracker.h"
-#include "agent/report.h"
+#include "apq/v1/apq.pb.h"
 #include "common/display.h"
 
 namespace apq {
@@ -18,11 +18,12 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 struct LocalOptions {
   double interval_seconds = 5;
   double duration_seconds = 0;  // 0: until SIGINT or SIGTERM
-  size_t top = 20;
+  // What each interval asks of the host, as apq top asks the fleet (by
+  // stack; class, top and pid from the flags).
+  apq::v1::TopRequest request;
   OutputFormat format = OutputFormat::kTable;
   TableStyle table_style;  // --bytes, --wide
   std::string ready_file;  // --ready-file: written once tracing runs
-  ClassFilter class_filter = apq::v1::CLASS_FILTER_HIDDEN;
   // Print /proc/meminfo reconciled with the hidden paths instead of the top.
   bool explain = false;
   BpfTrackerOptions tracker;

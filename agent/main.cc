@@ -6,11 +6,14 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/fleet_mode.h"
 #include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
 #include "common/help.h"
 #include "common/ready_file.h"
+#include "common/requests.h"
+#include "common/status_macros.h"
 #include "common/table_flags.h"
 
 ABSL_FLAG(bool, local, false, "Run on this host alone and print the top call paths (no aggregator).");
@@ -31,6 +34,7 @@ ABSL_FLAG(int64_t, sample_bytes, -1,
           "0 walks every allocation (exact per path). Default (-1): 0 with --local, 524288 when streaming.");
 ABSL_FLAG(std::string, class, "hidden",
           "Local mode: pages shown by how /proc/meminfo counts them: hidden (no field counts them), visible, or all.");
+ABSL_FLAG(uint32_t, pid, 0, "Local mode: only pages taken by this process ID.");
 ABSL_FLAG(bool, explain, false,
           "Local mode: print /proc/meminfo reconciled with the hidden paths (MemTotal = MemFree + visible fields "
           "+ hidden traced + hidden not traced) instead of the top paths; table or json.");
@@ -59,25 +63,21 @@ absl::StatusOr<apq::LocalOptions> LocalOptionsFromFlags() {
   if (!std::isfinite(options.duration_seconds) || options.duration_seconds < 0) {
     return absl::InvalidArgumentError("--duration must be 0 or a positive number of seconds");
   }
-  int64_t top = absl::GetFlag(FLAGS_top);
-  if (top < 0) return absl::InvalidArgumentError("--top must be 0 or more");
-  options.top = static_cast<size_t>(top);
   absl::StatusOr<apq::OutputFormat> format = apq::ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return format.status();
   options.format = *format;
   options.table_style = apq::TableStyleFromFlags();
   options.ready_file = apq::ReadyFileFromFlag();
-  if (options.format == apq::OutputFormat::kPprof) options.top = 0;  // a profile holds every path
-  absl::StatusOr<apq::ClassFilter> class_filter = apq::ParseClassFilter(absl::GetFlag(FLAGS_class));
-  if (!class_filter.ok()) return class_filter.status();
-  options.class_filter = *class_filter;
   options.explain = absl::GetFlag(FLAGS_explain);
-  if (options.explain) {
-    if (options.format == apq::OutputFormat::kFolded || options.format == apq::OutputFormat::kPprof) {
-      return absl::InvalidArgumentError("--explain prints table or json");
-    }
-    options.class_filter = apq::v1::CLASS_FILTER_HIDDEN;  // the paths of the equation's hidden, traced term
+  if (options.explain &&
+      (options.format == apq::OutputFormat::kFolded || options.format == apq::OutputFormat::kPprof)) {
+    return absl::InvalidArgumentError("--explain prints table or json");
   }
+  // The question apq top asks the fleet, asked of this host.
+  APQ_ASSIGN_OR_RETURN(options.request, apq::TopRequestOf({{"top", absl::StrCat(absl::GetFlag(FLAGS_top))},
+                                                           {"class", absl::GetFlag(FLAGS_class)},
+                                                           {"pid", absl::StrCat(absl::GetFlag(FLAGS_pid))}},
+                                                          absl::Now()));
   int64_t sample_bytes = absl::GetFlag(FLAGS_sample_bytes);
   if (sample_bytes < -1) return absl::InvalidArgumentError("--sample-bytes must be 0 or more");
   if (sample_bytes == -1) sample_bytes = absl::GetFlag(FLAGS_local) ? 0 : kFleetSampleBytes;
@@ -135,11 +135,11 @@ const apq::ProgramHelp kHelp = {
     "apq-agent",
     "attributes every page-allocator page of this host to the kernel call path, process and cgroup that took it.",
     {{"local",
-      "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--explain] "
-      "[--bytes] [--wide]",
+      "apq-agent --local [--duration S] [--format table|json|folded|pprof] [--class hidden|visible|all] [--pid PID] "
+      "[--explain] [--bytes] [--wide]",
       "On this host alone: prints the call paths holding the most outstanding pages every --interval (and at the "
       "end), or with --explain /proc/meminfo reconciled with them. Needs root (BPF).",
-      {"local", "duration", "top", "format", "class", "explain", "bytes", "wide"}},
+      {"local", "duration", "top", "format", "class", "pid", "explain", "bytes", "wide"}},
      {"fleet",
       "apq-agent --aggregator HOST:PORT --cluster NAME [--host NAME] [--classify-interval S]",
       "Streams per-path counters to the aggregator (apq-aggregator), resending what it has not acknowledged.",

@@ -1,5 +1,7 @@
 #include "aggregator/fleet.h"
 
+#include "aggregator/epoch_rows.h"
+
 #include <iostream>
 #include <optional>
 

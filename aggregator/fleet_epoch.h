@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "aggregator/store.h"
 #include "apq/v1/apq.pb.h"
 #include "common/page_classes.h"
 
@@ -30,6 +30,10 @@ class EpochState {
     uint64_t allocations = 0;
     // Pages by PageClass as the agent last classified them; empty until it has.
     std::optional<ClassPageCounts> class_pages;
+    // Pages allocated and freed in the last report that changed the series,
+    // and that report's sequence: its rates over the epoch's last interval.
+    uint64_t interval_pages_allocated = 0, interval_pages_freed = 0;
+    uint64_t changed_in_sequence = 0;
   };
   enum class Outcome { kApplied, kDuplicate, kNeedSnapshot };
 
@@ -53,6 +57,12 @@ class EpochState {
   const absl::flat_hash_map<uint32_t, apq::v1::CodeObject>& objects() const { return objects_; }
   // The host's memory at its last classification (what `apq explain` reconciles).
   const std::optional<apq::v1::HostMemory>& memory() const { return memory_; }
+  // Seconds between the last two reports by the agent's clock; 0 when the
+  // last was a full snapshot (absolute values carry no interval).
+  double interval_seconds() const { return interval_millis_ / 1000.0; }
+  // Pages a series allocated and freed over that interval (none if the
+  // last report did not change it).
+  std::pair<uint64_t, uint64_t> PagesInLastInterval(const Series& series) const;
 
  private:
   absl::Status Validate(const apq::v1::Report& report) const;
@@ -62,6 +72,7 @@ class EpochState {
   absl::flat_hash_map<uint32_t, apq::v1::StackDefinition> stacks_;
   absl::flat_hash_map<uint32_t, apq::v1::CodeObject> objects_;
   std::optional<apq::v1::HostMemory> memory_;
+  int64_t last_report_millis_ = 0, interval_millis_ = 0;
 };
 
 // One agent epoch as the aggregator holds it in memory: who it is and the
@@ -74,15 +85,6 @@ struct HostEpoch {
   int64_t last_report_ms = 0;
   EpochState state;
 };
-
-// The fleet's epochs and the store's rows, each way.
-// What storing `report`, just applied to `state`, writes: the series it
-// changed as they now are, and those it retired.
-EpochWrite WriteOf(int64_t epoch_id, const EpochState& state, const apq::v1::Report& report, int64_t received_millis);
-// The epoch a Hello names, created or reloaded from the file; fills *state.
-absl::StatusOr<Store::EpochInfo> OpenEpochState(Store& store, const apq::v1::Hello& hello, EpochState* state);
-// An epoch as stored; DataLoss names a row that does not parse.
-absl::StatusOr<EpochState> LoadEpochState(Store& store, int64_t epoch_id);
 
 }  // namespace apq
 

@@ -330,6 +330,46 @@ TEST(EpochStateTest, DuplicatesAndGaps) {
   EXPECT_EQ(state.last_sequence(), 4u);
 }
 
+// Rates are of the last interval only: a series the last report did not
+// change has none, a full snapshot carries no interval, and a clock that
+// went back gives none rather than a negative or huge rate.
+TEST(EpochStateTest, RatesCoverTheLastIntervalOnly) {
+  EpochState state;
+  auto report = [](uint64_t sequence, int64_t millis, std::vector<std::tuple<uint32_t, int64_t, uint64_t>> series) {
+    apq::v1::Report r;
+    r.set_sequence(sequence);
+    r.set_unix_millis(millis);
+    for (const auto& [id, outstanding, allocated] : series) {
+      apq::v1::SeriesDelta* delta = r.add_series();
+      delta->set_series_id(id);
+      delta->mutable_key()->set_stack_id(0xffffffffu);
+      delta->set_pages_outstanding(outstanding);
+      delta->set_pages_allocated(allocated);
+    }
+    return r;
+  };
+  ASSERT_TRUE(state.Apply(report(1, 10'000, {{1, 8, 8}, {2, 4, 4}})).ok());
+  EXPECT_EQ(state.interval_seconds(), 0) << "a first report has no interval";
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(1)), std::make_pair(uint64_t{0}, uint64_t{0}));
+  // 2 s later: series 1 allocated 6 and freed 10 (outstanding 8 -> 4); series 2 unchanged.
+  ASSERT_TRUE(state.Apply(report(2, 12'000, {{1, -4, 6}})).ok());
+  EXPECT_EQ(state.interval_seconds(), 2);
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(1)), std::make_pair(uint64_t{6}, uint64_t{10}));
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(2)), std::make_pair(uint64_t{0}, uint64_t{0}));
+  // The next report does not change series 1: its rate is gone.
+  ASSERT_TRUE(state.Apply(report(3, 13'000, {{2, 1, 1}})).ok());
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(1)), std::make_pair(uint64_t{0}, uint64_t{0}));
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(2)), std::make_pair(uint64_t{1}, uint64_t{0}));
+  // The agent's clock went back.
+  ASSERT_TRUE(state.Apply(report(4, 5'000, {{2, 1, 1}})).ok());
+  EXPECT_EQ(state.interval_seconds(), 0);
+  EXPECT_EQ(state.PagesInLastInterval(state.series().at(2)), std::make_pair(uint64_t{0}, uint64_t{0}));
+  apq::v1::Report snapshot = report(5, 6'000, {{2, 9, 9}});
+  snapshot.set_full_snapshot(true);
+  ASSERT_TRUE(state.Apply(snapshot).ok());
+  EXPECT_EQ(state.interval_seconds(), 0) << "absolute values carry no interval";
+}
+
 TEST(EpochStateTest, MalformedReportsChangeNothing) {
   EpochState state;
   ASSERT_EQ(*state.Apply(DeltaReport(1, 5, 10, true)), EpochState::Outcome::kApplied);

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include "aggregator/epoch_rows.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -379,7 +380,10 @@ TEST_F(FleetTest, ClassViewsAndExplainSumTheClassifiedHosts) {
   EXPECT_DOUBLE_EQ(Top(fleet.get(), visible).unclassified_bytes(), 10 * kPage);
   EXPECT_EQ(Top(fleet.get(), all).unclassified_bytes(), 0) << "all pages are shown: none apart";
   EXPECT_EQ(Top(fleet.get(), all).entries(0).bytes_outstanding(), (256 + 512 + 10) * kPage);
-  EXPECT_EQ(Top(fleet.get(), all).entries(0).classes_size(), 0);
+  // Every view splits its entries by class: the same three classes under all.
+  EXPECT_EQ(Top(fleet.get(), all).entries(0).classes_size(), 3);
+  EXPECT_EQ(Top(fleet.get(), all).entries(0).classes(0).page_class(), apq::v1::PAGE_CLASS_UNKNOWN);
+  EXPECT_DOUBLE_EQ(Top(fleet.get(), all).entries(0).classes(0).bytes(), 10 * kPage) << "web-3: not yet classified";
 
   // web-2 frees half before its next classification: the live views move
   // with it (split as classified), apq explain keeps the classified pages,

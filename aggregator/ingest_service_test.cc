@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "aggregator/epoch_rows.h"
 #include "aggregator/fleet.h"
 #include "aggregator/ingest_service.h"
 #include "tests/fakes/fleet_fakes.h"

@@ -10,14 +10,11 @@ namespace apq {
 
 namespace {
 
-constexpr size_t kMaxHoldersPerPath = 20;
-
 // A hidden path of an explanation while it is summed over series and hosts.
 struct PathSum {
   std::vector<std::string> frames;
   double bytes = 0, variance = 0;
-  // (host, tgid, comm, cgroup) -> bytes
-  absl::flat_hash_map<std::tuple<std::string, uint32_t, std::string, std::string>, double> holders;
+  Holders holders;
 };
 using PathSums = absl::flat_hash_map<std::string, PathSum>;  // by folded path
 
@@ -35,31 +32,7 @@ void AddPaths(const PathSums& sums, uint32_t top, bool with_host, apq::v1::Expla
     for (const std::string& frame : sum->frames) path->add_frames(frame);
     path->set_bytes(sum->bytes);
     path->set_standard_error(std::sqrt(std::max(sum->variance, 0.0)));
-    std::vector<std::pair<double, apq::v1::PathHolder>> holders;
-    for (const auto& [who, bytes] : sum->holders) {
-      apq::v1::PathHolder holder;
-      if (with_host) holder.set_host(std::get<0>(who));
-      holder.set_tgid(std::get<1>(who));
-      holder.set_comm(std::get<2>(who));
-      holder.set_cgroup(std::get<3>(who));
-      holder.set_bytes(bytes);
-      holders.emplace_back(bytes, std::move(holder));
-    }
-    std::sort(holders.begin(), holders.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first > b.first : a.second.tgid() < b.second.tgid();
-    });
-    double rest = 0;
-    for (size_t i = 0; i < holders.size(); ++i) {
-      if (i < kMaxHoldersPerPath) {
-        *path->add_processes() = std::move(holders[i].second);
-      } else {
-        rest += holders[i].first;
-      }
-    }
-    if (holders.size() <= kMaxHoldersPerPath) continue;
-    apq::v1::PathHolder* others = path->add_processes();
-    others->set_comm(absl::StrCat("[", holders.size() - kMaxHoldersPerPath, " more processes]"));
-    others->set_bytes(rest);
+    AddHolders(sum->holders, with_host, /*with_classes=*/false, path->mutable_processes());
   }
 }
 
@@ -69,7 +42,7 @@ void MergePaths(PathSums from, PathSums* into) {
     if (sum.frames.empty()) sum.frames = std::move(path.frames);
     sum.bytes += path.bytes;
     sum.variance += path.variance;
-    for (const auto& [who, bytes] : path.holders) sum.holders[who] += bytes;
+    for (const auto& [who, held] : path.holders) sum.holders[who].bytes += held.bytes;
   }
 }
 
@@ -102,7 +75,7 @@ absl::StatusOr<std::optional<apq::v1::Explanation>> ExplainHost(const HostEpoch&
         if (path.frames.empty()) path.frames = held.path->frames;
         path.bytes += held.bytes;
         path.variance += held.variance;
-        path.holders[{epoch.host, held.series->key.tgid(), held.series->key.comm(), held.series->key.cgroup()}] +=
+        path.holders[{epoch.host, held.series->key.tgid(), held.series->key.comm(), held.series->key.cgroup()}].bytes +=
             held.bytes;
       });
   if (!status.ok()) return status;

@@ -52,6 +52,41 @@ bool EstimateClasses(const SamplingPlan& plan, int order, const EpochState::Seri
 
 }  // namespace
 
+void AddHolders(const Holders& holders, bool with_host, bool with_classes,
+                google::protobuf::RepeatedPtrField<apq::v1::PathHolder>* out) {
+  std::vector<std::pair<const HolderKey*, const HolderBytes*>> ranked;
+  ranked.reserve(holders.size());
+  for (const auto& [who, held] : holders) ranked.emplace_back(&who, &held);
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.second->bytes != b.second->bytes ? a.second->bytes > b.second->bytes : *a.first < *b.first;
+  });
+  double rest = 0;
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    const auto& [who, held] = ranked[i];
+    if (i >= kMaxHoldersPerPath) {
+      rest += held->bytes;
+      continue;
+    }
+    apq::v1::PathHolder* holder = out->Add();
+    if (with_host) holder->set_host(std::get<0>(*who));
+    holder->set_tgid(std::get<1>(*who));
+    holder->set_comm(std::get<2>(*who));
+    holder->set_cgroup(std::get<3>(*who));
+    holder->set_bytes(held->bytes);
+    if (!with_classes) continue;
+    for (int c = 0; c < kNumPageClasses; ++c) {
+      if (held->class_bytes[c] <= 0) continue;
+      apq::v1::ClassAmount* amount = holder->add_classes();
+      amount->set_page_class(static_cast<PageClass>(c));
+      amount->set_bytes(held->class_bytes[c]);
+    }
+  }
+  if (ranked.size() <= kMaxHoldersPerPath) return;
+  apq::v1::PathHolder* others = out->Add();
+  others->set_comm(absl::StrCat("[", ranked.size() - kMaxHoldersPerPath, " more processes]"));
+  others->set_bytes(rest);
+}
+
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
                                ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series,
                                IdleSeries idle) {
@@ -62,8 +97,14 @@ absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, Path
       if (series.key.stack_id() == APQ_STACK_UNSAMPLED) continue;
       int order = static_cast<int>(std::min<uint32_t>(series.key.order(), kNumOrders - 1));
       SeriesBytes held{epoch, &series, nullptr, 0, 0, plan->EstimateBytes(order, series.pages_allocated)};
+      if (const double seconds = epoch->state.interval_seconds(); seconds > 0) {
+        const auto [allocated, freed] = epoch->state.PagesInLastInterval(series);
+        held.alloc_per_second = plan->EstimateBytes(order, allocated) / seconds;
+        held.free_per_second = plan->EstimateBytes(order, freed) / seconds;
+      }
       if (!EstimateClasses(*plan, order, series, filter, basis, &held)) {
-        if (idle == IdleSeries::kSkip || series.pages_allocated == 0) continue;
+        const bool active = series.pages_allocated > 0 || held.alloc_per_second > 0 || held.free_per_second > 0;
+        if (idle == IdleSeries::kSkip || !active) continue;
         held.bytes = held.variance = 0;
         held.class_bytes = held.class_variance = {};
       }
@@ -86,7 +127,10 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     std::array<double, kNumPageClasses> class_bytes{};
     uint32_t hosts = 0;
     int64_t last_host = -1;  // series come host by host, so a host is counted once
+    double alloc_per_second = 0, free_per_second = 0;
+    Holders holders;  // with_processes
   };
+  const bool with_host = epochs.size() > 1;
   absl::flat_hash_map<std::string, Group> groups;
   const std::string& substring = request.frame_substring();
   const HostEpoch* build_of = nullptr;
@@ -146,6 +190,15 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
         if (request.group_by() == apq::v1::GROUP_BY_STACK && group.objects.empty()) group.objects = held.path->objects;
         group.variance += held.variance;
         for (int c = 0; c < kNumPageClasses; ++c) group.class_bytes[c] += held.class_bytes[c];
+        group.alloc_per_second += held.alloc_per_second;
+        group.free_per_second += held.free_per_second;
+        if (request.with_processes() && held.bytes > 0) {
+          const apq::v1::SeriesKey& key = held.series->key;
+          HolderBytes& holder =
+              group.holders[{with_host ? held.host->host : std::string(), key.tgid(), key.comm(), key.cgroup()}];
+          holder.bytes += held.bytes;
+          for (int c = 0; c < kNumPageClasses; ++c) holder.class_bytes[c] += held.class_bytes[c];
+        }
         if (group.last_host != held.host->host_id) {
           group.last_host = held.host->host_id;
           ++group.hosts;
@@ -173,11 +226,13 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     entry->set_bytes_outstanding(group.bytes);
     entry->set_standard_error(std::sqrt(group.variance));
     entry->set_hosts(group.hosts);
+    entry->set_alloc_bytes_per_second(group.alloc_per_second);
+    entry->set_free_bytes_per_second(group.free_per_second);
+    AddHolders(group.holders, with_host, /*with_classes=*/true, entry->mutable_processes());
     if (request.with_allocated()) {
       entry->set_bytes_allocated(group.allocated);
       entry->mutable_frame_objects()->Assign(group.objects.begin(), group.objects.end());
     }
-    if (request.class_filter() == apq::v1::CLASS_FILTER_ALL) continue;
     for (int c = 0; c < kNumPageClasses; ++c) {
       if (group.class_bytes[c] <= 0) continue;
       apq::v1::ClassAmount* amount = entry->add_classes();

@@ -29,6 +29,8 @@ struct SeriesBytes {
   double bytes;            // of the selected classes, estimated from the host's sampling plan (exact at sample_bytes 0)
   double variance;         // of that estimate
   double allocated_bytes;  // allocated since the agent started, estimated alike (all classes)
+  // Over the host's last report interval (all classes); 0 without one.
+  double alloc_per_second = 0, free_per_second = 0;
   // The series' estimated bytes by class (all classes).
   std::array<double, kNumPageClasses> class_bytes{};
   std::array<double, kNumPageClasses> class_variance{};
@@ -55,6 +57,21 @@ enum class IdleSeries { kSkip, kIncludeIdle };
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
                                ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series,
                                IdleSeries idle = IdleSeries::kSkip);
+
+// Who holds a group's bytes: (host, tgid, comm, cgroup), and how much of
+// the selected classes, and of each class.
+using HolderKey = std::tuple<std::string, uint32_t, std::string, std::string>;
+struct HolderBytes {
+  double bytes = 0;
+  std::array<double, kNumPageClasses> class_bytes{};
+};
+using Holders = absl::flat_hash_map<HolderKey, HolderBytes>;
+inline constexpr size_t kMaxHoldersPerPath = 20;
+// The largest kMaxHoldersPerPath holders into *out, then one line summing
+// the rest (tgid 0, comm "[N more processes]"); hosts named with_host, and
+// each holder's classes with_classes.
+void AddHolders(const Holders& holders, bool with_host, bool with_classes,
+                google::protobuf::RepeatedPtrField<apq::v1::PathHolder>* out);
 
 // The fleet's top groups now, over the given epochs, honouring the
 // request's grouping, filters and limit (its time fields are not looked at).

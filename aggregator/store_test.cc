@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/code_objects.h"
+#include "aggregator/epoch_rows.h"
 #include "aggregator/fleet_epoch.h"
 #include "tests/fakes/fleet_fakes.h"
 #include "gmock/gmock.h"

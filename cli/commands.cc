@@ -18,7 +18,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "apq/v1/apq.grpc.pb.h"
-#include "cli/tables.h"
 #include "common/client_tls_flags.h"
 #include "common/explanation.h"
 #include "common/grpc_status.h"
@@ -29,6 +28,8 @@
 #include "common/requests.h"
 #include "common/status_macros.h"
 #include "common/table_flags.h"
+#include "common/tables.h"
+#include "common/top_profile.h"
 #include "common/wire_limits.h"
 #include "grpcpp/grpcpp.h"
 
@@ -49,6 +50,12 @@ ABSL_FLAG(std::string, host, "", "top, explain: only this host.");
 ABSL_FLAG(std::string, build, "", "top: only hosts of this kernel build ID (hex).");
 ABSL_FLAG(std::string, frame, "", "top: only paths with a function containing this text.");
 ABSL_FLAG(uint32_t, pid, 0, "top: only pages taken by this process ID (now only; with --host, that host's process).");
+ABSL_FLAG(double, interval, 0,
+          "top (table or json): ask again every this many seconds, until interrupted: on a terminal a live view "
+          "redrawn in place, into a pipe a log (0: once).");
+ABSL_FLAG(bool, processes, false,
+          "top: under each group, the processes holding its bytes (now only; in pprof, process, pid and cgroup "
+          "labels).");
 ABSL_FLAG(std::string, at, "",
           "top: the fleet as it was then (history): RFC 3339 (2026-11-25T03:00:00Z) or a "
           "time ago (90m, 6h).");
@@ -63,12 +70,19 @@ namespace {
 
 // The flags as the shared request builders (common/requests.h) take them.
 apq::RequestParams FlagParams() {
-  return {{"cluster", absl::GetFlag(FLAGS_cluster)}, {"by", absl::GetFlag(FLAGS_by)},
-          {"class", absl::GetFlag(FLAGS_class)},     {"top", absl::StrCat(absl::GetFlag(FLAGS_top))},
-          {"host", absl::GetFlag(FLAGS_host)},       {"build", absl::GetFlag(FLAGS_build)},
-          {"frame", absl::GetFlag(FLAGS_frame)},     {"pid", absl::StrCat(absl::GetFlag(FLAGS_pid))},
-          {"at", absl::GetFlag(FLAGS_at)},           {"since", absl::GetFlag(FLAGS_since)},
-          {"before", absl::GetFlag(FLAGS_before)},   {"after", absl::GetFlag(FLAGS_after)}};
+  return {{"cluster", absl::GetFlag(FLAGS_cluster)},
+          {"by", absl::GetFlag(FLAGS_by)},
+          {"class", absl::GetFlag(FLAGS_class)},
+          {"top", absl::StrCat(absl::GetFlag(FLAGS_top))},
+          {"host", absl::GetFlag(FLAGS_host)},
+          {"build", absl::GetFlag(FLAGS_build)},
+          {"frame", absl::GetFlag(FLAGS_frame)},
+          {"pid", absl::StrCat(absl::GetFlag(FLAGS_pid))},
+          {"processes", absl::GetFlag(FLAGS_processes) ? "true" : "false"},
+          {"at", absl::GetFlag(FLAGS_at)},
+          {"since", absl::GetFlag(FLAGS_since)},
+          {"before", absl::GetFlag(FLAGS_before)},
+          {"after", absl::GetFlag(FLAGS_after)}};
 }
 
 // One query to the aggregator, within --timeout; an error names the
@@ -83,46 +97,22 @@ absl::Status Ask(grpc::Status (apq::v1::Query::Stub::*method)(grpc::ClientContex
                        absl::StrCat(what, " from ", absl::GetFlag(FLAGS_aggregator)));
 }
 
-// The fleet's paths as a pprof profile (common/pprof.h): per path its bytes
-// by class (class label) and its bytes allocated since the agents started.
+// The fleet's paths as a pprof profile (common/top_profile.h).
 absl::Status PrintProfile(const apq::v1::TopRequest& request, const apq::v1::TopResponse& response) {
-  apq::MemoryProfile profile;
-  profile.time_nanos = absl::ToUnixNanos(absl::Now());
-  profile.comments = {absl::StrCat("apq top --cluster ", request.cluster(), ": ", response.hosts_selected(), " hosts"),
-                      absl::StrCat("pages: ", apq::ClassFilterName(request.class_filter())),
-                      "objects are 4 KiB pages; allocations since each agent started"};
-  if (!request.build_id().empty()) profile.build_ids["vmlinux"] = absl::BytesToHexString(request.build_id());
   std::vector<std::pair<std::string, std::string>> labels;
   if (!request.host().empty()) labels.emplace_back("host", request.host());
-  for (const apq::v1::TopEntry& entry : response.entries()) {
-    std::vector<apq::ProfileFrame> frames;
-    int i = 0;
-    for (absl::string_view function : absl::StrSplit(entry.key(), ';')) {
-      const std::string object = i < entry.frame_objects_size() ? entry.frame_objects(i) : "";
-      frames.push_back({std::string(function), object.empty() ? "[none]" : object});
-      ++i;
-    }
-    if (entry.classes().empty() && entry.bytes_outstanding() > 0) {
-      profile.samples.push_back({frames, entry.bytes_outstanding(), 0, labels, {}});
-    }
-    for (const apq::v1::ClassAmount& amount : entry.classes()) {
-      apq::ProfileSample sample{frames, amount.bytes(), 0, labels, {}};
-      sample.labels.emplace_back("class", apq::PageClassName(amount.page_class()));
-      profile.samples.push_back(std::move(sample));
-    }
-    if (entry.bytes_allocated() > 0) profile.samples.push_back({frames, 0, entry.bytes_allocated(), labels, {}});
-  }
+  apq::MemoryProfile profile = apq::ProfileOfTop(
+      response, request.class_filter(), labels,
+      {absl::StrCat("apq top --cluster ", request.cluster(), ": ", response.hosts_selected(), " hosts"),
+       absl::StrCat("pages: ", apq::ClassFilterName(request.class_filter())),
+       "objects are 4 KiB pages; allocations since each agent started"});
+  profile.time_nanos = absl::ToUnixNanos(absl::Now());
+  if (!request.build_id().empty()) profile.build_ids["vmlinux"] = absl::BytesToHexString(request.build_id());
   return apq::WriteProfile(profile);
 }
 
-absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
-  APQ_ASSIGN_OR_RETURN(apq::v1::TopRequest request, apq::TopRequestOf(FlagParams(), absl::Now()));
-  const bool every_path = format == "folded" || format == "pprof";  // flame-graph and profiler input
-  if (every_path && request.group_by() != apq::v1::GROUP_BY_STACK) {
-    return absl::InvalidArgumentError(absl::StrCat("--format ", format, " needs --by stack"));
-  }
-  if (every_path) request.set_top(0);
-  request.set_with_allocated(format == "pprof");
+// One answer to apq top, printed.
+absl::Status PrintTop(apq::v1::Query::Stub* stub, const apq::v1::TopRequest& request, const std::string& format) {
   apq::v1::TopResponse response;
   APQ_RETURN_IF_ERROR(Ask(&apq::v1::Query::Stub::Top, stub, request, &response, "top"));
   if (format == "pprof") {
@@ -134,12 +124,33 @@ absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
     std::cout << json << "\n";
   } else if (format == "folded") {
     std::cerr << apq::SymbolsPending(response);
-    for (const apq::v1::TopEntry& entry : response.entries()) {
-      auto bytes = static_cast<uint64_t>(std::llround(entry.bytes_outstanding()));
-      if (bytes) std::cout << entry.key() << " " << bytes << "\n";
-    }
+    std::cout << apq::FoldedOfTop(response);
   } else {
-    std::cout << apq::FormatTopTable(request, response, absl::GetFlag(FLAGS_by), apq::TableStyleFromFlags());
+    std::cout << apq::LiveViewRedraw()
+              << apq::FormatTopTable(request, response, absl::GetFlag(FLAGS_by), apq::TableStyleFromFlags());
+  }
+  std::cout << std::flush;
+  return absl::OkStatus();
+}
+
+absl::Status RunTop(apq::v1::Query::Stub* stub, const std::string& format) {
+  APQ_ASSIGN_OR_RETURN(apq::v1::TopRequest request, apq::TopRequestOf(FlagParams(), absl::Now()));
+  const bool every_path = format == "folded" || format == "pprof";  // flame-graph and profiler input
+  if (every_path && request.group_by() != apq::v1::GROUP_BY_STACK) {
+    return absl::InvalidArgumentError(absl::StrCat("--format ", format, " needs --by stack"));
+  }
+  const double interval = absl::GetFlag(FLAGS_interval);
+  if (!(interval == 0 || (interval >= 0.5 && interval <= 86400))) {
+    return absl::InvalidArgumentError("--interval must be 0 (once) or between 0.5 and 86400 seconds");
+  }
+  if (interval > 0 && every_path) return absl::InvalidArgumentError("--interval prints table or json");
+  if (every_path) request.set_top(0);
+  request.set_with_allocated(format == "pprof");
+  APQ_RETURN_IF_ERROR(PrintTop(stub, request, format));
+  // The live view: the same question again (history answers do not change).
+  while (interval > 0) {
+    absl::SleepFor(absl::Seconds(interval));
+    APQ_RETURN_IF_ERROR(PrintTop(stub, request, format));
   }
   return absl::OkStatus();
 }
@@ -258,10 +269,12 @@ const ProgramHelp& ApqHelp() {
       "what changed between kernel builds; asks apq-aggregator.",
       {{"top",
         "apq top --cluster NAME [--by stack|function|host|process|cgroup|build] [--class hidden|visible|all] "
-        "[--at WHEN] [--since WHEN] [--top N] [--format table|json|folded|pprof] [--bytes] [--wide]",
+        "[--at WHEN] [--since WHEN] [--pid PID] [--processes] [--top N] [--interval S] "
+        "[--format table|json|folded|pprof] [--bytes] [--wide]",
         "The groups holding the most outstanding bytes: the fleet now, as it was --at a time, or each group's peak "
         "--since a time.",
-        {"by", "class", "top", "host", "build", "frame", "pid", "at", "since", "format", "bytes", "wide"}},
+        {"by", "class", "top", "host", "build", "frame", "pid", "processes", "at", "since", "interval", "format",
+         "bytes", "wide"}},
        {"explain",
         "apq explain --cluster NAME [--host NAME] [--by host] [--top N] [--format table|json]",
         "Each host's /proc/meminfo reconciled with its traced pages: MemTotal = MemFree + visible fields + hidden "

@@ -23,6 +23,8 @@ constexpr int kIecWidth = 11, kExactWidth = 16, kClassWidth = 12;
 
 }  // namespace
 
+std::string LiveViewRedraw() { return isatty(STDOUT_FILENO) ? "\033[H\033[2J" : ""; }
+
 TableStyle StdoutTableStyle(bool exact_bytes, bool wide) {
   TableStyle style{exact_bytes, 0};
   if (wide) return style;

@@ -20,6 +20,11 @@ struct TableStyle {
 // terminal; no limit when `wide` or when it is not a terminal.
 TableStyle StdoutTableStyle(bool exact_bytes, bool wide);
 
+// What starts each table of a live view: on a terminal, cursor home and
+// erase (the table is redrawn in place, like top); into a pipe or a file,
+// nothing (a plain log of one table per interval).
+std::string LiveViewRedraw();
+
 // "2026-12-02T11:40:00Z": a time as every table shows it (UTC, RFC 3339).
 std::string Timestamp(int64_t unix_millis);
 

@@ -83,6 +83,11 @@ absl::StatusOr<apq::v1::TopRequest> TopRequestOf(const RequestParams& params, ab
   if (!absl::SimpleAtoi(pid, &tgid))
     return absl::InvalidArgumentError(absl::StrCat("pid must be a process ID, not '", pid, "'"));
   request.set_pid(tgid);
+  const std::string processes = Param(params, "processes", "false");
+  if (processes != "true" && processes != "false") {
+    return absl::InvalidArgumentError(absl::StrCat("processes must be true or false, not '", processes, "'"));
+  }
+  request.set_with_processes(processes == "true");
   APQ_ASSIGN_OR_RETURN(const int64_t at, WhenParam(params, "at", now));
   APQ_ASSIGN_OR_RETURN(const int64_t since, WhenParam(params, "since", now));
   request.set_at_unix_millis(at);

@@ -16,7 +16,8 @@
 namespace apq {
 
 // Parameters by flag name without dashes (cluster, by, class, top, host,
-// build, frame, pid, at, since, before, after); absent or empty: not given.
+// build, frame, pid, processes, at, since, before, after); absent or empty:
+// not given.
 using RequestParams = absl::flat_hash_map<std::string, std::string>;
 
 // The largest --top / top= accepted.
@@ -30,7 +31,8 @@ inline constexpr uint32_t kMaxTopEntries = 1'000'000;
 absl::StatusOr<apq::v1::DiffSelector> ParseDiffSelector(absl::string_view text, absl::Time now);
 
 // apq top: by (stack), class (hidden now, all with at or since), top (20),
-// host, build (hex), frame, pid, at and since (RFC 3339 or a time ago).
+// host, build (hex), frame, pid, processes (true or false: name each
+// entry's processes), at and since (RFC 3339 or a time ago).
 absl::StatusOr<apq::v1::TopRequest> TopRequestOf(const RequestParams& params, absl::Time now);
 // apq explain: host, by (host: one explanation per host), top (20).
 absl::StatusOr<apq::v1::ExplainRequest> ExplainRequestOf(const RequestParams& params);

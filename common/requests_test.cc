@@ -46,6 +46,7 @@ TEST(RequestsTest, TopDefaultsToTheHiddenViewNowAndToAllClassesInHistory) {
                       {"top", "0"},
                       {"build", "ABcd"},
                       {"pid", "77"},
+                      {"processes", "true"},
                       {"frame", "pipe"},
                       {"host", "web-1"}},
                      now);
@@ -56,6 +57,7 @@ TEST(RequestsTest, TopDefaultsToTheHiddenViewNowAndToAllClassesInHistory) {
   EXPECT_EQ(top->top(), 0u);
   EXPECT_EQ(top->build_id(), std::string("\xab\xcd"));
   EXPECT_EQ(top->pid(), 77u);
+  EXPECT_TRUE(top->with_processes());
   EXPECT_EQ(top->frame_substring(), "pipe");
   EXPECT_EQ(top->host(), "web-1");
   top = TopRequestOf({{"at", "2026-11-01T00:00Z"}, {"class", "visible"}}, now);
@@ -75,6 +77,7 @@ TEST(RequestsTest, BadParametersSayWhichAndWhy) {
                                                              {{"build", "zz"}},
                                                              {{"pid", "-3"}},
                                                              {{"pid", "4294967296"}},
+                                                             {{"processes", "yes"}},
                                                              {{"class", "hiden"}},
                                                              {{"at", "yesterday"}},
                                                              {{"since", "-5m"}}}) {

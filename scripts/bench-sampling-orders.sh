@@ -43,7 +43,7 @@ report = json.load(open(sys.argv[1])); n = int(sys.argv[3])
 for line in open(sys.argv[2]):
     order, pipes, pid = map(int, line.split())
     size = 4096 << order; truth = pipes * size
-    estimate = sum(p["bytes"] for path in report["paths"] if "pipe_resize_ring" in path["frames"]
+    estimate = sum(p["bytes"] for path in report["top"]["entries"] if "pipe_resize_ring" in path["key"].split(";")
                    for p in path["processes"] if p["tgid"] == pid)
     prob = -math.expm1(-size / n)
     se = math.sqrt((1 - prob) / (pipes * prob))

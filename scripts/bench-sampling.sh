@@ -30,8 +30,8 @@ for trial in $(seq 1 "$trials"); do
 import json, math, sys
 report = json.load(open(sys.argv[1])); pid = int(sys.argv[2]); truth = int(sys.argv[3]) << 20
 estimate = variance = 0.0
-for path in report["paths"]:
-    if not any(f in ("anon_pipe_write", "pipe_write") for f in path["frames"]):
+for path in report["top"]["entries"]:
+    if not any(f in ("anon_pipe_write", "pipe_write") for f in path["key"].split(";")):
         continue
     variance += path["standard_error"] ** 2
     estimate += sum(p["bytes"] for p in path["processes"] if p["tgid"] == pid)

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "aggregator/epoch_rows.h"
 #include "aggregator/fleet_epoch.h"
 #include "apq/v1/apq.pb.h"
 

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -39,15 +41,30 @@ using ::testing::HasSubstr;
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kPipeRingBytes = 16384;  // 1 MiB pipes: 256 x 40 B ring, an order-2 large kmalloc
 
-bool OnPath(const nlohmann::json& path, const std::string& function) {
-  for (const auto& frame : path["frames"]) {
-    if (frame.get<std::string>() == function) return true;
+// The report's paths: apq top's entries for this host, grouped by stack.
+const nlohmann::json& PathsOf(const nlohmann::json& report) { return report["top"]["entries"]; }
+
+// A path's frames, root first (a stack's key is folded: root;...;leaf).
+std::vector<std::string> FramesOf(const nlohmann::json& path) {
+  return absl::StrSplit(path["key"].get<std::string>(), ';');
+}
+
+// The bytes of one class ("hidden": PAGE_CLASS_HIDDEN) in a list of class amounts; 0 if absent.
+double ClassBytes(const nlohmann::json& classes, const std::string& name) {
+  double bytes = 0;
+  for (const auto& amount : classes) {
+    if (amount["page_class"] == "PAGE_CLASS_" + absl::AsciiStrToUpper(name)) bytes += amount["bytes"].get<double>();
   }
-  return false;
+  return bytes;
+}
+
+bool OnPath(const nlohmann::json& path, const std::string& function) {
+  const std::vector<std::string> frames = FramesOf(path);
+  return std::find(frames.begin(), frames.end(), function) != frames.end();
 }
 
 bool Hooked(const nlohmann::json& report, const std::string& path_name) {
-  for (const auto& hooked : report["hooked"]) {
+  for (const auto& hooked : report["coverage"]["hooked"]) {
     if (hooked.get<std::string>().find(path_name) != std::string::npos) return true;
   }
   return false;
@@ -55,7 +72,7 @@ bool Hooked(const nlohmann::json& report, const std::string& path_name) {
 
 // The report's line on why path_name is not visible, or "" if it is not listed.
 std::string BlindReason(const nlohmann::json& report, const std::string& path_name) {
-  for (const auto& blind : report["not_visible"]) {
+  for (const auto& blind : report["coverage"]["not_visible"]) {
     if (blind.get<std::string>().find(path_name) != std::string::npos) return blind.get<std::string>();
   }
   return "";
@@ -81,9 +98,7 @@ void WriteFile(const std::string& path, const std::string& text) {
   ASSERT_TRUE(out.good()) << "write " << path;
 }
 
-std::string Leaf(const nlohmann::json& path) {
-  return path["frames"].empty() ? "" : path["frames"].back().get<std::string>();
-}
+std::string Leaf(const nlohmann::json& path) { return FramesOf(path).back(); }
 
 bool LeafStartsWith(const nlohmann::json& path, const std::string& prefix) { return Leaf(path).rfind(prefix, 0) == 0; }
 
@@ -99,12 +114,11 @@ bool OnVmallocPagesPath(const nlohmann::json& path) {
 // allocator frame alloc_pages_vma is stripped and the leaf is the fault
 // handler itself, do_anonymous_page inlined into (__)handle_mm_fault.
 bool OnAnonymousFaultPath(const nlohmann::json& path) {
-  const auto& frames = path["frames"];
-  if (frames.empty()) return false;
-  const std::string leaf = Leaf(path);
+  const std::vector<std::string> frames = FramesOf(path);
+  const std::string leaf = frames.back();
   if (leaf == "do_anonymous_page" || leaf == "__handle_mm_fault" || leaf == "handle_mm_fault") return true;
   if (frames.size() < 2 || !LeafStartsWith(path, "vma_alloc_folio")) return false;
-  std::string caller = frames[frames.size() - 2].get<std::string>();
+  const std::string& caller = frames[frames.size() - 2];
   return caller == "do_anonymous_page" || caller == "__handle_mm_fault";
 }
 
@@ -116,7 +130,7 @@ bool OnPipeWritePath(const nlohmann::json& path) {
 template <typename Predicate>
 double BytesOfProcess(const nlohmann::json& report, pid_t tgid, Predicate on_path) {
   double bytes = 0;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (!on_path(path)) continue;
     for (const auto& process : path["processes"]) {
       if (process["tgid"].get<pid_t>() == tgid) bytes += process["bytes"].get<double>();
@@ -128,12 +142,10 @@ double BytesOfProcess(const nlohmann::json& report, pid_t tgid, Predicate on_pat
 // The process's paths and bytes, for failure messages.
 std::string PathsOfProcess(const nlohmann::json& report, pid_t tgid) {
   std::string out;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     for (const auto& process : path["processes"]) {
       if (process["tgid"].get<pid_t>() != tgid) continue;
-      std::string frames;
-      for (const auto& frame : path["frames"]) frames += frame.get<std::string>() + ";";
-      out += frames + " " + std::to_string(process["bytes"].get<double>()) + "\n";
+      out += path["key"].get<std::string>() + " " + std::to_string(process["bytes"].get<double>()) + "\n";
     }
   }
   return out;
@@ -207,7 +219,7 @@ class AgentRootTest : public ::testing::Test {
       ASSERT_EQ(lines.size(), 1u) << out.substr(0, 2000);
     }
     *report = nlohmann::json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
-    ASSERT_TRUE(report->is_object() && report->contains("paths")) << lines.back().substr(0, 2000);
+    ASSERT_TRUE(report->is_object() && report->contains("top")) << lines.back().substr(0, 2000);
   }
 
   // Nothing is lost silently: table and walk failures must not happen here,
@@ -219,19 +231,19 @@ class AgentRootTest : public ::testing::Test {
     for (const char* counter :
          {"stack_walk_failed", "stack_truncated", "stack_table_full", "owner_table_full", "pfn_out_of_range",
           "order_too_large", "bulk_too_large", "contig_too_large", "uncalibrated"}) {
-      EXPECT_EQ(losses[counter].get<int64_t>(), 0) << counter;
+      EXPECT_EQ(JsonNumber(losses[counter]), 0) << counter;
     }
     // Skipped runs are counted on every kernel: by the kernel from 6.7, by
     // the raw tracepoint witnesses before (bpf/page_tracker.bpf.c), so the
     // bound below holds everywhere.
-    const int64_t misses = losses["recursion_misses"].get<int64_t>();
+    const int64_t misses = static_cast<int64_t>(JsonNumber(losses["recursion_misses"]));
     ASSERT_GE(misses, 0) << "skipped tracepoint runs not counted";
     // A few over-live pages without a counted skipped run are an open finding
     // on 6.18 (2 and 14 pages, in 2 of about 6 root-tier runs on 2026-12-02;
     // docs/tracker.md): counted and reported, their cause not known yet. The
     // bound still fails on frees missed systematically.
     constexpr int64_t kUnexplainedOverLivePages = 64;
-    EXPECT_LE(losses["alloc_over_live_pages"].get<int64_t>(), misses * 1024 + kUnexplainedOverLivePages)
+    EXPECT_LE(JsonNumber(losses["alloc_over_live_pages"]), misses * 1024 + kUnexplainedOverLivePages)
         << "pages found still owned at allocation, with no skipped event to explain them";
   }
 };
@@ -257,7 +269,7 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   }
   ASSERT_FALSE(cgroup_line.empty()) << "no cgroup v2 line for the workload";
   bool comm_seen = false;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (!OnPipeWritePath(path)) continue;
     for (const auto& process : path["processes"]) {
       if (process["tgid"].get<pid_t>() != tgid) continue;
@@ -271,7 +283,7 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   for (const char* untraced : {"bulk allocator", "contiguous ranges", "page migration"}) {
     EXPECT_NE(Hooked(report, untraced), ReportedBlind(report, untraced)) << untraced;
   }
-  EXPECT_GT(report["in_use_at_start"]["bytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(JsonNumber(report["in_use_at_start"]["bytes"]), 0);
 
   // Same workload, but it exits while traced: its path must drop to zero.
   auto second_agent = StartAgent({"--interval", "1"});
@@ -280,11 +292,8 @@ TEST_F(AgentRootTest, PipeBuffersAttributedToTheByteAndDropWhenFreed) {
   nlohmann::json after;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*second_agent, 60, &after));
   EXPECT_EQ(BytesOfProcess(after, short_workload->pid(), OnPipeWritePath), 0);
-  double freed = 0;
-  for (const auto& path : after["paths"]) {
-    if (OnPipeWritePath(path)) freed += path["bytes_freed"].get<double>();
-  }
-  EXPECT_GE(freed, kPipes * kMiB);
+  // Freed while traced, not only forgotten: the frees were seen.
+  EXPECT_GE(JsonNumber(after["events"]["free_pages"]) * 4096, kPipes * kMiB);
   ExpectNothingLostSilently(after);
 }
 
@@ -329,7 +338,7 @@ TEST_F(AgentRootTest, OwnersOfExitedProcessesAreReused) {
   ASSERT_TRUE(TracingStarted(ready)) << agent.Stderr();
   auto table_full = [&] {
     nlohmann::json latest = LatestReport(agent);
-    return latest.is_object() && latest["losses"]["owner_table_full"].get<int64_t>() > 0;
+    return latest.is_object() && JsonNumber(latest["losses"]["owner_table_full"]) > 0;
   };
   // In waves of processes at once: owners of exited processes are retired
   // after 6 idle snapshots, so one process at a time on a slow machine (a
@@ -466,9 +475,9 @@ TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 60, &report));
   EXPECT_EQ(report["mode"], "sampled");
-  EXPECT_EQ(report["sample_bytes"], 524288);
+  EXPECT_EQ(JsonNumber(report["sample_bytes"]), 524288);
   double estimate = 0, variance = 0;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (!OnPipeWritePath(path)) continue;
     estimate += BytesOfProcess(report, workload->pid(), [&](const auto& p) { return &p == &path; });
     variance += std::pow(path["standard_error"].get<double>(), 2);
@@ -481,7 +490,7 @@ TEST_F(AgentRootTest, SampledEstimateIsCloseAndCarriesItsError) {
   EXPECT_GT(std::sqrt(variance), 0.02 * truth);
   EXPECT_LT(std::sqrt(variance), 0.08 * truth);
   // Totals stay exact whatever the sampling.
-  EXPECT_GE(report["tracked_bytes_outstanding"].get<double>(), truth);
+  EXPECT_GE(JsonNumber(report["tracked_bytes_outstanding"]), truth);
   ExpectNothingLostSilently(report);
 }
 
@@ -574,7 +583,7 @@ TEST_F(PipeRingsOfEveryOrder, SampledEstimateOfEachOrderIsWithinItsError) {
     truth_sum += truth;
     true_variance += variance;
   }
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (OnRingPath(path)) reported_variance += std::pow(path["standard_error"].get<double>(), 2);
   }
   // The sum against its true spread, at 4 standard errors like each order
@@ -607,7 +616,7 @@ TEST_F(AgentRootTest, BulkAllocatedPagesAttributedWhereHookable) {
   ExpectNothingLostSilently(report);
   if (Hooked(report, "bulk allocator")) {
     EXPECT_EQ(bytes, kMaps * map_bytes) << PathsOfProcess(report, workload->pid());
-    if (report["events"]["bulk_pages"].get<uint64_t>() == 0) {
+    if (JsonNumber(report["events"]["bulk_pages"]) == 0) {
       // Exact, and all through the traced allocator: vmalloc did not use the
       // bulk allocator. openEuler's 5.10 backports it, but its vmalloc still
       // takes pages one by one and its only users (page_pool, sunrpc) are not
@@ -644,8 +653,8 @@ TEST_F(AgentRootTest, MigratedPagesKeepTheirOwner) {
       GTEST_SKIP() << "migration cannot be followed here, as the report says: "
                    << BlindReason(report, "page migration");
     }
-    if (report["events"]["migrated_pages"].get<uint64_t>() == 0 && attempt < 3) continue;
-    EXPECT_GT(report["events"]["migrated_pages"].get<uint64_t>(), 0u) << "compaction moved nothing in 3 runs";
+    if (JsonNumber(report["events"]["migrated_pages"]) == 0 && attempt < 3) continue;
+    EXPECT_GT(JsonNumber(report["events"]["migrated_pages"]), 0u) << "compaction moved nothing in 3 runs";
     double bytes = BytesOfProcess(report, workload->pid(), OnAnonymousFaultPath);
     // The held pages, plus the few the process faulted in for its own heap and stack.
     EXPECT_GE(bytes, kMiBHeld * kMiB) << PathsOfProcess(report, workload->pid());
@@ -673,7 +682,7 @@ TEST_F(AgentRootTest, GiganticPageAttributedWhereHookable) {
   ASSERT_TRUE(have_pool) << "no 1 GiB hugetlb pool on this kernel/CPU";
   double bytes = BytesOfProcess(report, getpid(), [](const auto& p) { return OnPath(p, "alloc_contig_pages"); });
   EXPECT_EQ(bytes, 1024.0 * kMiB);
-  EXPECT_EQ(report["events"]["contig_pages"].get<uint64_t>(), 262144u);
+  EXPECT_EQ(JsonNumber(report["events"]["contig_pages"]), 262144u);
 }
 
 // One record of /sys/kernel/debug/page_owner: an allocated (head) page.
@@ -744,8 +753,6 @@ bool FramesInclude(const std::vector<std::string>& frames, std::initializer_list
   return false;
 }
 
-std::vector<std::string> FramesOf(const nlohmann::json& path) { return path["frames"].get<std::vector<std::string>>(); }
-
 // The kernel's own record of every allocated page is the strongest ground
 // truth there is: with page_owner on, known loads (pipe buffers, pipe rings
 // of orders 2-6, anonymous memory) must have the same bytes in apq as in
@@ -797,7 +804,7 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
       {"page fault", [](const auto& f) { return FramesInclude(f, {"handle_mm_fault"}); }},
       {"whole process", [](const auto&) { return true; }},
   };
-  const int64_t misses = report["losses"]["recursion_misses"].get<int64_t>();
+  const int64_t misses = static_cast<int64_t>(JsonNumber(report["losses"]["recursion_misses"]));
   for (const auto& load : loads) {
     const pid_t tgid = load->pid();
     for (const NamedPath& path : paths) {
@@ -819,12 +826,10 @@ TEST_F(AgentRootTest, PageOwnerAgreesPerProcessAndPath) {
 template <typename Predicate>
 double ClassBytesOfProcess(const nlohmann::json& report, pid_t tgid, const std::string& page_class, Predicate on_path) {
   double bytes = 0;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (!on_path(path)) continue;
     for (const auto& process : path["processes"]) {
-      if (process["tgid"].get<pid_t>() == tgid && process["classes"].contains(page_class)) {
-        bytes += process["classes"][page_class].get<double>();
-      }
+      if (process["tgid"].get<pid_t>() == tgid) bytes += ClassBytes(process["classes"], page_class);
     }
   }
   return bytes;
@@ -858,7 +863,7 @@ TEST_F(AgentRootTest, PagesAreClassifiedByHowMeminfoCountsThem) {
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
   close(fd);
   unlink(file_template);
-  ASSERT_EQ(report["class"], "all");
+  ASSERT_EQ(report["request"]["class_filter"], "CLASS_FILTER_ALL");
 
   EXPECT_EQ(ClassBytesOfProcess(report, pipes->pid(), "hidden", OnPipeWritePath), kPipes * kMiB);
   EXPECT_EQ(BytesOfProcess(report, pipes->pid(), OnPipeWritePath), kPipes * kMiB);
@@ -890,7 +895,7 @@ TEST_F(AgentRootTest, PagesAreClassifiedByHowMeminfoCountsThem) {
   auto on_map_path = [](const auto& p) { return OnPath(p, "bpf_map_area_alloc") || OnPath(p, "__bpf_map_area_alloc"); };
   EXPECT_GT(ClassBytesOfProcess(report, maps->pid(), "vmalloc", on_map_path), 0) << PathsOfProcess(report, maps->pid());
   EXPECT_EQ(ClassBytesOfProcess(report, maps->pid(), "hidden", on_map_path), 0) << PathsOfProcess(report, maps->pid());
-  EXPECT_EQ(report["classification"]["free_pages_still_owned"].get<uint64_t>(), 0u);
+  EXPECT_EQ(JsonNumber(report["memory"]["free_pages_still_owned"]), 0);
   ExpectNothingLostSilently(report);
 }
 
@@ -941,17 +946,15 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
   ASSERT_TRUE(reported) << "the agent stopped reporting: " << agent.Stderr();
   // A process's own page tables are not the loads' bytes (IsPageTableAllocation).
   auto of_the_load = [](const nlohmann::json& p) {
-    for (const auto& frame : p["frames"]) {
-      if (IsPageTableAllocation(frame.get<std::string>())) return false;
-    }
-    return true;
+    const std::vector<std::string> frames = FramesOf(p);
+    return std::none_of(frames.begin(), frames.end(), IsPageTableAllocation);
   };
   for (size_t line = first; line <= first + 1; ++line) {
     const nlohmann::json report = ReportLine(agent, line);
-    ASSERT_TRUE(report.is_object() && report.contains("paths")) << "report " << line;
+    ASSERT_TRUE(report.is_object() && report.contains("top")) << "report " << line;
     SCOPED_TRACE(
         absl::StrCat("report line ", line, ", sample bytes ", sample_bytes, ", losses ", report["losses"].dump()));
-    EXPECT_EQ(report["class"], "hidden");
+    EXPECT_EQ(report["request"]["class_filter"], "CLASS_FILTER_HIDDEN");
     // None of the other loads' bytes. A page whose free a skipped run missed
     // stays owned, and shows no flag once on a per-CPU free list: such pages
     // (a counted loss) may stray into the view, a page per skipped run at
@@ -960,7 +963,7 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
         BytesOfProcess(report, rings->pid(), of_the_load) + BytesOfProcess(report, anon->pid(), of_the_load) +
         BytesOfProcess(report, dd.pid(), of_the_load) +
         BytesOfProcess(report, pipes->pid(), [&](const auto& p) { return of_the_load(p) && !OnPipeWritePath(p); });
-    const int64_t misses = report["losses"]["recursion_misses"].get<int64_t>();
+    const int64_t misses = static_cast<int64_t>(JsonNumber(report["losses"]["recursion_misses"]));
     EXPECT_LE(stray, static_cast<double>(std::max<int64_t>(misses, 0)) * 4096)
         << PathsOfProcess(report, rings->pid()) << PathsOfProcess(report, anon->pid())
         << PathsOfProcess(report, dd.pid()) << PathsOfProcess(report, pipes->pid());
@@ -976,9 +979,8 @@ TEST_P(DefaultViewTest, HoldsTheHiddenLoadAndNoneOfTheOthersWithinTwoIntervals) 
       EXPECT_NEAR(pipe_bytes, kPipes * kMiB, 4 * std::sqrt(PipesTrueVariance(kPipes, sample_bytes)));
     }
     // Every row shows its hidden bytes, nothing else: pages of no known class are counted apart.
-    for (const auto& path : report["paths"]) {
-      double shown = 0;
-      if (path["classes"].contains("hidden")) shown = path["classes"]["hidden"].get<double>();
+    for (const auto& path : PathsOf(report)) {
+      const double shown = ClassBytes(path["classes"], "hidden");
       EXPECT_DOUBLE_EQ(path["bytes_outstanding"].get<double>(), shown) << path.dump();
       EXPECT_GT(shown, 0) << path.dump();
     }
@@ -1000,10 +1002,10 @@ TEST_F(AgentRootTest, SampledReportClassifiesItsEstimates) {
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
   ASSERT_EQ(report["mode"], "sampled");
   double hidden = 0, variance = 0;
-  for (const auto& path : report["paths"]) {
+  for (const auto& path : PathsOf(report)) {
     if (!OnPipeWritePath(path)) continue;
     EXPECT_EQ(path["classes"].size(), 1u) << path["classes"].dump();
-    EXPECT_DOUBLE_EQ(path["classes"]["hidden"].get<double>(), path["bytes_outstanding"].get<double>());
+    EXPECT_DOUBLE_EQ(ClassBytes(path["classes"], "hidden"), path["bytes_outstanding"].get<double>());
     variance += std::pow(path["standard_error"].get<double>(), 2);
     hidden += ClassBytesOfProcess(report, pipes->pid(), "hidden", [&](const auto& p) { return &p == &path; });
   }
@@ -1054,7 +1056,7 @@ TEST_F(AgentRootTest, HeldBeforeTracingIsAttributedToItsMemoryCgroup) {
   }
   ASSERT_TRUE(by_cgroup.contains(memcg)) << memcg << " not in " << by_cgroup.dump();
   // Its pipe buffers, with whatever else that cgroup held unflagged.
-  EXPECT_GE(by_cgroup[memcg].get<double>(), kPipes * kMiB) << by_cgroup.dump();
+  EXPECT_GE(JsonNumber(by_cgroup[memcg]), kPipes * kMiB) << by_cgroup.dump();
   EXPECT_EQ(BytesOfProcess(report, pipes->pid(), OnPipeWritePath), 0) << "allocated before tracing: no path";
 }
 
@@ -1070,31 +1072,33 @@ TEST_F(AgentRootTest, PipesAndSocketsHeldBeforeTracingAreFoundWithTheirProcesses
   auto agent = StartAgent({"--interval", "1"});
   nlohmann::json report;
   ASSERT_NO_FATAL_FAILURE(FinalReport(*agent, 120, &report));
-  const nlohmann::json& at_start = report["in_use_at_start"];
-  if (at_start.contains("holders_unavailable")) {
-    const std::string why = at_start["holders_unavailable"].get<std::string>();
+  ASSERT_TRUE(report.contains("memory")) << "the final report was not classified";
+  const nlohmann::json& at_start = report["memory"];
+  if (!at_start["held_at_start_holders_unavailable"].get<std::string>().empty()) {
+    const std::string why = at_start["held_at_start_holders_unavailable"].get<std::string>();
     if (why.find("refuses tracing programs") != std::string::npos) {
       GTEST_SKIP() << "this kernel cannot run BPF iterators, as the report says: " << why;
     }
     FAIL() << "holders at start not found: " << why;
   }
   uint64_t pipe_bytes = 0, pipe_objects = 0, socket_bytes = 0;
-  for (const auto& holder : at_start["holders"]) {
+  for (const auto& holder : at_start["held_at_start_holders"]) {
     const pid_t tgid = holder["tgid"].get<pid_t>();
     if (tgid == pipes->pid() && holder["kind"] == "pipe buffers") {
-      pipe_bytes += holder["bytes"].get<uint64_t>();
+      pipe_bytes += static_cast<uint64_t>(JsonNumber(holder["bytes"]));
       pipe_objects += holder["objects"].get<uint64_t>();
     }
-    if (tgid == sockets->pid() && holder["kind"] == "socket queues") socket_bytes += holder["bytes"].get<uint64_t>();
+    if (tgid == sockets->pid() && holder["kind"] == "socket queues")
+      socket_bytes += static_cast<uint64_t>(JsonNumber(holder["bytes"]));
   }
-  EXPECT_EQ(pipe_bytes, kPipes * kMiB) << at_start["holders"].dump();
+  EXPECT_EQ(pipe_bytes, kPipes * kMiB) << at_start["held_at_start_holders"].dump();
   EXPECT_EQ(pipe_objects, static_cast<uint64_t>(kPipes));
   // Queued skbs count their truesize: the data sent (as much as the
   // connections took, which the workload prints) and the buffers' overhead.
   const auto sent = static_cast<uint64_t>(std::stod(sockets->Stdout().substr(sockets->Stdout().rfind(' ') + 1)));
   EXPECT_GT(sent, 0u);
-  EXPECT_GE(socket_bytes, sent) << at_start["holders"].dump();
-  EXPECT_LE(socket_bytes, sent + sent / 2) << at_start["holders"].dump();
+  EXPECT_GE(socket_bytes, sent) << at_start["held_at_start_holders"].dump();
+  EXPECT_LE(socket_bytes, sent + sent / 2) << at_start["held_at_start_holders"].dump();
   std::printf("held at start: pipes %.1f MiB in %d, sockets %.2f MiB for %.1f MiB sent\n",
               static_cast<double>(pipe_bytes) / kMiB, static_cast<int>(pipe_objects),
               static_cast<double>(socket_bytes) / kMiB, static_cast<double>(sent) / kMiB);
@@ -1116,8 +1120,13 @@ TEST_F(AgentRootTest, ExplainAccountsForAHiddenLoad) {
   explained = nlohmann::json::parse(agent.Stdout(), nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(explained.is_object()) << agent.Stdout().substr(0, 2000);
   double pipe_bytes = 0;
-  for (const auto& path : explained["paths"]) {
-    if (!OnPipeWritePath(path)) continue;
+  for (const auto& path : explained["paths"]) {  // apq.v1.ExplainedPath: frames, root first
+    const std::vector<std::string> frames = path["frames"].get<std::vector<std::string>>();
+    if (std::find_if(frames.begin(), frames.end(), [](const std::string& f) {
+          return f == "anon_pipe_write" || f == "pipe_write";
+        }) == frames.end()) {
+      continue;
+    }
     for (const auto& process : path["processes"]) {
       if (process["tgid"].get<pid_t>() == pipes->pid()) pipe_bytes += process["bytes"].get<double>();
     }

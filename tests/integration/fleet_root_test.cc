@@ -371,6 +371,23 @@ TEST_F(FleetRootTest, DefaultViewHoldsTheHiddenLoadAndNoneOfTheOthers) {
   std::filesystem::remove(file);
   EXPECT_EQ(pipe_bytes, kPipes * kMiB) << "after " << seconds << " s";
   std::printf("the pipes were in the default view to the byte %.1f s after the loads\n", seconds);
+
+  // The same as a live view, as apq-agent --local shows it: asked again
+  // every interval (piped: a log of tables), the holder under its path.
+  Subprocess live(Apq("top", {"--interval", "0.5", "--processes", "--pid", std::to_string(pipes->pid())}));
+  ASSERT_TRUE(live.WaitForOutput("pid " + std::to_string(pipes->pid()) + " apq-hold-pipes", 30)) << live.Stderr();
+  ASSERT_TRUE(live.WaitForOutput("16.0 MiB", 30)) << live.Stdout();
+  const auto tables = [&] {
+    const std::string out = live.Stdout();
+    size_t count = 0;
+    for (size_t at = out.find("host, now"); at != std::string::npos; at = out.find("host, now", at + 1)) ++count;
+    return count;
+  };
+  for (int i = 0; i < 100 && tables() < 3; ++i) usleep(100'000);
+  EXPECT_GE(tables(), 3u) << live.Stdout();
+  EXPECT_EQ(live.Stdout().find("\033[H"), std::string::npos) << "piped: no redraw codes";
+  live.Signal(SIGINT);
+  live.Wait(30);
 }
 
 // apq explain --cluster: a hidden load of X bytes held on two hosts shows

@@ -1,8 +1,8 @@
 // apq's tables: what a person reads of the aggregator's answers (json is
 // the messages themselves, common/proto_json). Pure functions of the
 // answer, so that the CLI's output is unit-tested.
-#ifndef APQ_CLI_TABLES_H_
-#define APQ_CLI_TABLES_H_
+#ifndef APQ_COMMON_TABLES_H_
+#define APQ_COMMON_TABLES_H_
 
 #include <cstdint>
 #include <string>
@@ -39,4 +39,4 @@ std::string FormatHostsTable(const apq::v1::HostsResponse& response, absl::Time 
 
 }  // namespace apq
 
-#endif  // APQ_CLI_TABLES_H_
+#endif  // APQ_COMMON_TABLES_H_

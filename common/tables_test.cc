@@ -1,4 +1,4 @@
-#include "cli/tables.h"
+#include "common/tables.h"
 
 #include <vector>
 
@@ -84,6 +84,37 @@ TEST_F(TopTableTest, OtherGroupsShowTheirNames) {
   const std::string table = FormatTopTable(request_, response_, "host", TableStyle{false, 0});
   EXPECT_THAT(table, HasSubstr("db-17;rack4"));
   EXPECT_THAT(table, Not(HasSubstr("CALL PATH")));
+}
+
+TEST_F(TopTableTest, RatesOfNowAndTheProcessesUnderEachGroup) {
+  apq::v1::TopEntry* pipe = response_.mutable_entries(0);
+  pipe->set_alloc_bytes_per_second(9.5 * (1 << 20));
+  pipe->set_free_bytes_per_second(1 << 20);
+  for (int i = 0; i < 7; ++i) {
+    apq::v1::PathHolder* holder = pipe->add_processes();
+    holder->set_tgid(100 + i);
+    holder->set_comm("writer" + std::to_string(i));
+    holder->set_cgroup("/system.slice/w.service");
+    holder->set_bytes((7 - i) << 20);
+  }
+  const std::string table = FormatTopTable(request_, response_, "stack", TableStyle{false, 0});
+  EXPECT_THAT(table, HasSubstr("ALLOC/s"));
+  EXPECT_THAT(table, HasSubstr("9.5 MiB"));
+  EXPECT_THAT(table, HasSubstr("pid 100 writer0  /system.slice/w.service"));
+  EXPECT_THAT(table, HasSubstr("pid 104 writer4"));
+  EXPECT_THAT(table, Not(HasSubstr("writer5"))) << "five processes, then the rest in one line";
+  EXPECT_THAT(table, HasSubstr("(2 more lines)"));
+  EXPECT_THAT(table, HasSubstr("3.0 MiB")) << "the rest's bytes: 2 + 1 MiB";
+  EXPECT_THAT(table, HasSubstr("HOSTS"));
+  // On a narrow terminal the path keeps the room; one host needs no HOSTS column.
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 100}), Not(HasSubstr("ALLOC/s")));
+  response_.set_hosts_selected(1);
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 0}), Not(HasSubstr("HOSTS")));
+  // History has no interval to take rates over.
+  response_.set_resolution_millis(60'000);
+  response_.set_first_sample_unix_millis(1);
+  response_.set_last_sample_unix_millis(1);
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 0}), Not(HasSubstr("9.5 MiB")));
 }
 
 TEST(DiffTableTest, SignedChangesInIecUnits) {

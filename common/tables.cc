@@ -1,4 +1,4 @@
-#include "cli/tables.h"
+#include "common/tables.h"
 
 #include <array>
 #include <vector>
@@ -46,6 +46,32 @@ std::string LargestClassOf(const apq::v1::TopEntry& entry) {
   return LargestClassName(bytes);
 }
 
+// Terminals narrower than this show no rate columns: the path needs the room.
+constexpr size_t kWidthForRates = 120;
+
+// The largest holders of an entry, a line each, and the rest in one.
+std::string ProcessLines(const PathTable& table, const apq::v1::TopEntry& entry) {
+  constexpr int kProcessesShown = 5;
+  std::string out;
+  double rest = 0;
+  for (int i = 0; i < entry.processes_size(); ++i) {
+    const apq::v1::PathHolder& holder = entry.processes(i);
+    if (i >= kProcessesShown) {
+      rest += holder.bytes();
+      continue;
+    }
+    // The line summing holders past the answer's own limit names itself.
+    const std::string who = holder.comm().starts_with("[")
+                                ? holder.comm()
+                                : absl::StrFormat("pid %d %s  %s", holder.tgid(), holder.comm(), holder.cgroup());
+    out += table.DetailLine(holder.bytes(), holder.host().empty() ? who : absl::StrCat(holder.host(), ": ", who));
+  }
+  if (entry.processes_size() > kProcessesShown) {
+    out += table.DetailLine(rest, absl::StrCat("(", entry.processes_size() - kProcessesShown, " more lines)"));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string TimeAndAge(int64_t unix_millis, absl::Time now) {
@@ -71,24 +97,35 @@ std::string SymbolsPending(const apq::v1::TopResponse& response) {
 
 std::string FormatTopTable(const apq::v1::TopRequest& request, const apq::v1::TopResponse& response,
                            const std::string& group_title, const TableStyle& style) {
-  std::string out = absl::StrFormat("%d hosts, %s, pages: %s\n", response.hosts_selected(),
-                                    WhenShown(request, response), ClassesShown(request.class_filter()));
+  std::string out = absl::StrFormat("%d host%s, %s, pages: %s\n", response.hosts_selected(),
+                                    response.hosts_selected() == 1 ? "" : "s", WhenShown(request, response),
+                                    ClassesShown(request.class_filter()));
   if (request.class_filter() != apq::v1::CLASS_FILTER_ALL && response.unclassified_paths() > 0) {
     out += UnclassifiedLine(response.unclassified_bytes(), response.unclassified_paths(), style);
   }
   out += SymbolsPending(response);
   const bool by_stack = request.group_by() == apq::v1::GROUP_BY_STACK;
-  const PathTable table(style, {"HOSTS"}, by_stack ? "CALL PATH (leaf <- callers)" : group_title);
+  // Rates are of the hosts' last report interval: "now" answers only, and
+  // on a narrow terminal they give way to the path. Hosts only where there
+  // are several.
+  const bool rates = response.resolution_millis() == 0 && (style.width == 0 || style.width >= kWidthForRates);
+  const bool hosts = response.hosts_selected() > 1;
+  std::vector<std::string> titles;
+  if (rates) titles = {"ALLOC/s", "FREE/s"};
+  if (hosts) titles.push_back("HOSTS");
+  const PathTable table(style, titles, by_stack ? "CALL PATH (leaf <- callers)" : group_title);
   out += table.Header();
   for (const apq::v1::TopEntry& entry : response.entries()) {
     // A stack's key is folded (root;...;leaf; no frame holds a ';').
     std::vector<std::string> path =
         by_stack ? std::vector<std::string>(absl::StrSplit(entry.key(), ';')) : std::vector<std::string>{entry.key()};
-    out += table.Line({entry.bytes_outstanding(),
-                       entry.standard_error(),
-                       {absl::StrCat(entry.hosts())},
-                       LargestClassOf(entry),
-                       std::move(path)});
+    std::vector<std::string> own;
+    if (rates)
+      own = {ShownBytes(entry.alloc_bytes_per_second(), style), ShownBytes(entry.free_bytes_per_second(), style)};
+    if (hosts) own.push_back(absl::StrCat(entry.hosts()));
+    out += table.Line(
+        {entry.bytes_outstanding(), entry.standard_error(), std::move(own), LargestClassOf(entry), std::move(path)});
+    out += ProcessLines(table, entry);
   }
   return out;
 }
