@@ -1,9 +1,10 @@
 #include "aggregator/fleet.h"
 
-#include "aggregator/epoch_rows.h"
-
+#include <cmath>
 #include <iostream>
 #include <optional>
+
+#include "aggregator/epoch_rows.h"
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -19,6 +20,40 @@ namespace {
 
 constexpr size_t kMaxNameBytes = 256;
 constexpr int kMaxSymbols = 1 << 21;
+
+// A host as the store keeps it, as apq hosts shows it. A stored message that
+// no longer parses shows empty, as one never sent does.
+apq::v1::HostInfo HostInfoOf(const Store::HostRow& row) {
+  apq::v1::HostInfo host;
+  host.set_host(row.name);
+  host.mutable_kernel()->set_release(row.kernel_release);
+  host.mutable_kernel()->set_build_id(row.build_id);
+  host.set_last_report_unix_millis(row.last_report_ms);
+  host.set_sample_bytes(row.sample_bytes);
+  if (!host.mutable_losses()->ParseFromString(row.losses)) host.clear_losses();
+  if (!host.mutable_coverage()->ParseFromString(row.coverage)) host.clear_coverage();
+  apq::v1::HostMemory memory;
+  if (!row.memory.empty() && memory.ParseFromString(row.memory)) {
+    host.set_classified_unix_millis(memory.classified_unix_millis());
+  }
+  return host;
+}
+
+apq::v1::TopResponse TopResponseOf(const Store::HistoryTop& top) {
+  apq::v1::TopResponse response;
+  for (const Store::HistoryTop::Row& row : top.rows) {
+    apq::v1::TopEntry* entry = response.add_entries();
+    entry->set_key(row.key);
+    entry->set_bytes_outstanding(row.bytes);
+    entry->set_standard_error(std::sqrt(row.variance));
+    entry->set_hosts(row.hosts);
+  }
+  response.set_hosts_selected(top.hosts_selected);
+  response.set_first_sample_unix_millis(top.first_ms);
+  response.set_last_sample_unix_millis(top.last_ms);
+  response.set_resolution_millis(top.resolution_ms);
+  return response;
+}
 
 }  // namespace
 
@@ -343,8 +378,12 @@ absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& reque
           "history keeps every page class together: --class hidden or visible answers for now only (use --class all "
           "with --at or --since)");
     }
+    const Store::HistoryQuery query{request.cluster(),           request.host(),     request.build_id(),
+                                    request.frame_substring(),   request.group_by(), request.at_unix_millis(),
+                                    request.since_unix_millis(), request.top()};
     absl::MutexLock lock(&reader_mu_);
-    return store_->TopFromHistory(request, clock_());
+    APQ_ASSIGN_OR_RETURN(const Store::HistoryTop top, store_->TopFromHistory(query, clock_()));
+    return TopResponseOf(top);
   }
   absl::MutexLock lock(&state_mu_);
   return TopOfEpochs(FreshEpochs(request, clock_()), request, &namer_);
@@ -376,8 +415,14 @@ absl::StatusOr<apq::v1::ExplainResponse> Fleet::Explain(const apq::v1::ExplainRe
 }
 
 absl::StatusOr<apq::v1::HostsResponse> Fleet::Hosts(const apq::v1::HostsRequest& request) {
-  absl::MutexLock lock(&reader_mu_);
-  return store_->Hosts(request);
+  std::vector<Store::HostRow> rows;
+  {
+    absl::MutexLock lock(&reader_mu_);
+    APQ_ASSIGN_OR_RETURN(rows, store_->Hosts(request.cluster()));
+  }
+  apq::v1::HostsResponse response;
+  for (const Store::HostRow& row : rows) *response.add_hosts() = HostInfoOf(row);
+  return response;
 }
 
 absl::StatusOr<apq::v1::ClustersResponse> Fleet::Clusters(const std::function<bool(const std::string&)>& may_read) {

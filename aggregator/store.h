@@ -187,7 +187,15 @@ class Store {
 
   // Reading methods.
   absl::StatusOr<std::optional<apq::v1::SymbolTable>> ReadSymbolTable(const SymbolTableKey& key);
-  absl::StatusOr<apq::v1::HostsResponse> Hosts(const apq::v1::HostsRequest& request);
+  // Each host of the cluster with its newest epoch, by name. Messages kept
+  // whole are serialized: apq.v1 Losses, Coverage, HostMemory ("" if none).
+  struct HostRow {
+    std::string name, kernel_release, build_id;
+    int64_t last_report_ms = 0;
+    uint64_t sample_bytes = 0;
+    std::string losses, coverage, memory;
+  };
+  absl::StatusOr<std::vector<HostRow>> Hosts(const std::string& cluster);
   // Each cluster's hosts, those whose newest report is at or after
   // reporting_since_ms, and its newest report; by name.
   struct ClusterRow {
@@ -201,7 +209,24 @@ class Store {
   // while they are kept, then hourly ones; per-host questions (group by
   // host, or a host filter) from the hourly host rows. Process and cgroup
   // are not kept in history.
-  absl::StatusOr<apq::v1::TopResponse> TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis);
+  struct HistoryQuery {
+    std::string cluster, host, build_id, frame;  // filters; empty: all
+    apq::v1::GroupBy group_by = apq::v1::GROUP_BY_STACK;
+    int64_t at_ms = 0, since_ms = 0;  // at 0: now; since 0: at alone
+    uint32_t top = 0;                 // 0: all
+  };
+  struct HistoryTop {
+    struct Row {
+      std::string key;
+      double bytes = 0, variance = 0;
+      uint32_t hosts = 0;
+    };
+    std::vector<Row> rows;  // largest first
+    uint32_t hosts_selected = 0;
+    // The first and last sample used, and their spacing; all 0: no sample.
+    int64_t first_ms = 0, last_ms = 0, resolution_ms = 0;
+  };
+  absl::StatusOr<HistoryTop> TopFromHistory(const HistoryQuery& query, int64_t now_millis);
   // One side of apq diff from history: minute samples while the selector's
   // start is within their retention, else hourly rows; per-host rows (hourly)
   // for a host= selector or --by host. Sets the resolution used.
@@ -219,9 +244,8 @@ class Store {
   // Runs a history query (parameters: ?1..?2 the sample range, ?3 cluster,
   // ?4 build, ?5 frame text, ?6 limit, ?7 host); hosts_sampled 0: the most
   // hosts of any entry.
-  absl::StatusOr<apq::v1::TopResponse> HistoryRows(const apq::v1::TopRequest& request, const std::string& sql,
-                                                   int64_t first, int64_t last, int64_t unit_millis,
-                                                   uint32_t hosts_sampled);
+  absl::StatusOr<HistoryTop> HistoryRows(const HistoryQuery& query, const std::string& sql, int64_t first, int64_t last,
+                                         int64_t unit_millis, uint32_t hosts_sampled);
 
   Database db_;
   Database reader_;

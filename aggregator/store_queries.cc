@@ -9,31 +9,20 @@
 
 namespace apq {
 
-absl::StatusOr<apq::v1::HostsResponse> Store::Hosts(const apq::v1::HostsRequest& request) {
-  absl::StatusOr<Statement> query = reader_.Prepare(
-      "SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, e.coverage, e.memory "
-      "FROM epochs e JOIN hosts h USING (host_id) WHERE h.cluster = ?1 "
-      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id) ORDER BY h.name");
-  if (!query.ok()) return query.status();
-  query->Bind(1, request.cluster());
-  apq::v1::HostsResponse response;
-  absl::Status status = query->ForEachRow([&] {
-    apq::v1::HostInfo* host = response.add_hosts();
-    host->set_host(query->Text(0));
-    host->mutable_kernel()->set_release(query->Text(1));
-    host->mutable_kernel()->set_build_id(query->Text(2));
-    host->set_last_report_unix_millis(query->Int(3));
-    host->set_sample_bytes(static_cast<uint64_t>(query->Int(4)));
-    host->mutable_losses()->ParseFromString(query->Text(5));
-    host->mutable_coverage()->ParseFromString(query->Text(6));
-    apq::v1::HostMemory memory;
-    if (!query->IsNull(7) && memory.ParseFromString(query->Text(7))) {
-      host->set_classified_unix_millis(memory.classified_unix_millis());
-    }
+absl::StatusOr<std::vector<Store::HostRow>> Store::Hosts(const std::string& cluster) {
+  APQ_ASSIGN_OR_RETURN(
+      Statement query,
+      reader_.Prepare("SELECT h.name, e.kernel_release, e.build_id, e.last_report_ms, e.sample_bytes, e.losses, "
+                      "e.coverage, e.memory FROM epochs e JOIN hosts h USING (host_id) WHERE h.cluster = ?1 "
+                      "AND e.epoch_id = (SELECT max(epoch_id) FROM epochs WHERE host_id = e.host_id) ORDER BY h.name"));
+  query.Bind(1, cluster);
+  std::vector<HostRow> rows;
+  APQ_RETURN_IF_ERROR(query.ForEachRow([&] {
+    rows.push_back({query.Text(0), query.Text(1), query.Text(2), query.Int(3), static_cast<uint64_t>(query.Int(4)),
+                    query.Text(5), query.Text(6), query.IsNull(7) ? "" : query.Text(7)});
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return response;
+  }));
+  return rows;
 }
 
 absl::StatusOr<std::vector<Store::ClusterRow>> Store::Clusters(int64_t reporting_since_ms) {
@@ -88,10 +77,10 @@ absl::StatusOr<std::string> HistoryGroupKey(apq::v1::GroupBy by) {
 
 }  // namespace
 
-absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopRequest& request, int64_t now_millis) {
-  const apq::v1::GroupBy by = request.group_by();
-  const int64_t at = request.at_unix_millis() != 0 ? request.at_unix_millis() : now_millis;
-  const int64_t since = request.since_unix_millis();
+absl::StatusOr<Store::HistoryTop> Store::TopFromHistory(const HistoryQuery& request, int64_t now_millis) {
+  const apq::v1::GroupBy by = request.group_by;
+  const int64_t at = request.at_ms != 0 ? request.at_ms : now_millis;
+  const int64_t since = request.since_ms;
   if (at < 0 || since < 0) return absl::InvalidArgumentError("times must be after 1970");
   if (since != 0 && since > at) return absl::InvalidArgumentError("--since is after --at");
   if (at > now_millis + kMinuteMillis) return absl::InvalidArgumentError("--at is in the future");
@@ -102,7 +91,7 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
   const std::string filters = "AND (length(?4) = 0 OR c.build_id = ?4) AND (?5 = '' OR instr(p.folded, ?5) > 0) ";
   // Each group's value per sample, then its largest over the samples (one
   // sample for "at"); the bare columns come from that largest row.
-  if (by == apq::v1::GROUP_BY_HOST || !request.host().empty()) {
+  if (by == apq::v1::GROUP_BY_HOST || !request.host.empty()) {
     const int64_t first = FloorDiv(range ? since : at, kHourMillis), last = FloorDiv(at, kHourMillis);
     const char* value = range ? "c.peak_bytes" : "c.bytes";
     const char* variance = range ? "c.peak_variance" : "c.variance";
@@ -120,10 +109,10 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
     absl::StatusOr<Statement> newest =
         reader_.Prepare("SELECT max(minute) FROM cluster_samples WHERE cluster = ?1 AND minute <= ?2");
     if (!newest.ok()) return newest.status();
-    newest->Bind(1, request.cluster()).Bind(2, last);
+    newest->Bind(1, request.cluster).Bind(2, last);
     absl::StatusOr<bool> row = newest->Step();
     if (!row.ok()) return row.status();
-    if (newest->IsNull(0)) return apq::v1::TopResponse();  // no sample yet
+    if (newest->IsNull(0)) return HistoryTop();  // no sample yet
     first = last = newest->Int(0);
   }
   const bool minutes = first >= minute_horizon;
@@ -135,9 +124,7 @@ absl::StatusOr<apq::v1::TopResponse> Store::TopFromHistory(const apq::v1::TopReq
   absl::StatusOr<Statement> hosts =
       reader_.Prepare("SELECT max(hosts) FROM cluster_samples WHERE cluster = ?1 AND minute BETWEEN ?2 AND ?3");
   if (!hosts.ok()) return hosts.status();
-  hosts->Bind(1, request.cluster())
-      .Bind(2, first * unit / kMinuteMillis)
-      .Bind(3, (last + 1) * unit / kMinuteMillis - 1);
+  hosts->Bind(1, request.cluster).Bind(2, first * unit / kMinuteMillis).Bind(3, (last + 1) * unit / kMinuteMillis - 1);
   absl::StatusOr<bool> row = hosts->Step();
   if (!row.ok()) return row.status();
   const auto hosts_sampled = static_cast<uint32_t>(hosts->Int(0));
@@ -229,34 +216,28 @@ absl::StatusOr<DiffSide> Store::HistoryForDiff(const std::string& cluster, const
   return side;
 }
 
-absl::StatusOr<apq::v1::TopResponse> Store::HistoryRows(const apq::v1::TopRequest& request, const std::string& sql,
-                                                        int64_t first, int64_t last, int64_t unit_millis,
-                                                        uint32_t hosts_sampled) {
-  absl::StatusOr<Statement> query = reader_.Prepare(sql);
-  if (!query.ok()) return query.status();
-  query->Bind(1, first)
+absl::StatusOr<Store::HistoryTop> Store::HistoryRows(const HistoryQuery& request, const std::string& sql, int64_t first,
+                                                     int64_t last, int64_t unit_millis, uint32_t hosts_sampled) {
+  APQ_ASSIGN_OR_RETURN(Statement query, reader_.Prepare(sql));
+  query.Bind(1, first)
       .Bind(2, last)
-      .Bind(3, request.cluster())
-      .BindBlob(4, request.build_id())
-      .Bind(5, request.frame_substring())
-      .Bind(6, request.top() == 0 ? int64_t{-1} : static_cast<int64_t>(request.top()));
-  if (query->Parameters() >= 7) query->Bind(7, request.host());
-  apq::v1::TopResponse response;
-  absl::Status status = query->ForEachRow([&] {
-    apq::v1::TopEntry* entry = response.add_entries();
-    entry->set_key(query->Text(0));
-    entry->set_bytes_outstanding(query->Double(1));
-    entry->set_standard_error(std::sqrt(std::max(0.0, query->Double(2))));
-    entry->set_hosts(static_cast<uint32_t>(query->Int(3)));
-    response.set_hosts_selected(std::max(response.hosts_selected(), entry->hosts()));
+      .Bind(3, request.cluster)
+      .BindBlob(4, request.build_id)
+      .Bind(5, request.frame)
+      .Bind(6, request.top == 0 ? int64_t{-1} : static_cast<int64_t>(request.top));
+  if (query.Parameters() >= 7) query.Bind(7, request.host);
+  HistoryTop top;
+  APQ_RETURN_IF_ERROR(query.ForEachRow([&] {
+    top.rows.push_back(
+        {query.Text(0), query.Double(1), std::max(0.0, query.Double(2)), static_cast<uint32_t>(query.Int(3))});
+    top.hosts_selected = std::max(top.hosts_selected, top.rows.back().hosts);
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  if (hosts_sampled) response.set_hosts_selected(hosts_sampled);
-  response.set_first_sample_unix_millis(first * unit_millis);
-  response.set_last_sample_unix_millis(last * unit_millis);
-  response.set_resolution_millis(unit_millis);
-  return response;
+  }));
+  if (hosts_sampled) top.hosts_selected = hosts_sampled;
+  top.first_ms = first * unit_millis;
+  top.last_ms = last * unit_millis;
+  top.resolution_ms = unit_millis;
+  return top;
 }
 
 }  // namespace apq

@@ -105,13 +105,11 @@ TEST_F(StoreTest, RestartMidStreamLosesAndDuplicatesNothing) {
   EpochState reloaded;
   ASSERT_TRUE(OpenEpochState(*store, hello_, &reloaded).ok());
   ExpectStateMatches(reloaded, tracker, /*last_report_classified=*/true);
-  absl::StatusOr<apq::v1::HostsResponse> hosts = store->Hosts([] {
-    apq::v1::HostsRequest request;
-    request.set_cluster("prod");
-    return request;
-  }());
-  ASSERT_TRUE(hosts.ok() && hosts->hosts_size() == 1);
-  EXPECT_EQ(hosts->hosts(0).classified_unix_millis(), 5039);
+  absl::StatusOr<std::vector<Store::HostRow>> hosts = store->Hosts("prod");
+  ASSERT_TRUE(hosts.ok() && hosts->size() == 1);
+  apq::v1::HostMemory memory;
+  ASSERT_TRUE(memory.ParseFromString((*hosts)[0].memory));
+  EXPECT_EQ(memory.classified_unix_millis(), 5039);
 }
 
 // Hosts and epochs as schema version 2 made them.
