@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <iostream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -28,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/privileges.h"
+#include "common/log.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "page_tracker.skel.h"
@@ -231,7 +231,7 @@ absl::StatusOr<std::unique_ptr<BpfPageTracker>> BpfPageTracker::Start(const BpfT
   libbpf_set_print(PrintLibbpf);
   absl::StatusOr<bool> mounted = EnsureTracefs();
   if (!mounted.ok()) return mounted.status();
-  if (*mounted) std::cerr << "apq-agent: tracefs was not mounted; mounted it for the kmem tracepoints" << std::endl;
+  if (*mounted) APQ_LOG() << "tracefs was not mounted; mounted it for the kmem tracepoints";
 
   absl::StatusOr<std::string> zoneinfo = ReadFileToString("/proc/zoneinfo");
   if (!zoneinfo.ok()) return zoneinfo.status();

@@ -1,7 +1,6 @@
 #include "agent/classifications.h"
 
-#include <iostream>
-
+#include "common/log.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 
@@ -19,7 +18,7 @@ std::optional<ClassifiedPages> Classifications::MaybeClassify(TrackerSnapshot* s
   }
   if (classified.status().message() != last_error_) {
     last_error_ = std::string(classified.status().message());
-    std::cerr << "apq-agent: pages not classified (shown as not yet classified): " << last_error_ << std::endl;
+    APQ_LOG() << "pages not classified (shown as not yet classified): " << last_error_;
   }
   return std::nullopt;
 }

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <optional>
-#include <iostream>
 #include <random>
 #include <thread>
 
@@ -22,6 +21,7 @@
 #include "agent/stop_signals.h"
 #include "apq/v1/apq.grpc.pb.h"
 #include "agent/agent_metrics.h"
+#include "common/log.h"
 #include "common/build_id.h"
 #include "common/http_server.h"
 #include "common/prometheus.h"
@@ -148,7 +148,7 @@ class Connection {
 std::optional<uint64_t> HeldAtStartBytes() {
   absl::StatusOr<PageCensus> census = TakePageCensus();
   if (census.ok()) return census->HiddenEstimate() * kPageSize;
-  std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << std::endl;
+  APQ_LOG() << "no census of pages in use at start: " << census.status().message();
   return std::nullopt;
 }
 
@@ -175,12 +175,12 @@ absl::Status RunFleet(const FleetOptions& options) {
   for (const std::string& path : (*tracker)->coverage().hooked_paths) coverage.add_hooked(path);
   for (const std::string& path : (*tracker)->coverage().blind_paths) coverage.add_not_visible(path);
 
-  std::cerr << "apq-agent: tracing started, mode "
+  APQ_LOG() << "tracing started, mode "
             << (options.tracker.sampling.exact()
                     ? "exact"
                     : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
             << ", streaming to " << options.aggregator << (options.tls.ca.empty() ? " (plaintext)" : " (TLS)") << " as "
-            << hello->cluster() << "/" << hello->host() << std::endl;
+            << hello->cluster() << "/" << hello->host();
 
   // Before any thread exists (capabilities are per thread; new threads
   // copy their maker's): gRPC's and the HTTP server's come after.
@@ -216,7 +216,7 @@ absl::Status RunFleet(const FleetOptions& options) {
                                                         now.losses.set_reports_dropped(reports.reports_dropped());
                                                         return PrometheusText(AgentMetrics(now));
                                                       }}}));
-    std::cerr << "apq-agent: metrics on port " << metrics->port() << std::endl;
+    APQ_LOG() << "metrics on port " << metrics->port();
   }
   APQ_RETURN_IF_ERROR(
       AnnounceReady(options.ready_file, metrics ? ReadyFacts{{"metrics_port", metrics->port()}} : ReadyFacts{}));
@@ -258,8 +258,7 @@ absl::Status RunFleet(const FleetOptions& options) {
       if (ended.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
         // The aggregator refused a report: resending it would be refused
         // again. Say why, and start over from a full snapshot.
-        std::cerr << "apq-agent: the aggregator refused a report: " << ended.error_message()
-                  << "; sending a full snapshot" << std::endl;
+        APQ_LOG() << "the aggregator refused a report: " << ended.error_message() << "; sending a full snapshot";
         absl::MutexLock lock(&mu);
         reports.RequestSnapshot();
       } else if (ended.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
@@ -267,8 +266,8 @@ absl::Status RunFleet(const FleetOptions& options) {
         // Not granted, or over a limit: the reports stay buffered and go
         // again on the next connection. Said once per reason, not per retry.
         if (ended.error_message() != last_refusal) {
-          std::cerr << "apq-agent: the stream to the aggregator ended: " << ended.error_message()
-                    << "; reports stay buffered, retrying" << std::endl;
+          APQ_LOG() << "the stream to the aggregator ended: " << ended.error_message()
+                    << "; reports stay buffered, retrying";
           last_refusal = ended.error_message();
         }
       }
@@ -315,9 +314,9 @@ absl::Status RunFleet(const FleetOptions& options) {
     }
     if (!was_connected || connected != *was_connected) {
       absl::MutexLock lock(&mu);
-      std::cerr << "apq-agent: " << (connected ? "connected to " : "aggregator unreachable: ") << options.aggregator
-                << ", " << reports.unacknowledged().size() << " reports (" << reports.queued_bytes()
-                << " bytes) unacknowledged" << std::endl;
+      APQ_LOG() << (connected ? "connected to " : "aggregator unreachable: ") << options.aggregator << ", "
+                << reports.unacknowledged().size() << " reports (" << reports.queued_bytes()
+                << " bytes) unacknowledged";
       was_connected = connected;
     }
     double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -338,9 +337,9 @@ absl::Status RunFleet(const FleetOptions& options) {
     }
     connection->SendPending(&total_bytes_sent, &reports_sent);
   }
-  std::cerr << "apq-agent: sent " << total_bytes_sent << " bytes of reports and symbols over " << intervals
+  APQ_LOG() << "sent " << total_bytes_sent << " bytes of reports and symbols over " << intervals
             << " intervals; classified the pages " << classifications.done() << " times, "
-            << absl::StrFormat("%.2f", classifications.seconds()) << " s in all" << std::endl;
+            << absl::StrFormat("%.2f", classifications.seconds()) << " s in all";
   return absl::OkStatus();
 }
 

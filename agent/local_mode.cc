@@ -17,6 +17,7 @@
 #include "agent/report.h"
 #include "agent/start_holders.h"
 #include "agent/stop_signals.h"
+#include "common/log.h"
 #include "common/build_id.h"
 #include "common/explanation.h"
 #include "common/files.h"
@@ -108,14 +109,14 @@ absl::Status RunLocal(const LocalOptions& options) {
   APQ_ASSIGN_OR_RETURN(std::unique_ptr<BpfPageTracker> tracker, BpfPageTracker::Start(options.tracker));
   APQ_ASSIGN_OR_RETURN(TrackerSnapshot first, tracker->Snapshot());
   absl::StatusOr<PageCensus> census = TakePageCensus();
-  if (!census.ok()) std::cerr << "apq-agent: no census of pages in use at start: " << census.status().message() << "\n";
+  if (!census.ok()) APQ_LOG() << "no census of pages in use at start: " << census.status().message();
   APQ_ASSIGN_OR_RETURN(const KernelSymbols symbols, KernelSymbols::LoadFromProc());
 
-  std::cerr << "apq-agent: tracing started, mode "
+  APQ_LOG() << "tracing started, mode "
             << (options.tracker.sampling.exact()
                     ? "exact"
                     : absl::StrCat("sampled, --sample-bytes ", options.tracker.sampling.sample_bytes()))
-            << ", hooks: " << tracker->coverage().program_type << std::endl;
+            << ", hooks: " << tracker->coverage().program_type;
   APQ_RETURN_IF_ERROR(AnnounceReady(options.ready_file, {}));
 
   std::optional<apq::v1::StartCensus> start_census;

@@ -1,7 +1,6 @@
 // apq-agent: attributes every page-allocator page to the kernel call path,
 // process and cgroup that took it. --local prints the top paths of this host.
 #include <cmath>
-#include <iostream>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -11,6 +10,7 @@
 #include "common/client_tls_flags.h"
 #include "agent/local_mode.h"
 #include "common/help.h"
+#include "common/log.h"
 #include "common/ready_file.h"
 #include "common/requests.h"
 #include "common/status_macros.h"
@@ -152,9 +152,10 @@ const apq::ProgramHelp kHelp = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  apq::SetLogProgram("apq-agent");
   std::vector<std::string> positional = apq::ParseFlagsOrHelp(argc, argv, kHelp);
   if (positional.size() > 1) {
-    std::cerr << "apq-agent: unexpected argument '" << positional[1] << "' (apq-agent --help lists the flags)\n";
+    APQ_LOG() << "unexpected argument '" << positional[1] << "' (apq-agent --help lists the flags)";
     return apq::kExitBadUsage;
   }
   return apq::ExitStatusOf("apq-agent", Run());

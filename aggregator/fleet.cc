@@ -1,7 +1,6 @@
 #include "aggregator/fleet.h"
 
 #include <cmath>
-#include <iostream>
 #include <optional>
 
 #include "aggregator/epoch_rows.h"
@@ -9,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/files.h"
 #include "aggregator/query_diff.h"
 #include "aggregator/query_explain.h"
@@ -270,8 +270,8 @@ absl::Status Fleet::Commit(const std::vector<const EpochWrite*>& writes) {
     return status;
   }
   ++commits_failed_;
-  std::cerr << "apq-aggregator: storing " << writes.size() << " reports failed (their streams end; agents "
-            << "resend): " << status.message() << std::endl;
+  APQ_LOG() << "storing " << writes.size() << " reports failed (their streams end; agents "
+            << "resend): " << status.message();
   // Memory ran ahead of the file: take the file's state back, so the
   // agents' resends apply again.
   absl::flat_hash_set<int64_t> reloaded;

@@ -2,7 +2,6 @@
 // answers fleet queries.
 #include <signal.h>
 
-#include <iostream>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -10,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "common/files.h"
 #include "aggregator/ingest_service.h"
 #include "aggregator/query_web.h"
@@ -90,9 +90,8 @@ absl::Status Run() {
   if (!credentials.ok()) return credentials.status();
   const std::string listen = absl::GetFlag(FLAGS_listen);
   if (!apq::IsLoopback(listen) && tls.client_ca.empty()) {
-    std::cerr << "apq-aggregator: warning: " << listen << " is reachable beyond this machine and "
-              << (tls.cert.empty() ? "unencrypted (no --tls-cert)" : "admits any client (no --tls-client-ca)")
-              << std::endl;
+    APQ_LOG() << "warning: " << listen << " is reachable beyond this machine and "
+              << (tls.cert.empty() ? "unencrypted (no --tls-cert)" : "admits any client (no --tls-client-ca)");
   }
   const bool client_certificates = !tls.client_ca.empty();
   const std::string http_address = absl::GetFlag(FLAGS_http);
@@ -130,13 +129,13 @@ absl::Status Run() {
         apq::HttpServer::Start(http_address, apq::HttpRoutes(fleet->get(), apq::UnixMillis));
     if (!started.ok()) return started.status();
     http = std::move(*started);
-    std::cerr << "apq-aggregator: http on port " << http->port() << " (/ the web view, /metrics)" << std::endl;
+    APQ_LOG() << "http on port " << http->port() << " (/ the web view, /metrics)";
   }
-  std::cerr << "apq-aggregator: listening on port " << port << ", "
+  APQ_LOG() << "listening on port " << port << ", "
             << (tls.cert.empty()        ? "plaintext"
                 : tls.client_ca.empty() ? "TLS"
                                         : "mutual TLS")
-            << ", database " << absl::GetFlag(FLAGS_db) << std::endl;
+            << ", database " << absl::GetFlag(FLAGS_db);
   apq::ReadyFacts ready = {{"grpc_port", port}};
   if (http) ready.emplace_back("http_port", http->port());
   APQ_RETURN_IF_ERROR(apq::AnnounceReady(apq::ReadyFileFromFlag(), ready));
@@ -148,9 +147,9 @@ absl::Status Run() {
         absl::Milliseconds(sample_millis - apq::UnixMillis() % sample_millis))) {
       const absl::Time start = absl::Now();
       if (absl::Status status = (*fleet)->Sample(); !status.ok()) {
-        std::cerr << "apq-aggregator: history sample not stored: " << status.message() << std::endl;
+        APQ_LOG() << "history sample not stored: " << status.message();
       } else if (absl::Duration took = absl::Now() - start; took >= absl::Seconds(1)) {
-        std::cerr << "apq-aggregator: slow history sample: " << absl::FormatDuration(took) << std::endl;
+        APQ_LOG() << "slow history sample: " << absl::FormatDuration(took);
       }
     }
   });
@@ -188,10 +187,10 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  apq::SetLogProgram("apq-aggregator");
   std::vector<std::string> positional = apq::ParseFlagsOrHelp(argc, argv, kHelp);
   if (positional.size() > 1) {
-    std::cerr << "apq-aggregator: unexpected argument '" << positional[1]
-              << "' (apq-aggregator --help lists the flags)\n";
+    APQ_LOG() << "unexpected argument '" << positional[1] << "' (apq-aggregator --help lists the flags)";
     return apq::kExitBadUsage;
   }
   return apq::ExitStatusOf("apq-aggregator", Run());
