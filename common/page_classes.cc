@@ -146,11 +146,13 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
     Chunk& chunk = chunks_[i];
     const bool same_owners = chunk.read && chunk.fingerprint == fingerprint;
     if (same_owners && chunk.settled && (!full || !owned)) continue;
-    // Read with new owners, a chunk is read once more at the next pass: a
-    // page its owner was still building (page cache not yet up to date, an
-    // anonymous page not yet mapped) shows no flag, and would otherwise be
-    // left to its path's class until the next full pass.
+    // Read with new owners, a chunk with an owned page of no class flag is
+    // read once more at the next pass: a page its owner was still building
+    // (page cache not yet up to date, an anonymous page not yet mapped)
+    // shows no flag, and would otherwise be left to its path's class until
+    // the next full pass. A page with its class flag is not being built.
     Chunk next{fingerprint, true, same_owners, 0, {}};
+    bool unflagged = false;
     if (owned) {
       absl::StatusOr<size_t> read = read_flags(first, count, flags.data());
       if (!read.ok()) return read.status();
@@ -166,8 +168,10 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
           continue;
         }
         const std::optional<PageClass> page_class = FlagClassOf(f);
+        unflagged |= !page_class.has_value();
         ++pages[{owners[j], static_cast<uint8_t>(page_class ? *page_class : kNumPageClasses)}];
       }
+      next.settled = same_owners || !unflagged;
       next.counts.reserve(pages.size());
       for (const auto& [key, n] : pages) next.counts.push_back({key.first, n, key.second});
     }

@@ -78,8 +78,8 @@ ClassPageCounts PagesByClassOf(const OwnerPageClasses& owner, PageClass unflagge
 // chunks of the table whose owner ids changed since they were last read,
 // and once more at the pass after (every chunk when `full`), so pages
 // allocated since the last report are classified at every report for about
-// the cost of hashing the table, and settled by the next one: a page whose
-// owner was still building it (no flag yet) is read again. A page whose
+// the cost of hashing the table, and settled by the next one: a chunk with a
+// page of no class flag (its owner may still be building it) is read again. A page whose
 // flags change later while its owner stays keeps its old class until its
 // chunk changes or the next full pass.
 class PageClassTally {
@@ -110,7 +110,7 @@ class PageClassTally {
   struct Chunk {
     uint64_t fingerprint = 0;  // of its owner ids when last read
     bool read = false;
-    bool settled = false;  // read twice with the same owners
+    bool settled = false;  // read twice with the same owners, or read with every page flagged
     uint32_t free_pages = 0;
     std::vector<Count> counts;
   };

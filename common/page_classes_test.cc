@@ -157,6 +157,27 @@ TEST(PageClassesTest, FlagsChangedUnderTheSameOwnerAreSeenByTheNextPassThenByAFu
   EXPECT_TRUE(tally.owners().empty()) << "an owner with no page is dropped";
 }
 
+// Pages that carry their class flag are not being built: a chunk of only
+// such pages, read with new owners, is not read again by the next pass (the
+// start-up pass would otherwise be paid twice).
+TEST(PageClassesTest, ChunksWhosePagesAllCarryAClassFlagAreSettledAtOnce) {
+  using namespace kpf;
+  const uint64_t kPfns = 2 * PageClassTally::kChunkPfns;
+  std::vector<uint32_t> owners(kPfns, 4);
+  std::vector<uint64_t> flags(kPfns, Bits({kLru, kAnon}));
+  flags[PageClassTally::kChunkPfns + 3] = 0;  // the second chunk has one page of no flag
+  PageClassTally tally(kPfns);
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.pfns_read_last_pass(), kPfns);
+  flags[PageClassTally::kChunkPfns + 3] = Bits({kLru, kAnon});  // mapped since
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.pfns_read_last_pass(), PageClassTally::kChunkPfns) << "only the chunk with an unflagged page";
+  EXPECT_EQ(tally.owners().at(4).flagged[apq::v1::PAGE_CLASS_ANON], kPfns);
+  EXPECT_EQ(tally.owners().at(4).unflagged, 0u);
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.pfns_read_last_pass(), 0u);
+}
+
 // A read that fails leaves the chunks it did not read to the next pass.
 TEST(PageClassesTest, AFailedReadIsMadeGoodByTheNextPass) {
   const uint64_t kPfns = 3 * PageClassTally::kChunkPfns;
