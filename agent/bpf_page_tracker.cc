@@ -464,6 +464,7 @@ absl::Status BpfPageTracker::RefreshTables(uint64_t stacks_created, uint64_t own
 absl::StatusOr<TrackerSnapshot> BpfPageTracker::Snapshot() {
   TrackerSnapshot snapshot;
   snapshot.monotonic_seconds = MonotonicSeconds();
+  snapshot.unix_millis = UnixMillis();
   int counters_fd = bpf_map__fd(state_->skel->maps.counters);
   for (uint32_t i = 0; i < APQ_NR_COUNTERS; ++i) {
     absl::StatusOr<uint64_t> value = SumPerCpu(counters_fd, i, state_->nr_cpus);

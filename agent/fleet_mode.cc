@@ -234,7 +234,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     const apq::v1::Losses losses = LossesOf(*snapshot);
     {
       absl::MutexLock lock(&mu);
-      reports.Add(*snapshot, losses, coverage, UnixMillis(), classified ? &*classified : nullptr);
+      reports.Add(*snapshot, losses, coverage, snapshot->unix_millis, classified ? &*classified : nullptr);
     }
     {
       absl::MutexLock lock(&health_mu);
@@ -333,7 +333,7 @@ absl::Status RunFleet(const FleetOptions& options) {
     if (last.ok()) {
       std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&*last);
       absl::MutexLock lock(&mu);
-      reports.Add(*last, LossesOf(*last), coverage, UnixMillis(), classified ? &*classified : nullptr);
+      reports.Add(*last, LossesOf(*last), coverage, last->unix_millis, classified ? &*classified : nullptr);
     }
     connection->SendPending(&total_bytes_sent, &reports_sent);
   }

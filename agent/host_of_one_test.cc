@@ -2,6 +2,7 @@
 // reports, the aggregator's state and queries, and the local renderers.
 #include "agent/host_of_one.h"
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 
@@ -124,6 +125,24 @@ TEST_F(HostOfOneTest, ExactModeMergesStacksByPathAndSplitsByProcess) {
   EXPECT_EQ(top->entries(1).bytes_outstanding(), 10.0 * 4096) << "order 1: counted in pages";
   EXPECT_EQ(top->entries(2).key(), "[stack unknown]");
   EXPECT_EQ(top->unclassified_bytes(), 0);
+
+  // A second later tcp_sendmsg's owner has freed all its pages: the path
+  // holds nothing, and still shows what it freed (all pages); a class view
+  // lists only what holds its pages.
+  TrackerSnapshot later = Now();
+  later.new_stacks.clear();
+  later.owners[2].counters.pages_outstanding = 0;
+  ASSERT_TRUE(host.Add(later, {}, {}, 21'000, nullptr).ok());
+  top = host.Top(Request(apq::v1::CLASS_FILTER_ALL));
+  ASSERT_TRUE(top.ok()) << top.status();
+  const auto tcp = std::find_if(top->entries().begin(), top->entries().end(),
+                                [](const apq::v1::TopEntry& entry) { return entry.key() == kTcpPath; });
+  ASSERT_NE(tcp, top->entries().end()) << top->DebugString();
+  EXPECT_EQ(tcp->bytes_outstanding(), 0);
+  EXPECT_DOUBLE_EQ(tcp->free_bytes_per_second(), 10.0 * 4096);
+  top = host.Top(Request(apq::v1::CLASS_FILTER_HIDDEN));
+  ASSERT_TRUE(top.ok()) << top.status();
+  for (const apq::v1::TopEntry& entry : top->entries()) EXPECT_NE(entry.key(), kTcpPath);
 }
 
 TEST_F(HostOfOneTest, SampledModeWeightsPagesAndReportsError) {

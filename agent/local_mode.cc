@@ -142,7 +142,7 @@ absl::Status RunLocal(const LocalOptions& options) {
 
   const double first_seconds = first.monotonic_seconds;
   classifications.MaybeClassify(&first, /*wanted=*/false);
-  APQ_RETURN_IF_ERROR(host.Add(first, LossesOf(first), coverage, UnixMillis(), nullptr));
+  APQ_RETURN_IF_ERROR(host.Add(first, LossesOf(first), coverage, first.unix_millis, nullptr));
   // A profile is written once, at the end (--duration or SIGINT/SIGTERM).
   const bool final_only = options.format == OutputFormat::kPprof ||
                           (options.duration_seconds > 0 && options.format != OutputFormat::kTable);
@@ -163,7 +163,7 @@ absl::Status RunLocal(const LocalOptions& options) {
     // Classifying walks the pfn table and /proc/kpageflags: only for reports that are printed.
     const std::optional<ClassifiedPages> classified = classifications.MaybeClassify(&now, print);
     const apq::v1::Losses losses = LossesOf(now);
-    APQ_RETURN_IF_ERROR(host.Add(now, losses, coverage, UnixMillis(), classified ? &*classified : nullptr));
+    APQ_RETURN_IF_ERROR(host.Add(now, losses, coverage, now.unix_millis, classified ? &*classified : nullptr));
     if (!print) continue;
     if (options.explain) {
       APQ_RETURN_IF_ERROR(PrintExplanation(host, options, classifications.last_error()));

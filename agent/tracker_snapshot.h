@@ -34,6 +34,7 @@ struct TrackerSnapshot {
     apq_owner_counters counters{};
   };
   double monotonic_seconds = 0;
+  int64_t unix_millis = 0;    // the same moment by the wall clock: the report's time, so rates divide by it
   std::vector<Owner> owners;  // includes the overflow owner when it holds pages
   // Stacks first seen by this snapshot: id -> return addresses, innermost
   // first. A stack's frames are delivered once; consumers keep what they need.

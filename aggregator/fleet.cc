@@ -372,7 +372,9 @@ absl::StatusOr<apq::v1::TopResponse> Fleet::Top(const apq::v1::TopRequest& reque
       return absl::InvalidArgumentError(
           "history keeps outstanding bytes only: allocations (pprof) answer for now only");
     }
-    if (request.pid() != 0) return absl::InvalidArgumentError("history keeps no processes: --pid answers for now only");
+    if (request.pid() != 0 || request.with_processes()) {
+      return absl::InvalidArgumentError("history keeps no processes: --pid and --processes answer for now only");
+    }
     if (request.class_filter() != apq::v1::CLASS_FILTER_ALL) {
       return absl::InvalidArgumentError(
           "history keeps every page class together: --class hidden or visible answers for now only (use --class all "

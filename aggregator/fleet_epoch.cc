@@ -135,7 +135,9 @@ absl::StatusOr<EpochState::Outcome> EpochState::Apply(const apq::v1::Report& rep
     memory_.reset();
   }
   // A clock that went back, or a first report: no interval.
-  const int64_t since_last = report.unix_millis() - last_report_millis_;
+  // Hostile times must not overflow: a difference that does counts as none.
+  int64_t since_last = 0;
+  if (__builtin_sub_overflow(report.unix_millis(), last_report_millis_, &since_last)) since_last = 0;
   interval_millis_ = !report.full_snapshot() && last_report_millis_ != 0 && since_last > 0 ? since_last : 0;
   last_report_millis_ = report.unix_millis();
   if (report.has_memory()) memory_ = report.memory();

@@ -2,6 +2,7 @@
 // connection does, what the aggregator holds equals what the agent counted.
 #include "aggregator/fleet_epoch.h"
 
+#include <cstdint>
 #include <random>
 
 #include "agent/report_stream.h"
@@ -364,7 +365,11 @@ TEST(EpochStateTest, RatesCoverTheLastIntervalOnly) {
   ASSERT_TRUE(state.Apply(report(4, 5'000, {{2, 1, 1}})).ok());
   EXPECT_EQ(state.interval_seconds(), 0);
   EXPECT_EQ(state.PagesInLastInterval(state.series().at(2)), std::make_pair(uint64_t{0}, uint64_t{0}));
-  apq::v1::Report snapshot = report(5, 6'000, {{2, 9, 9}});
+  // Hostile times: a difference past int64 counts as no interval.
+  ASSERT_TRUE(state.Apply(report(5, INT64_MIN, {{2, 1, 1}})).ok());
+  ASSERT_TRUE(state.Apply(report(6, INT64_MAX, {{2, 1, 1}})).ok());
+  EXPECT_EQ(state.interval_seconds(), 0);
+  apq::v1::Report snapshot = report(7, 6'000, {{2, 9, 9}});
   snapshot.set_full_snapshot(true);
   ASSERT_TRUE(state.Apply(snapshot).ok());
   EXPECT_EQ(state.interval_seconds(), 0) << "absolute values carry no interval";

@@ -103,8 +103,10 @@ absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, Path
         held.free_per_second = plan->EstimateBytes(order, freed) / seconds;
       }
       if (!EstimateClasses(*plan, order, series, filter, basis, &held)) {
-        const bool active = series.pages_allocated > 0 || held.alloc_per_second > 0 || held.free_per_second > 0;
-        if (idle == IdleSeries::kSkip || !active) continue;
+        const bool active = held.alloc_per_second > 0 || held.free_per_second > 0;
+        const bool passed = idle == IdleSeries::kIncludeIdle ? active || series.pages_allocated > 0
+                                                             : idle == IdleSeries::kIncludeActive && active;
+        if (!passed) continue;
         held.bytes = held.variance = 0;
         held.class_bytes = held.class_variance = {};
       }
@@ -160,6 +162,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
           }
           held.bytes = SumSelected(filter, all.class_bytes);
           held.variance = SumSelected(filter, all.class_variance);
+          // A class view lists what holds its pages: churn alone is not a row.
           if (held.bytes <= 0 && (!request.with_allocated() || all.allocated_bytes <= 0)) return;
         }
         absl::string_view key;
@@ -204,7 +207,7 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
           ++group.hosts;
         }
       },
-      request.with_allocated() ? IdleSeries::kIncludeIdle : IdleSeries::kSkip);
+      request.with_allocated() ? IdleSeries::kIncludeIdle : IdleSeries::kIncludeActive);
   if (!status.ok()) return status;
   apq::v1::TopResponse response;
   response.set_hosts_selected(static_cast<uint32_t>(epochs.size()));
@@ -215,11 +218,15 @@ absl::StatusOr<apq::v1::TopResponse> TopOfEpochs(const std::vector<const HostEpo
     table->set_object(object);
     table->set_build_id(build_id);
   }
-  std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
-  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;
+  // Pointers: a group holds its path's objects and its holders, not to be copied.
+  std::vector<const std::pair<const std::string, Group>*> sorted;
+  sorted.reserve(groups.size());
+  for (const auto& entry : groups) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return a->second.bytes != b->second.bytes ? a->second.bytes > b->second.bytes : a->first < b->first;
   });
-  for (const auto& [key, group] : sorted) {
+  for (const auto* sorted_entry : sorted) {
+    const auto& [key, group] = *sorted_entry;
     if (request.top() != 0 && static_cast<uint32_t>(response.entries_size()) >= request.top()) break;
     apq::v1::TopEntry* entry = response.add_entries();
     entry->set_key(key);

@@ -51,9 +51,11 @@ enum class ClassBasis {
 // selected classes, with its path and estimated bytes. Series of unsampled
 // pages are skipped: the sampled stacks' estimates stand for them. Epochs
 // whose sampling plan is invalid (a hostile Hello) contribute nothing.
-// With kIncludeIdle, series holding none of the selected pages but with
-// allocations are passed too (bytes 0), for allocation totals.
-enum class IdleSeries { kSkip, kIncludeIdle };
+// With kIncludeActive, series holding none of the selected pages but that
+// allocated or freed over their host's last interval are passed too (bytes
+// 0), for rates; with kIncludeIdle, also those with any allocation since
+// their agent started, for allocation totals.
+enum class IdleSeries { kSkip, kIncludeActive, kIncludeIdle };
 absl::Status ForEachHeldSeries(const std::vector<const HostEpoch*>& epochs, PathNamer* namer, ClassFilter filter,
                                ClassBasis basis, const std::function<void(const SeriesBytes&)>& on_series,
                                IdleSeries idle = IdleSeries::kSkip);

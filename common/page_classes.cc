@@ -146,13 +146,15 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
     Chunk& chunk = chunks_[i];
     const bool same_owners = chunk.read && chunk.fingerprint == fingerprint;
     if (same_owners && chunk.settled && (!full || !owned)) continue;
-    // Read with new owners, a chunk with an owned page of no class flag is
-    // read once more at the next pass: a page its owner was still building
-    // (page cache not yet up to date, an anonymous page not yet mapped)
-    // shows no flag, and would otherwise be left to its path's class until
-    // the next full pass. A page with its class flag is not being built.
+    // Read with new owners, a chunk is read once more at the next pass if
+    // one of its owned pages may still be being built: one of no class flag
+    // (page cache not yet up to date, an anonymous page not yet mapped),
+    // which would otherwise be left to its path's class until the next full
+    // pass, or one up to date but on no LRU list (an anonymous page is
+    // marked up to date before it is mapped). Slab, page tables, hugetlb,
+    // unevictable and LRU pages are what they will stay.
     Chunk next{fingerprint, true, same_owners, 0, {}};
-    bool unflagged = false;
+    bool unsettled = false;
     if (owned) {
       absl::StatusOr<size_t> read = read_flags(first, count, flags.data());
       if (!read.ok()) return read.status();
@@ -168,10 +170,12 @@ absl::Status PageClassTally::Pass(const uint32_t* owner_of_pfn, bool full, const
           continue;
         }
         const std::optional<PageClass> page_class = FlagClassOf(f);
-        unflagged |= !page_class.has_value();
+        // Up to date but on no LRU list yet: a page cache page, or an
+        // anonymous page before it is mapped (marked up to date first).
+        unsettled |= !page_class || (*page_class == apq::v1::PAGE_CLASS_FILE && !kpf::Has(f, kpf::kLru));
         ++pages[{owners[j], static_cast<uint8_t>(page_class ? *page_class : kNumPageClasses)}];
       }
-      next.settled = same_owners || !unflagged;
+      next.settled = same_owners || !unsettled;
       next.counts.reserve(pages.size());
       for (const auto& [key, n] : pages) next.counts.push_back({key.first, n, key.second});
     }

@@ -157,9 +157,9 @@ TEST(PageClassesTest, FlagsChangedUnderTheSameOwnerAreSeenByTheNextPassThenByAFu
   EXPECT_TRUE(tally.owners().empty()) << "an owner with no page is dropped";
 }
 
-// Pages that carry their class flag are not being built: a chunk of only
-// such pages, read with new owners, is not read again by the next pass (the
-// start-up pass would otherwise be paid twice).
+// Pages on an LRU list (or slab, page tables...) are not being built: a
+// chunk of only such pages, read with new owners, is not read again by the
+// next pass (the start-up pass would otherwise be paid twice).
 TEST(PageClassesTest, ChunksWhosePagesAllCarryAClassFlagAreSettledAtOnce) {
   using namespace kpf;
   const uint64_t kPfns = 2 * PageClassTally::kChunkPfns;
@@ -176,6 +176,17 @@ TEST(PageClassesTest, ChunksWhosePagesAllCarryAClassFlagAreSettledAtOnce) {
   EXPECT_EQ(tally.owners().at(4).unflagged, 0u);
   ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
   EXPECT_EQ(tally.pfns_read_last_pass(), 0u);
+  // An anonymous page is marked up to date before it is mapped: up to date
+  // on no LRU list, it is read again, and counted as anon once mapped.
+  owners[7] = 6;
+  flags[7] = Bits({kUptodate});
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.owners().at(6).flagged[apq::v1::PAGE_CLASS_FILE], 1u);
+  flags[7] = Bits({kUptodate, kAnon, kSwapBacked});
+  ASSERT_TRUE(tally.Pass(owners.data(), false, ReaderOf(flags)).ok());
+  EXPECT_EQ(tally.pfns_read_last_pass(), PageClassTally::kChunkPfns);
+  EXPECT_EQ(tally.owners().at(6).flagged[apq::v1::PAGE_CLASS_ANON], 1u);
+  EXPECT_EQ(tally.owners().at(6).flagged[apq::v1::PAGE_CLASS_FILE], 0u);
 }
 
 // A read that fails leaves the chunks it did not read to the next pass.

@@ -61,7 +61,7 @@ std::string ProcessLines(const PathTable& table, const apq::v1::TopEntry& entry)
       continue;
     }
     // The line summing holders past the answer's own limit names itself.
-    const std::string who = holder.comm().starts_with("[")
+    const std::string who = holder.tgid() == 0 && holder.comm().starts_with("[")
                                 ? holder.comm()
                                 : absl::StrFormat("pid %d %s  %s", holder.tgid(), holder.comm(), holder.cgroup());
     out += table.DetailLine(holder.bytes(), holder.host().empty() ? who : absl::StrCat(holder.host(), ": ", who));

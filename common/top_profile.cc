@@ -61,7 +61,7 @@ MemoryProfile ProfileOfTop(const apq::v1::TopResponse& response, ClassFilter fil
   for (const apq::v1::TopEntry& entry : response.entries()) {
     const ProfileSample of_entry{FramesOf(entry), 0, 0, labels, {}};
     if (entry.processes().empty()) {
-      // Classes only in class views; the entry's total otherwise.
+      // By class where the answer splits the entry; its total otherwise (history).
       AddInUse(of_entry, entry.bytes_outstanding(), filter, entry.classes(), &profile.samples);
     }
     for (const apq::v1::PathHolder& holder : entry.processes()) {
