@@ -43,9 +43,7 @@ absl::StatusOr<apq::v1::Hello> MakeHello(const FleetOptions& options) {
   hello.set_cluster(options.cluster);
   std::string host = options.host;
   if (host.empty()) {
-    char name[256] = {};
-    if (gethostname(name, sizeof(name) - 1) != 0) return absl::InternalError("gethostname failed");
-    host = name;
+    APQ_ASSIGN_OR_RETURN(host, ThisHostName());
   }
   hello.set_host(host);
   absl::StatusOr<std::string> boot_id = ReadFileToString("/proc/sys/kernel/random/boot_id");

@@ -89,11 +89,6 @@ absl::Status Print(const apq::v1::LocalReport& report, const LocalOptions& optio
   return absl::OkStatus();
 }
 
-std::string HostName() {
-  char name[256] = {};
-  return gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : "localhost";
-}
-
 }  // namespace
 
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
@@ -129,8 +124,9 @@ absl::Status RunLocal(const LocalOptions& options) {
   for (const std::string& path : tracker->coverage().blind_paths) coverage.add_not_visible(path);
   KallsymsFrameEncoder frames(&symbols, BuildIdOfLoadedObject);
   CgroupNames cgroups;
+  APQ_ASSIGN_OR_RETURN(const std::string host_name, ThisHostName());
   HostOfOne host(
-      &frames, [&frames](const std::string& object) { return frames.SymbolTableOf(object); }, HostName(),
+      &frames, [&frames](const std::string& object) { return frames.SymbolTableOf(object); }, host_name,
       options.tracker.sampling.sample_bytes(), [&cgroups](uint64_t id) { return cgroups.NameOf(id); });
   FleetClassifier classifier(&symbols,
                              census.ok() ? std::optional<uint64_t>(census->HiddenEstimate() * kPageSize) : std::nullopt,

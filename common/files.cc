@@ -1,5 +1,7 @@
 #include "common/files.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -21,6 +23,12 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+absl::StatusOr<std::string> ThisHostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return ErrnoStatus(errno, "gethostname");
+  return std::string(name);
 }
 
 }  // namespace apq

@@ -14,6 +14,8 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 // Wall-clock milliseconds since the Unix epoch: the time reports carry.
 int64_t UnixMillis();
+// This host's name (gethostname); an error names why it could not be read.
+absl::StatusOr<std::string> ThisHostName();
 
 }  // namespace apq
 
