@@ -38,10 +38,14 @@ std::string WhenShown(const apq::v1::TopRequest& request, const apq::v1::TopResp
   return "now";
 }
 
-std::string LargestClassOf(const apq::v1::TopEntry& entry) {
+// The class holding most of the bytes a row shows: of the view's classes
+// (a hidden view's row is never labelled by the visible pages beside it).
+std::string LargestClassOf(const apq::v1::TopEntry& entry, ClassFilter filter) {
   std::array<double, kNumPageClasses> bytes{};
   for (const apq::v1::ClassAmount& amount : entry.classes()) {
-    if (apq::v1::PageClass_IsValid(amount.page_class())) bytes[amount.page_class()] += amount.bytes();
+    if (apq::v1::PageClass_IsValid(amount.page_class()) && Selected(filter, amount.page_class())) {
+      bytes[amount.page_class()] += amount.bytes();
+    }
   }
   return LargestClassName(bytes);
 }
@@ -123,8 +127,8 @@ std::string FormatTopTable(const apq::v1::TopRequest& request, const apq::v1::To
     if (rates)
       own = {ShownBytes(entry.alloc_bytes_per_second(), style), ShownBytes(entry.free_bytes_per_second(), style)};
     if (hosts) own.push_back(absl::StrCat(entry.hosts()));
-    out += table.Line(
-        {entry.bytes_outstanding(), entry.standard_error(), std::move(own), LargestClassOf(entry), std::move(path)});
+    out += table.Line({entry.bytes_outstanding(), entry.standard_error(), std::move(own),
+                       LargestClassOf(entry, request.class_filter()), std::move(path)});
     out += ProcessLines(table, entry);
   }
   return out;

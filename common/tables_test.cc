@@ -46,6 +46,14 @@ TEST_F(TopTableTest, SizesInIecUnitsAndPathsLeafFirst) {
                                "entry_SYSCALL_64_after_hwframe"));
   EXPECT_THAT(table, Not(HasSubstr(";"))) << "no folded keys in a table";
   EXPECT_THAT(table, HasSubstr(" hidden "));
+  // Mostly page cache, some hidden: in the hidden view the row is its hidden bytes, and says so.
+  apq::v1::ClassAmount* file = response_.mutable_entries(0)->add_classes();
+  file->set_page_class(apq::v1::PAGE_CLASS_FILE);
+  file->set_bytes(64 << 20);
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 0}), HasSubstr(" hidden "));
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 0}), Not(HasSubstr(" file ")));
+  request_.set_class_filter(apq::v1::CLASS_FILTER_ALL);
+  EXPECT_THAT(FormatTopTable(request_, response_, "stack", TableStyle{false, 0}), HasSubstr(" file "));
   EXPECT_THAT(table, HasSubstr("OUTSTANDING"));
   EXPECT_THAT(table, HasSubstr("CALL PATH (leaf <- callers)"));
 }
